@@ -1,0 +1,1 @@
+"""Adapters: one per orchestrator, each behind its own extra (``signoff[prefect]``, ...)."""

@@ -1,0 +1,98 @@
+"""signoff: human approval and human input steps for workflows, with one shared inbox.
+
+``import signoff`` gives the shared model, the input specs, the errors and the hub's
+client; it loads pydantic and httpx and nothing heavier. The hub (``signoff.hub``), the
+stores (``signoff.store``) and the adapters (``signoff.adapters.*``) are imported on demand.
+"""
+
+from __future__ import annotations
+
+from ._client import AsyncClient, Client
+from ._errors import (
+    AlreadyDecided,
+    Cancelled,
+    DecisionError,
+    Expired,
+    Forbidden,
+    HubError,
+    HubUnavailable,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Rejected,
+    SignoffError,
+    Unauthenticated,
+    WaitTimeout,
+)
+from ._inputs import (
+    ApprovalInput,
+    BoolInput,
+    ChoiceInput,
+    FloatInput,
+    FormInput,
+    InputSpec,
+    IntInput,
+    MultiChoiceInput,
+    TextInput,
+    input_spec,
+    parse_text,
+    validate_value,
+)
+from ._model import (
+    Decision,
+    Delivery,
+    Event,
+    EventCreate,
+    EventPage,
+    Outcome,
+    Priority,
+    Response,
+    ResponseCreate,
+    Source,
+)
+from ._rules import Identity, result_of
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyDecided",
+    "ApprovalInput",
+    "AsyncClient",
+    "BoolInput",
+    "Cancelled",
+    "ChoiceInput",
+    "Client",
+    "Decision",
+    "DecisionError",
+    "Delivery",
+    "Event",
+    "EventCreate",
+    "EventPage",
+    "Expired",
+    "FloatInput",
+    "Forbidden",
+    "FormInput",
+    "HubError",
+    "HubUnavailable",
+    "Identity",
+    "InputSpec",
+    "IntInput",
+    "InvalidInput",
+    "MultiChoiceInput",
+    "NotFound",
+    "Outcome",
+    "PayloadTooLarge",
+    "Priority",
+    "Rejected",
+    "Response",
+    "ResponseCreate",
+    "SignoffError",
+    "Source",
+    "TextInput",
+    "Unauthenticated",
+    "WaitTimeout",
+    "input_spec",
+    "parse_text",
+    "result_of",
+    "validate_value",
+]

@@ -1,0 +1,327 @@
+"""``Client`` and ``AsyncClient``: the hub's JSON API from Python.
+
+Both share :class:`_BaseClient`, which builds requests and reads answers without I/O; the two
+surfaces only send. The base URL and token come from the arguments or ``SIGNOFF_URL`` and
+``SIGNOFF_TOKEN``. Connection failures are retried with backoff (any call when the request
+never left; reads, waits, and creates with a key also after a broken answer). Errors from the
+hub become the exception classes of :mod:`signoff._errors`, carrying the hub's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+
+from ._errors import HUB_ERRORS, HubError, HubUnavailable, InvalidInput, WaitTimeout
+from ._inputs import input_spec
+from ._model import Decision, Event, EventCreate, EventPage
+
+__all__ = ["AsyncClient", "Client"]
+
+DEFAULT_URL = "http://127.0.0.1:8765"
+MAX_WAIT = 60.0
+_RETRY_ALWAYS = (httpx.ConnectError, httpx.ConnectTimeout)
+_RETRY_IDEMPOTENT = (*_RETRY_ALWAYS, httpx.ReadError, httpx.RemoteProtocolError,
+                     httpx.ReadTimeout, httpx.WriteError)
+
+
+class _BaseClient:
+    def __init__(self, url: str | None, token: str | None, channel: str | None,
+                 retry_for: float) -> None:
+        self.url = (url or os.environ.get("SIGNOFF_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token or os.environ.get("SIGNOFF_TOKEN")
+        self.retry_for = retry_for
+        self.headers = {"Accept": "application/json"}
+        if self.token:
+            self.headers["Authorization"] = f"Bearer {self.token}"
+        if channel:
+            self.headers["X-Signoff-Channel"] = channel
+
+    @staticmethod
+    def _event_body(event: EventCreate | None, fields: dict[str, Any]) -> dict[str, Any]:
+        if event is not None and fields:
+            raise TypeError("create: pass an EventCreate or keyword fields, not both")
+        if event is None:
+            if "input" in fields:
+                fields["input"] = input_spec(fields["input"])
+            fields.setdefault("name", "event")
+            event = EventCreate(**fields)
+        body = event.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # a key makes the create idempotent, so a retry after a lost answer is safe
+        body.setdefault("key", f"client:{uuid.uuid4().hex}")
+        return body
+
+    @staticmethod
+    def _raise_for(answer: httpx.Response) -> None:
+        if answer.is_success:
+            return
+        try:
+            error = answer.json()["error"]
+            code, message = error["code"], error["message"]
+        except (ValueError, KeyError, TypeError):
+            raise HubError(f"hub answered {answer.status_code}: {answer.text[:300]}") from None
+        cls = HUB_ERRORS.get(code)
+        if cls is InvalidInput:
+            raise InvalidInput(error.get("field", "?"), error.get("expected", "?"),
+                               error.get("got"), message)
+        if cls is not None:
+            raise cls(message)
+        raise HubError(f"hub answered {answer.status_code}: {message}")
+
+    @staticmethod
+    def _retryable(method: str, idempotent: bool) -> tuple[type[Exception], ...]:
+        return _RETRY_IDEMPOTENT if idempotent or method == "GET" else _RETRY_ALWAYS
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return float(min(0.1 * 2**attempt, 2.0))
+
+    @staticmethod
+    def _wait_params(wait: float) -> dict[str, Any]:
+        return {"wait": min(max(wait, 0.0), MAX_WAIT)}
+
+    @staticmethod
+    def _decision(answer: httpx.Response) -> Decision | None:
+        if answer.status_code == 204:
+            return None
+        return Decision.model_validate(answer.json())
+
+
+class Client(_BaseClient):
+    """A synchronous client for the hub.
+
+    Args:
+        url: the hub's base URL (default ``SIGNOFF_URL`` or ``http://127.0.0.1:8765``).
+        token: an API token (default ``SIGNOFF_TOKEN``).
+        channel: the channel the hub records for responses (``api`` when not given).
+        retry_for: how long, in seconds, to keep retrying a hub that cannot be reached.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 channel: str | None = None, retry_for: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(url, token, channel, retry_for)
+        self._http = httpx.Client(base_url=self.url, headers=self.headers,
+                                  timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
+                                  transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(self, method: str, path: str, *, idempotent: bool = False,
+                 retry_for: float | None = None, **kwargs: Any) -> httpx.Response:
+        retryable = self._retryable(method, idempotent)
+        give_up = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
+        attempt = 0
+        while True:
+            try:
+                answer = self._http.request(method, path, **kwargs)
+            except retryable as exc:
+                if time.monotonic() >= give_up:
+                    raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+                time.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            except httpx.HTTPError as exc:
+                raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            self._raise_for(answer)
+            return answer
+
+    def create(self, event: EventCreate | None = None, /, **fields: Any) -> Event:
+        """Create an event (or get the existing one with the same key)."""
+        body = self._event_body(event, fields)
+        answer = self._request("POST", "/api/v1/events", json=body, idempotent=True)
+        return Event.model_validate(answer.json())
+
+    def get(self, event_id: str) -> Event:
+        """One event, with its decision, responses and deliveries."""
+        return Event.model_validate(self._request("GET", f"/api/v1/events/{event_id}").json())
+
+    def list(self, *, status: str | None = None, assignee: str | None = None,
+             limit: int = 50, cursor: str | None = None) -> EventPage:
+        """One page of events the token may see."""
+        params = {k: v for k, v in (("status", status), ("assignee", assignee),
+                                    ("limit", limit), ("cursor", cursor)) if v is not None}
+        return EventPage.model_validate(
+            self._request("GET", "/api/v1/events", params=params).json())
+
+    def iter_events(self, *, status: str | None = None, assignee: str | None = None,
+                    page_size: int = 100) -> Iterator[Event]:
+        """Every matching event, page after page."""
+        cursor = None
+        while True:
+            page = self.list(status=status, assignee=assignee, limit=page_size, cursor=cursor)
+            yield from page.events
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def respond(self, event_id: str, value: Any, comment: str | None = None) -> Event:
+        """Answer an event as the token's identity."""
+        answer = self._request("POST", f"/api/v1/events/{event_id}/responses",
+                               json={"value": value, "comment": comment})
+        return Event.model_validate(answer.json())
+
+    def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:
+        """The decision, waiting up to ``wait`` seconds (at most 60) for it; ``None`` if none."""
+        answer = self._request("GET", f"/api/v1/events/{event_id}/decision",
+                               params=self._wait_params(wait))
+        return self._decision(answer)
+
+    def wait(self, event_id: str, timeout: float | None = None) -> Decision:
+        """Block until the event is decided, across hub restarts.
+
+        Raises:
+            WaitTimeout: ``timeout`` seconds passed with no decision.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = MAX_WAIT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(f"no decision for {event_id} within {timeout} s")
+            answer = self._request("GET", f"/api/v1/events/{event_id}/decision",
+                                   params=self._wait_params(min(left, MAX_WAIT)),
+                                   retry_for=left if deadline else 365 * 86400.0)
+            found = self._decision(answer)
+            if found is not None:
+                return found
+
+    def cancel(self, event_id: str, comment: str | None = None) -> Event:
+        """Cancel a pending event."""
+        answer = self._request("POST", f"/api/v1/events/{event_id}/cancel",
+                               json={"comment": comment})
+        return Event.model_validate(answer.json())
+
+    def audit(self, event_id: str) -> list[dict[str, Any]]:
+        """The audit trail of one event, oldest first."""
+        entries: list[dict[str, Any]] = self._request(
+            "GET", f"/api/v1/events/{event_id}/audit").json()["entries"]
+        return entries
+
+
+class AsyncClient(_BaseClient):
+    """The asynchronous twin of :class:`Client`, with the same methods as coroutines."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 channel: str | None = None, retry_for: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(url, token, channel, retry_for)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers,
+                                       timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
+                                       transport=transport)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, *, idempotent: bool = False,
+                       retry_for: float | None = None, **kwargs: Any) -> httpx.Response:
+        retryable = self._retryable(method, idempotent)
+        give_up = time.monotonic() + (self.retry_for if retry_for is None else retry_for)
+        attempt = 0
+        while True:
+            try:
+                answer = await self._http.request(method, path, **kwargs)
+            except retryable as exc:
+                if time.monotonic() >= give_up:
+                    raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
+                continue
+            except httpx.HTTPError as exc:
+                raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            self._raise_for(answer)
+            return answer
+
+    async def create(self, event: EventCreate | None = None, /, **fields: Any) -> Event:
+        """Create an event (or get the existing one with the same key)."""
+        body = self._event_body(event, fields)
+        answer = await self._request("POST", "/api/v1/events", json=body, idempotent=True)
+        return Event.model_validate(answer.json())
+
+    async def get(self, event_id: str) -> Event:
+        """One event, with its decision, responses and deliveries."""
+        answer = await self._request("GET", f"/api/v1/events/{event_id}")
+        return Event.model_validate(answer.json())
+
+    async def list(self, *, status: str | None = None, assignee: str | None = None,
+                   limit: int = 50, cursor: str | None = None) -> EventPage:
+        """One page of events the token may see."""
+        params = {k: v for k, v in (("status", status), ("assignee", assignee),
+                                    ("limit", limit), ("cursor", cursor)) if v is not None}
+        answer = await self._request("GET", "/api/v1/events", params=params)
+        return EventPage.model_validate(answer.json())
+
+    async def iter_events(self, *, status: str | None = None, assignee: str | None = None,
+                          page_size: int = 100) -> AsyncIterator[Event]:
+        """Every matching event, page after page."""
+        cursor = None
+        while True:
+            page = await self.list(status=status, assignee=assignee, limit=page_size,
+                                   cursor=cursor)
+            for event in page.events:
+                yield event
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def respond(self, event_id: str, value: Any, comment: str | None = None) -> Event:
+        """Answer an event as the token's identity."""
+        answer = await self._request("POST", f"/api/v1/events/{event_id}/responses",
+                                     json={"value": value, "comment": comment})
+        return Event.model_validate(answer.json())
+
+    async def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:
+        """The decision, waiting up to ``wait`` seconds (at most 60) for it; ``None`` if none."""
+        answer = await self._request("GET", f"/api/v1/events/{event_id}/decision",
+                                     params=self._wait_params(wait))
+        return self._decision(answer)
+
+    async def wait(self, event_id: str, timeout: float | None = None) -> Decision:
+        """Wait until the event is decided, across hub restarts.
+
+        Raises:
+            WaitTimeout: ``timeout`` seconds passed with no decision.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = MAX_WAIT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise WaitTimeout(f"no decision for {event_id} within {timeout} s")
+            answer = await self._request("GET", f"/api/v1/events/{event_id}/decision",
+                                         params=self._wait_params(min(left, MAX_WAIT)),
+                                         retry_for=left if deadline else 365 * 86400.0)
+            found = self._decision(answer)
+            if found is not None:
+                return found
+
+    async def cancel(self, event_id: str, comment: str | None = None) -> Event:
+        """Cancel a pending event."""
+        answer = await self._request("POST", f"/api/v1/events/{event_id}/cancel",
+                                     json={"comment": comment})
+        return Event.model_validate(answer.json())
+
+    async def audit(self, event_id: str) -> list[dict[str, Any]]:
+        """The audit trail of one event, oldest first."""
+        answer = await self._request("GET", f"/api/v1/events/{event_id}/audit")
+        entries: list[dict[str, Any]] = answer.json()["entries"]
+        return entries

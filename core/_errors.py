@@ -1,0 +1,164 @@
+"""The exceptions signoff raises, one tree under :class:`SignoffError`.
+
+```
+SignoffError
+├── HubError                   an answer from the hub; ``status`` is its HTTP status
+│   ├── InvalidInput           422  a value or field is not what was expected (``field``, ``expected``, ``got``)
+│   ├── Unauthenticated        401  no token, or a token the hub does not know
+│   ├── Forbidden              403  the caller may not do this to this event
+│   ├── NotFound               404  no such event
+│   ├── AlreadyDecided         409  the event is decided or cancelled; nothing was changed
+│   └── PayloadTooLarge        413
+├── HubUnavailable             the hub could not be reached (after the client's retries)
+├── WaitTimeout                ``Client.wait`` gave up before a decision came
+└── DecisionError              a decision the workflow cannot continue with as a value
+    ├── Rejected               the event was rejected (by a person, a policy or a timeout)
+    ├── Expired                the deadline passed and ``on_timeout`` is ``fail``
+    └── Cancelled              the event was cancelled
+```
+
+The HTTP status lives on the class, so the hub renders every error the same way (JSON for
+the API, a page for the browser) and the client turns the hub's JSON back into the same class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._model import Decision
+
+__all__ = [
+    "AlreadyDecided",
+    "Cancelled",
+    "DecisionError",
+    "Expired",
+    "Forbidden",
+    "HubError",
+    "HubUnavailable",
+    "InvalidInput",
+    "NotFound",
+    "PayloadTooLarge",
+    "Rejected",
+    "SignoffError",
+    "Unauthenticated",
+    "WaitTimeout",
+]
+
+
+class SignoffError(Exception):
+    """The root of every error signoff raises."""
+
+
+class HubError(SignoffError):
+    """An error answered by the hub (or raised inside it), with its HTTP status."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body the hub answers with."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidInput(HubError):
+    """A value or field is not what was expected. Nothing was stored."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, field: str, expected: str, got: Any, message: str | None = None) -> None:
+        self.field = field
+        self.expected = expected
+        self.got = got
+        super().__init__(message or f"{field}: expected {expected}, got {_show(got)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body, naming the field, what was expected and what came."""
+        body = super().to_dict()
+        body["error"].update(field=self.field, expected=self.expected, got=_jsonable(self.got))
+        return body
+
+
+class Unauthenticated(HubError):
+    """No bearer token, or one the hub does not know."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(HubError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HubError):
+    """No event with that id."""
+
+    status = 404
+    code = "not_found"
+
+
+class AlreadyDecided(HubError):
+    """The event already has its decision (or was cancelled); nothing was changed."""
+
+    status = 409
+    code = "already_decided"
+
+
+class PayloadTooLarge(HubError):
+    """The request body is larger than the hub accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+HUB_ERRORS: dict[str, type[HubError]] = {
+    cls.code: cls
+    for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided, PayloadTooLarge)
+}
+
+
+class HubUnavailable(SignoffError):
+    """The hub could not be reached, after the client's retries."""
+
+
+class WaitTimeout(SignoffError):
+    """No decision came before the client's own timeout ran out."""
+
+
+class DecisionError(SignoffError):
+    """The event was decided, but not with a value the workflow can continue with."""
+
+    def __init__(self, message: str, decision: Decision) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+class Rejected(DecisionError):
+    """The event was rejected: by a person, a policy, or a timeout whose action is ``reject``."""
+
+
+class Expired(DecisionError):
+    """The deadline passed and the event's ``on_timeout`` is ``fail``."""
+
+
+class Cancelled(DecisionError):
+    """The event was cancelled before anyone answered."""
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str, list, dict)):
+        return value
+    return repr(value)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

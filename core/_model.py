@@ -1,0 +1,223 @@
+"""The shared model: what crosses between workflows, the hub and reviewers.
+
+Every model here is a frozen pydantic v2 model used by both the client and the hub, so the
+hub's OpenAPI document and the client's parsing come from the same definitions.
+
+Outcomes of a decision:
+
+| outcome     | reached by                                  | value the workflow receives |
+| ----------- | ------------------------------------------- | --------------------------- |
+| approved    | an approval answered ``true``               | ``true``                    |
+| rejected    | an approval answered ``false``; a timeout with ``on_timeout="reject"`` | ``false`` (approval) or ``null`` |
+| answered    | any other kind answered                     | the answer                  |
+| timed_out   | a timeout with ``on_timeout="default"``     | the input's default         |
+| expired     | a timeout with ``on_timeout="fail"``        | ``null``; adapters fail the step |
+| cancelled   | ``POST /cancel``                            | ``null``                    |
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from ._inputs import ApprovalInput, InputSpec
+
+__all__ = [
+    "Decision",
+    "Delivery",
+    "Event",
+    "EventCreate",
+    "EventPage",
+    "Outcome",
+    "Priority",
+    "Response",
+    "ResponseCreate",
+    "Source",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
+_ASSIGNEE = re.compile(r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Priority(str, Enum):
+    """How urgent an event is; the inbox shows the highest first."""
+
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """Sort key: higher is more urgent."""
+        return _PRIORITY_RANK[self.value]
+
+
+_PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+
+
+class Outcome(str, Enum):
+    """How an event ended (see the table in this module's docstring)."""
+
+    approved = "approved"
+    rejected = "rejected"
+    answered = "answered"
+    timed_out = "timed_out"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class Source(_Frozen):
+    """Where an event came from, and where its decision must be delivered.
+
+    ``orchestrator`` picks the hub's resumer (``webhook``, ``prefect``, ...); ``params``
+    carries what that resumer needs (a URL, a run id, a node selector).
+    """
+
+    orchestrator: str = Field(default="api", pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    run: str | None = Field(default=None, max_length=500)
+    step: str | None = Field(default=None, max_length=500)
+    link: str | None = Field(default=None, max_length=2000)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("link")
+    @classmethod
+    def _http_link(cls, link: str | None) -> str | None:
+        if link is not None and not link.startswith(("http://", "https://")):
+            raise ValueError("link must be an http(s) URL")
+        return link
+
+
+class EventCreate(_Frozen):
+    """What a workflow sends to ask for human input."""
+
+    name: str = Field(description="A short machine-friendly name, e.g. 'approve-deploy'.")
+    prompt: str = Field(min_length=1, max_length=10_000, description="The question, as shown.")
+    input: InputSpec = Field(default_factory=ApprovalInput, description="The expected answer.")
+    key: str | None = Field(
+        default=None, max_length=500, description="Idempotency key: the same key, the same event."
+    )
+    context: dict[str, JsonValue] = Field(
+        default_factory=dict, description="JSON shown to the reviewer beside the prompt."
+    )
+    assignees: list[str] = Field(
+        default_factory=list, description="User names and 'group:NAME'; empty means anyone."
+    )
+    priority: Priority = Priority.normal
+    timeout: float | None = Field(default=None, gt=0, description="Seconds until the deadline.")
+    on_timeout: Literal["default", "reject", "fail"] = "reject"
+    source: Source = Field(default_factory=Source)
+    labels: dict[str, str] = Field(default_factory=dict)
+    recommendation: JsonValue = Field(
+        default=None, description="What the automation before this step recommends."
+    )
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError("name must be 1-200 letters, digits or _.:@/+- and start alnum")
+        return name
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignees(cls, assignees: list[str]) -> list[str]:
+        for who in assignees:
+            if not _ASSIGNEE.match(who):
+                raise ValueError(f"assignee {who!r} is not a user name or 'group:NAME'")
+        return list(dict.fromkeys(assignees))
+
+    @model_validator(mode="after")
+    def _default_needed(self) -> EventCreate:
+        if self.on_timeout == "default" and self.input.default is None:
+            raise ValueError("on_timeout 'default' needs input.default")
+        return self
+
+
+class ResponseCreate(_Frozen):
+    """One answer to an event. Who answers comes from the token, never from here."""
+
+    value: JsonValue = Field(description="The answer, checked against the event's input spec.")
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class Response(_Frozen):
+    """One stored answer by one identified responder, through one channel."""
+
+    id: str
+    event_id: str
+    by: str
+    value: JsonValue
+    comment: str | None = None
+    channel: str
+    at: datetime
+
+
+class Decision(_Frozen):
+    """The final outcome of an event, written once."""
+
+    value: JsonValue = Field(description="What the workflow receives.")
+    outcome: Outcome
+    by: str = Field(description="The responder, or 'timeout' / 'policy' / the canceller.")
+    comment: str | None = None
+    channel: str = "api"
+    at: datetime
+
+    @property
+    def ok(self) -> bool:
+        """True when the workflow can continue with ``value`` as an answer."""
+        return self.outcome in (Outcome.approved, Outcome.answered, Outcome.timed_out)
+
+
+class Delivery(_Frozen):
+    """One delivery of a decision to the event's source, through a resumer."""
+
+    id: str
+    resumer: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    updated_at: datetime
+
+
+class Event(_Frozen):
+    """One request for human input, as the hub holds it."""
+
+    id: str
+    key: str | None
+    name: str
+    prompt: str
+    input: InputSpec
+    context: dict[str, JsonValue]
+    assignees: list[str]
+    priority: Priority
+    timeout: float | None
+    on_timeout: Literal["default", "reject", "fail"]
+    source: Source
+    labels: dict[str, str]
+    recommendation: JsonValue = None
+    confidence: float | None = None
+    requested_by: str
+    status: Literal["pending", "decided", "cancelled"]
+    created_at: datetime
+    deadline: datetime | None
+    decision: Decision | None = None
+    responses: list[Response] = Field(default_factory=list)
+    deliveries: list[Delivery] = Field(default_factory=list)
+
+
+class EventPage(_Frozen):
+    """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    events: list[Event]
+    next_cursor: str | None = None

@@ -1,0 +1,157 @@
+"""The JSON API, ``/api/v1``: every path here is a contract that scripts depend on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
+from .._rules import Identity
+from .service import Hub, check_channel
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No token or an unknown token"},
+    403: {"description": "The token may not do this"},
+    404: {"description": "No such event"},
+}
+
+
+def hub_of(request: Request) -> Hub:
+    """The hub behind this app."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+async def caller(request: Request,
+                 authorization: Annotated[str | None, Header()] = None) -> Identity:
+    """The identity of the bearer token; never anything from the body."""
+    token = None
+    if authorization and authorization[:7].lower() == "bearer ":
+        token = authorization[7:].strip()
+    return await hub_of(request).authenticate(token)
+
+
+Caller = Annotated[Identity, Depends(caller)]
+Channel = Annotated[str | None, Header(alias="X-Signoff-Channel")]
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(by_alias=True), status_code=status,
+                    media_type="application/json")
+
+
+class CancelBody(BaseModel):
+    """Why the event is cancelled."""
+
+    comment: str | None = Field(default=None, max_length=10_000)
+
+
+class AuditLine(BaseModel):
+    """One line of an event's audit trail."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    channel: str
+    data: dict[str, Any]
+    hash: str
+
+
+class AuditTrail(BaseModel):
+    """An event's audit trail, oldest first."""
+
+    entries: list[AuditLine]
+
+
+class Me(BaseModel):
+    """Who the token belongs to."""
+
+    user: str
+    groups: list[str]
+    role: Literal["workflow", "reviewer", "admin"]
+
+
+@router.post("/events", status_code=201, response_model=Event,
+             responses={200: {"model": Event, "description": "An event with this key exists"},
+                        **_ERRORS})
+async def create_event(body: EventCreate, request: Request, who: Caller,
+                       channel: Channel = None) -> Response:
+    """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""
+    event, created = await hub_of(request).create(who, body, check_channel(channel, "api"))
+    return _json(event, 201 if created else 200)
+
+
+@router.get("/events", response_model=EventPage, responses=_ERRORS)
+async def list_events(
+    request: Request,
+    who: Caller,
+    status: Literal["pending", "decided", "cancelled"] | None = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    """Events the token may see, highest priority then oldest first."""
+    page = await hub_of(request).list(who, status=status, assignee=assignee, limit=limit,
+                                      cursor=cursor)
+    return _json(page)
+
+
+@router.get("/events/{event_id}", response_model=Event, responses=_ERRORS)
+async def get_event(event_id: str, request: Request, who: Caller) -> Response:
+    """One event with its decision, responses and deliveries."""
+    return _json(await hub_of(request).get(who, event_id))
+
+
+@router.post("/events/{event_id}/responses", response_model=Event,
+             responses={**_ERRORS, 409: {"description": "Already decided; nothing changed"},
+                        422: {"description": "The value does not fit the input; nothing stored"}})
+async def respond(event_id: str, body: ResponseCreate, request: Request, who: Caller,
+                  channel: Channel = None) -> Response:
+    """Answer an event as the token's identity."""
+    event = await hub_of(request).respond(who, event_id, body.value, body.comment,
+                                          check_channel(channel, "api"))
+    return _json(event)
+
+
+@router.get("/events/{event_id}/decision", response_model=Decision,
+            responses={**_ERRORS, 204: {"description": "Still pending when the wait ran out"}})
+async def wait_decision(event_id: str, request: Request, who: Caller,
+                        wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Response:
+    """The decision, as soon as it exists; waits up to ``wait`` seconds, then 204."""
+    decision = await hub_of(request).wait_decision(who, event_id, wait)
+    if decision is None:
+        return Response(status_code=204)
+    return _json(decision)
+
+
+@router.post("/events/{event_id}/cancel", response_model=Event,
+             responses={**_ERRORS, 409: {"description": "Already decided"}})
+async def cancel_event(event_id: str, request: Request, who: Caller,
+                       body: CancelBody | None = None, channel: Channel = None) -> Response:
+    """Cancel a pending event (its requester or an admin)."""
+    comment = body.comment if body else None
+    event = await hub_of(request).cancel(who, event_id, comment, check_channel(channel, "api"))
+    return _json(event)
+
+
+@router.get("/events/{event_id}/audit", response_model=AuditTrail, responses=_ERRORS)
+async def event_audit(event_id: str, request: Request, who: Caller) -> AuditTrail:
+    """The event's audit trail, oldest first."""
+    entries = await hub_of(request).audit(who, event_id)
+    return AuditTrail(entries=[
+        AuditLine(seq=e.seq, at=e.at.isoformat(), actor=e.actor, action=e.action,
+                  channel=e.channel, data=e.data, hash=e.hash) for e in entries])
+
+
+@router.get("/me", response_model=Me, tags=["hub"], responses=_ERRORS)
+async def me(who: Caller) -> Me:
+    """Who the token belongs to."""
+    return Me(user=who.user, groups=list(who.groups), role=who.role)

@@ -1,0 +1,40 @@
+"""``signoff serve``: open the store, greet a fresh install, and run uvicorn."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import Any
+
+import uvicorn
+
+from .._rules import Identity
+from ..store import open_store
+from .app import create_app
+from .settings import load_settings
+
+__all__ = ["main"]
+
+
+def _raise_open_files() -> None:
+    # every parked long-poll holds a socket: allow as many as the system lets us
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(config: str | None = None, **overrides: Any) -> None:
+    """Run the hub until interrupted."""
+    settings = load_settings(config, **overrides)
+    store = open_store(settings.database)
+    if store.count_tokens() == 0:
+        # The Jupyter convention: a fresh store gets an admin token, shown once as a login URL.
+        token = store.create_token(Identity(user="admin", role="admin"))
+        print("signoff: a new hub. Open the inbox with this URL (it logs you in as admin;"
+              " it is shown only this once):", flush=True)
+        print(f"    {settings.base_url}/?token={token}", flush=True)
+    print(f"signoff: serving on {settings.base_url} (database {settings.database})",
+          file=sys.stderr, flush=True)
+    _raise_open_files()
+    uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=75)

@@ -1,0 +1,320 @@
+"""The hub's behaviour, shared by the JSON API and the web inbox.
+
+:class:`Hub` checks rights and input, writes through the store (in worker threads, so the
+event loop never waits on the disk), wakes long-poll waiters the moment a decision is written,
+and runs two background loops: the deadline sweeper and the delivery dispatcher. Both read
+their schedule from the store, so a restarted hub catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from anyio import to_thread
+
+from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
+from .._inputs import validate_value
+from .._model import Decision, Event, EventCreate, EventPage, Response
+from .._rules import (
+    Identity,
+    can_answer,
+    can_cancel,
+    can_read,
+    cancel_decision,
+    response_decision,
+    timeout_decision,
+)
+from ..resumers import DeliveryFailed, Resumer, load_resumer
+from ..store import AuditEntry, DueDelivery, Store
+from .settings import Settings
+
+__all__ = ["Hub", "check_channel"]
+
+log = logging.getLogger("signoff.hub")
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Hub:
+    """One hub process: the store, the waiters, the sweeper and the dispatcher."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
+        self._tokens: dict[str, tuple[Identity, float]] = {}
+        self._resumers: dict[str, Resumer | None] = {}
+        self._in_flight: set[str] = set()
+        self._sweep_wake = asyncio.Event()
+        self._dispatch_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the sweeper and the dispatcher."""
+        self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
+                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher")]
+
+    async def stop(self) -> None:
+        """Stop the loops, release waiters and resumers."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for resumer in self._resumers.values():
+            if resumer is not None:
+                await resumer.aclose()
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    # identity ----------------------------------------------------------------------------
+    async def authenticate(self, token: str | None) -> Identity:
+        """The identity behind a bearer token.
+
+        Raises:
+            Unauthenticated: no token, or an unknown one.
+        """
+        if not token:
+            raise Unauthenticated("an API token is required (Authorization: Bearer TOKEN)")
+        cached = self._tokens.get(token)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        identity = await self._run(self.store.identity_for, token)
+        if identity is None:
+            raise Unauthenticated("unknown API token")
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[token] = (identity, now + self.settings.token_cache_seconds)
+        return identity
+
+    # events ------------------------------------------------------------------------------
+    async def create(self, who: Identity, body: EventCreate, channel: str) -> tuple[Event, bool]:
+        """Create an event (idempotent by key)."""
+        if who.role == "reviewer":
+            raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
+        now = self.clock()
+        deadline = now + timedelta(seconds=body.timeout) if body.timeout else None
+        event = Event(**body.model_dump(), id=f"ev_{uuid.uuid4().hex}", requested_by=who.user,
+                      status="pending", created_at=now, deadline=deadline)
+        stored, created = await self._run(self.store.create_event, event, channel=channel)
+        if created and deadline is not None:
+            self._sweep_wake.set()
+        return stored, created
+
+    async def _load(self, event_id: str) -> Event:
+        event = await self._run(self.store.get_event, event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id}")
+        return event
+
+    async def get(self, who: Identity, event_id: str) -> Event:
+        """One event the caller may read."""
+        event = await self._load(event_id)
+        if not can_read(who, event):
+            raise Forbidden(f"{who.user} may not read event {event_id}")
+        return event
+
+    async def list(self, who: Identity, *, status: str | None = None,
+                   assignee: str | None = None, limit: int = 50,
+                   cursor: str | None = None) -> EventPage:
+        """The events the caller may read, urgent and oldest first."""
+        scope: dict[str, Any] = {}
+        if who.role == "workflow":
+            scope["requested_by"] = who.user
+        elif who.role == "reviewer":
+            scope["visible_to"] = who.principals
+        return await self._run(self.store.list_events, status=status, assignee=assignee,
+                               limit=limit, cursor=cursor, **scope)
+
+    async def count_pending(self, who: Identity) -> int:
+        """How many pending events the caller's inbox holds."""
+        visible = None if who.role == "admin" else who.principals
+        return await self._run(self.store.count_events, status="pending", visible_to=visible)
+
+    async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
+                      channel: str) -> Event:
+        """Answer an event; the first valid answer decides it.
+
+        Raises:
+            NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
+        """
+        event = await self._load(event_id)
+        if not can_answer(who, event):
+            raise Forbidden(f"{who.user} may not answer event {event_id}")
+        if event.status != "pending":
+            raise AlreadyDecided(f"event {event_id} is already {event.status}")
+        value = validate_value(event.input, value)
+        now = self.clock()
+        response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
+                            value=value, comment=comment, channel=channel, at=now)
+        decision = response_decision(event, value, who.user, comment, channel, now)
+        return await self._decide(event, decision, response)
+
+    async def cancel(self, who: Identity, event_id: str, comment: str | None,
+                     channel: str) -> Event:
+        """Cancel a pending event."""
+        event = await self._load(event_id)
+        if not can_cancel(who, event):
+            raise Forbidden(f"{who.user} may not cancel event {event_id}")
+        decision = cancel_decision(who.user, comment, channel, self.clock())
+        return await self._decide(event, decision, None)
+
+    async def _decide(self, event: Event, decision: Decision,
+                      response: Response | None) -> Event:
+        via = event.source.orchestrator if self._resumer_exists(event.source.orchestrator) else None
+        decided = await self._run(self.store.decide, event.id, decision, response=response,
+                                  deliver_via=via)
+        self._wake(event.id, decision)
+        if via is not None:
+            self._dispatch_wake.set()
+        return decided
+
+    async def audit(self, who: Identity, event_id: str) -> list[AuditEntry]:
+        """The audit trail of an event the caller may read."""
+        await self.get(who, event_id)
+        return await self._run(self.store.audit, event_id)
+
+    # long-poll ---------------------------------------------------------------------------
+    async def wait_decision(self, who: Identity, event_id: str, wait: float) -> Decision | None:
+        """The decision, waiting up to ``wait`` seconds; woken by the decision itself."""
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(event_id, set())
+        waiters.add(future)
+        try:
+            event = await self.get(who, event_id)  # registered first: no decision slips by
+            if event.decision is not None:
+                return event.decision
+            if wait <= 0:
+                return None
+            try:
+                return await asyncio.wait_for(future, timeout=wait)
+            except asyncio.TimeoutError:
+                return None
+        finally:
+            waiters.discard(future)
+            if not waiters:
+                self._waiters.pop(event_id, None)
+
+    def _wake(self, event_id: str, decision: Decision) -> None:
+        for future in self._waiters.get(event_id, ()):
+            if not future.done():
+                future.set_result(decision)
+
+    @property
+    def waiting(self) -> int:
+        """How many long-poll requests are parked right now."""
+        return sum(len(w) for w in self._waiters.values())
+
+    # deadlines ---------------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Apply ``on_timeout`` to every pending event past its deadline; returns how many."""
+        now = self.clock()
+        done = 0
+        for event in await self._run(self.store.due_events, now):
+            try:
+                await self._decide(event, timeout_decision(event, now), None)
+                done += 1
+            except Exception as exc:  # a racing answer won: that is fine
+                log.debug("sweeper skipped %s: %s", event.id, exc)
+        return done
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+                upcoming = await self._run(self.store.next_deadline)
+            except Exception:
+                log.exception("deadline sweep failed; trying again")
+                upcoming = None
+            pause = self.settings.sweep_interval
+            if upcoming is not None:
+                pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
+            self._sweep_wake.clear()
+            try:
+                await asyncio.wait_for(self._sweep_wake.wait(), timeout=pause)
+            except asyncio.TimeoutError:
+                pass
+
+    # deliveries --------------------------------------------------------------------------
+    def _resumer_exists(self, name: str) -> bool:
+        if name not in self._resumers:
+            factory = load_resumer(name)
+            self._resumers[name] = (
+                None if factory is None else factory(self.settings.resumers.get(name, {})))
+        return self._resumers[name] is not None
+
+    async def dispatch(self) -> int:
+        """Attempt every due delivery once, concurrently; returns how many were attempted."""
+        due = [d for d in await self._run(self.store.due_deliveries, self.clock())
+               if d.id not in self._in_flight]
+        self._in_flight.update(d.id for d in due)
+        try:
+            await asyncio.gather(*(self._deliver(d) for d in due))
+        finally:
+            self._in_flight.difference_update(d.id for d in due)
+        return len(due)
+
+    async def _deliver(self, due: DueDelivery) -> None:
+        event = await self._load(due.event_id)
+        resumer = self._resumers.get(due.resumer) if self._resumer_exists(due.resumer) else None
+        try:
+            if resumer is None:
+                raise DeliveryFailed(f"no resumer named {due.resumer!r} is installed")
+            await resumer.deliver(event)
+        except DeliveryFailed as exc:
+            await self._run(self.store.delivery_attempted, due.id, state="failed", error=str(exc))
+        except Exception as exc:
+            now = self.clock()
+            error = str(exc) or type(exc).__name__
+            if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
+                await self._run(self.store.delivery_attempted, due.id, state="failed",
+                                error=f"gave up after {due.attempts + 1} attempts: {error}")
+                return
+            delay = min(self.settings.delivery_backoff * 2**due.attempts,
+                        self.settings.delivery_backoff_max)
+            await self._run(self.store.delivery_attempted, due.id, state="pending", error=error,
+                            next_attempt_at=now + timedelta(seconds=delay))
+        else:
+            await self._run(self.store.delivery_attempted, due.id, state="delivered")
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._dispatch_wake.clear()
+            try:
+                await self.dispatch()
+                upcoming = await self._run(self.store.next_delivery_at)
+            except Exception:
+                log.exception("delivery dispatch failed; trying again")
+                upcoming = None
+            pause = self.settings.sweep_interval
+            if upcoming is not None:
+                pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
+            try:
+                await asyncio.wait_for(self._dispatch_wake.wait(), timeout=pause)
+            except asyncio.TimeoutError:
+                pass
+
+
+def check_channel(channel: str | None, default: str) -> str:
+    """The channel a caller names (``X-Signoff-Channel``), checked; ``default`` when absent."""
+    if channel is None or channel == "":
+        return default
+    if channel in ("web", "sweeper", "policy") or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}",
+                                                                    channel):
+        raise InvalidInput("X-Signoff-Channel",
+                           "lower-case letters, digits, - or _ (not web, sweeper or policy)",
+                           channel)
+    return channel

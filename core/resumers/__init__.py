@@ -1,0 +1,68 @@
+"""Resumers: how the hub delivers a decision back to the workflow that waits for it.
+
+A resumer is chosen by the event's ``source.orchestrator``. Built-ins are listed in
+:data:`BUILTIN`; third parties register a factory in the ``signoff.resumers`` entry-point
+group. A factory takes the resumer's settings (a mapping from the hub's configuration,
+``[resumers.NAME]`` in the TOML file or ``SIGNOFF_RESUMERS__NAME__KEY`` in the environment)
+and returns an object with an async ``deliver(event)`` method.
+
+``deliver`` returns when the orchestrator has accepted the decision. It raises
+:class:`RetryDelivery` for a failure worth retrying (the receiver is down, a 5xx) and
+:class:`DeliveryFailed` for one that will not get better (a 4xx, a run that cannot resume).
+Any other exception is treated as retryable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from .._errors import SignoffError
+from .._model import Event
+
+__all__ = ["BUILTIN", "DeliveryFailed", "Resumer", "ResumerFactory", "RetryDelivery",
+           "load_resumer"]
+
+
+@runtime_checkable
+class Resumer(Protocol):
+    """Delivers one decided event to its orchestrator."""
+
+    async def deliver(self, event: Event) -> None:
+        """Deliver ``event.decision``; return once the orchestrator accepted it."""
+
+    async def aclose(self) -> None:
+        """Release clients and connections."""
+
+
+ResumerFactory = Callable[[Mapping[str, Any]], Resumer]
+
+
+class RetryDelivery(SignoffError):
+    """The delivery failed for now; try again later."""
+
+
+class DeliveryFailed(SignoffError):
+    """The delivery can never succeed; stop retrying and record the reason."""
+
+
+BUILTIN: dict[str, str] = {
+    "webhook": "signoff.resumers.webhook:WebhookResumer",
+}
+"""Resumers that ship with signoff's core, by orchestrator name (``module:attribute``)."""
+
+
+def load_resumer(name: str) -> ResumerFactory | None:
+    """The factory for ``name``: a built-in first, then the ``signoff.resumers`` entry points."""
+    target = BUILTIN.get(name)
+    if target is not None:
+        module, _, attribute = target.partition(":")
+        factory: ResumerFactory = getattr(import_module(module), attribute)
+        return factory
+    for entry in entry_points(group="signoff.resumers"):
+        if entry.name == name:
+            loaded: ResumerFactory = entry.load()
+            return loaded
+    return None

@@ -1,0 +1,161 @@
+"""The ``Store`` protocol: the hub's one durable record.
+
+A store keeps events, responses, decisions, API tokens (hashed), the outbox of resume
+deliveries and an append-only, hash-chained audit log. Every method is synchronous and
+thread-safe; the hub calls them from worker threads. A method that returns has made its
+write durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from .._model import Decision, Event, EventPage, Response
+from .._rules import Identity
+
+__all__ = ["AuditEntry", "AuditReport", "DueDelivery", "Store"]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who did what to which event, when and through which channel."""
+
+    seq: int
+    at: datetime
+    event_id: str | None
+    actor: str
+    action: str
+    channel: str
+    data: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The result of checking the audit log's hash chain."""
+
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery the dispatcher should attempt now."""
+
+    id: str
+    event_id: str
+    resumer: str
+    attempts: int
+    created_at: datetime
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; returns the schema version."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # events -----------------------------------------------------------------------------
+    def create_event(self, event: Event, *, channel: str) -> tuple[Event, bool]:
+        """Store a new pending event, or return the one with the same key and ``False``."""
+
+    def get_event(self, event_id: str) -> Event | None:
+        """One event with its decision, responses and deliveries, or ``None``."""
+
+    def list_events(
+        self,
+        *,
+        status: str | None = None,
+        visible_to: set[str] | None = None,
+        assignee: str | None = None,
+        requested_by: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> EventPage:
+        """Events, highest priority then oldest first, one page at a time.
+
+        ``visible_to`` keeps events unassigned or assigned to one of those principals;
+        ``assignee`` keeps events assigned to exactly that principal.
+        """
+
+    def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None) -> int:
+        """How many events match (for the inbox header)."""
+
+    def decide(
+        self,
+        event_id: str,
+        decision: Decision,
+        *,
+        response: Response | None = None,
+        deliver_via: str | None = None,
+    ) -> Event:
+        """Write the decision once (compare-and-set on the pending status).
+
+        In the same transaction: the response (if any), the audit lines, and a pending
+        delivery through ``deliver_via`` (if any).
+
+        Raises:
+            NotFound: no such event.
+            AlreadyDecided: the event is no longer pending; nothing was written.
+        """
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline among pending events."""
+
+    def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
+        """Pending events whose deadline is at or before ``now``."""
+
+    # deliveries -------------------------------------------------------------------------
+    def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
+        """Pending deliveries whose next attempt is due."""
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the next pending delivery is due."""
+
+    def delivery_attempted(
+        self,
+        delivery_id: str,
+        *,
+        state: str,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Record one attempt: ``delivered``, ``failed`` (final) or ``pending`` (retry later)."""
+
+    # tokens -----------------------------------------------------------------------------
+    def create_token(self, identity: Identity) -> str:
+        """Mint a token for ``identity``; only its hash is kept. Returns the token."""
+
+    def identity_for(self, token: str) -> Identity | None:
+        """The identity a token stands for, or ``None``."""
+
+    def count_tokens(self) -> int:
+        """How many tokens exist (zero on a fresh store)."""
+
+    # audit and secrets ------------------------------------------------------------------
+    def audit(self, event_id: str) -> list[AuditEntry]:
+        """The audit lines of one event, oldest first."""
+
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        channel: str,
+        event_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one line to the audit log."""
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the hash chain over the whole log."""
+
+    def secret(self, name: str) -> bytes:
+        """A random secret kept in the store (created on first use), e.g. for CSRF tokens."""

@@ -1,0 +1,529 @@
+"""The SQLite store: the embedded default.
+
+One writer connection behind a lock, and one reader connection per thread, in WAL mode with
+``synchronous=FULL``: a method that returned has its write on disk, and readers never wait
+for the writer. The schema is versioned with ``PRAGMA user_version`` (see ``_MIGRATIONS``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._errors import AlreadyDecided, InvalidInput, NotFound
+from .._model import Decision, Delivery, Event, EventPage, Response
+from .._rules import Identity
+from ._protocol import AuditEntry, AuditReport, DueDelivery
+
+__all__ = ["SQLiteStore"]
+
+_MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        key TEXT UNIQUE,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'decided', 'cancelled')),
+        sort_priority INTEGER NOT NULL,      -- minus the priority rank: ascending = urgent first
+        created_at REAL NOT NULL,
+        deadline REAL,
+        requested_by TEXT NOT NULL,
+        assigned INTEGER NOT NULL,           -- 0: anyone may answer
+        body TEXT NOT NULL                   -- the rest of the event, as JSON
+    );
+    CREATE INDEX events_order ON events (status, sort_priority, created_at, id);
+    CREATE INDEX events_all_order ON events (sort_priority, created_at, id);
+    CREATE INDEX events_deadline ON events (deadline) WHERE status = 'pending';
+    CREATE INDEX events_requester ON events (requested_by, status);
+    CREATE TABLE event_assignees (
+        principal TEXT NOT NULL,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        PRIMARY KEY (principal, event_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX event_assignees_event ON event_assignees (event_id);
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        by TEXT NOT NULL,
+        value TEXT NOT NULL,
+        comment TEXT,
+        channel TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX responses_event ON responses (event_id, at);
+    CREATE TABLE decisions (
+        event_id TEXT PRIMARY KEY REFERENCES events (id),   -- one decision per event, ever
+        value TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        by TEXT NOT NULL,
+        comment TEXT,
+        channel TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        resumer TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('workflow', 'reviewer', 'admin')),
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        event_id TEXT,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_event ON audit (event_id, seq);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
+]
+
+_GENESIS = "0" * 64
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _dt(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _chain(prev: str, seq: int, at: float, event_id: str | None, actor: str, action: str,
+           channel: str, data: str) -> str:
+    line = json.dumps([prev, seq, repr(at), event_id, actor, action, channel, data])
+    return hashlib.sha256(line.encode()).hexdigest()
+
+
+_BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
+                "source", "labels", "recommendation", "confidence")
+
+
+class SQLiteStore:
+    """A :class:`~signoff.store.Store` in one SQLite file (or ``:memory:`` for tests)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._writer = self._connect()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            return self._writer
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        if self.path == ":memory:":
+            with self._lock:
+                return self._writer.execute(sql, params).fetchall()
+        return self._reader().execute(sql, params).fetchall()
+
+    # schema -----------------------------------------------------------------------------
+    def migrate(self) -> int:
+        """Apply the migrations this file lacks, each in its own transaction."""
+        with self._lock:
+            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(_MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path}: schema version {version} is newer than this signoff "
+                    f"({len(_MIGRATIONS)}); upgrade signoff"
+                )
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                self._writer.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+            return len(_MIGRATIONS)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer.close()
+
+    # audit ------------------------------------------------------------------------------
+    def _append_audit(self, conn: sqlite3.Connection, action: str, *, actor: str, channel: str,
+                      event_id: str | None, data: dict[str, Any], at: float) -> None:
+        last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, _GENESIS)
+        text = json.dumps(data, sort_keys=True, default=str)
+        digest = _chain(prev, seq, at, event_id, actor, action, channel, text)
+        conn.execute(
+            "INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, at, event_id, actor, action, channel, text, prev, digest),
+        )
+
+    def record(self, action: str, *, actor: str, channel: str, event_id: str | None = None,
+               data: dict[str, Any] | None = None) -> None:
+        """Append one line to the audit log."""
+        with self._write() as conn:
+            self._append_audit(conn, action, actor=actor, channel=channel, event_id=event_id,
+                               data=data or {}, at=_ts(_now()))
+
+    def audit(self, event_id: str) -> list[AuditEntry]:
+        """The audit lines of one event, oldest first."""
+        rows = self._read("SELECT * FROM audit WHERE event_id = ? ORDER BY seq", (event_id,))
+        return [
+            AuditEntry(seq=r["seq"], at=_dt(r["at"]) or _now(), event_id=r["event_id"],
+                       actor=r["actor"], action=r["action"], channel=r["channel"],
+                       data=json.loads(r["data"]), hash=r["hash"])
+            for r in rows
+        ]
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute every hash of the chain; report the first line that does not match."""
+        prev, count = _GENESIS, 0
+        for r in self._read("SELECT * FROM audit ORDER BY seq"):
+            expected = _chain(prev, r["seq"], r["at"], r["event_id"], r["actor"], r["action"],
+                              r["channel"], r["data"])
+            if r["prev_hash"] != prev or r["hash"] != expected:
+                return AuditReport(ok=False, entries=count, first_bad_seq=r["seq"])
+            prev, count = r["hash"], count + 1
+        return AuditReport(ok=True, entries=count)
+
+    # events -----------------------------------------------------------------------------
+    def create_event(self, event: Event, *, channel: str) -> tuple[Event, bool]:
+        """Insert a pending event; with a key that exists, return the stored one unchanged."""
+        body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
+        created = _ts(event.created_at)
+        with self._write() as conn:
+            existing = None
+            if event.key is not None:
+                existing = conn.execute("SELECT id FROM events WHERE key = ?",
+                                        (event.key,)).fetchone()
+            if existing is None:
+                conn.execute(
+                    "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
+                    " deadline, requested_by, assigned, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (event.id, event.key, event.name, "pending", -event.priority.rank, created,
+                     _ts(event.deadline) if event.deadline else None, event.requested_by,
+                     1 if event.assignees else 0, json.dumps(body)),
+                )
+                conn.executemany(
+                    "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
+                    [(who, event.id) for who in event.assignees],
+                )
+                self._append_audit(conn, "created", actor=event.requested_by, channel=channel,
+                                   event_id=event.id, data={"name": event.name, "key": event.key},
+                                   at=created)
+        if existing is None:
+            return event, True
+        stored = self.get_event(existing["id"])
+        assert stored is not None
+        return stored, False
+
+    def _events_from_rows(self, rows: list[sqlite3.Row], detail: bool) -> list[Event]:
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        decisions = {r["event_id"]: r for r in self._read(
+            f"SELECT * FROM decisions WHERE event_id IN ({marks})", ids)}
+        responses: dict[str, list[Response]] = {i: [] for i in ids}
+        deliveries: dict[str, list[Delivery]] = {i: [] for i in ids}
+        if detail:
+            for r in self._read(
+                    f"SELECT * FROM responses WHERE event_id IN ({marks}) ORDER BY at", ids):
+                responses[r["event_id"]].append(Response(
+                    id=r["id"], event_id=r["event_id"], by=r["by"], value=json.loads(r["value"]),
+                    comment=r["comment"], channel=r["channel"], at=_dt(r["at"])))
+            for r in self._read(
+                    f"SELECT * FROM deliveries WHERE event_id IN ({marks}) ORDER BY created_at",
+                    ids):
+                deliveries[r["event_id"]].append(Delivery(
+                    id=r["id"], resumer=r["resumer"], state=r["state"], attempts=r["attempts"],
+                    last_error=r["last_error"], next_attempt_at=_dt(r["next_attempt_at"]),
+                    updated_at=_dt(r["updated_at"])))
+        events = []
+        for r in rows:
+            d = decisions.get(r["id"])
+            decision = None if d is None else Decision(
+                value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
+                comment=d["comment"], channel=d["channel"], at=_dt(d["at"]))
+            events.append(Event.model_validate({
+                **json.loads(r["body"]),
+                "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],
+                "created_at": _dt(r["created_at"]), "deadline": _dt(r["deadline"]),
+                "requested_by": r["requested_by"], "decision": decision,
+                "responses": responses[r["id"]], "deliveries": deliveries[r["id"]],
+            }))
+        return events
+
+    def get_event(self, event_id: str) -> Event | None:
+        """One event with its decision, responses and deliveries."""
+        rows = self._read("SELECT * FROM events WHERE id = ?", (event_id,))
+        events = self._events_from_rows(rows, detail=True)
+        return events[0] if events else None
+
+    def _filters(self, status: str | None, visible_to: set[str] | None, assignee: str | None,
+                 requested_by: str | None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if visible_to is not None:
+            marks = ",".join("?" * len(visible_to))
+            where.append(
+                "(assigned = 0 OR EXISTS (SELECT 1 FROM event_assignees a WHERE"
+                f" a.event_id = events.id AND a.principal IN ({marks})))")
+            params.extend(sorted(visible_to))
+        if assignee is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM event_assignees a WHERE a.event_id = events.id"
+                " AND a.principal = ?)")
+            params.append(assignee)
+        if requested_by is not None:
+            where.append("requested_by = ?")
+            params.append(requested_by)
+        return where, params
+
+    def list_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
+                    assignee: str | None = None, requested_by: str | None = None,
+                    limit: int = 50, cursor: str | None = None) -> EventPage:
+        """One page, urgent first then oldest first; the cursor is opaque to callers."""
+        where, params = self._filters(status, visible_to, assignee, requested_by)
+        if cursor is not None:
+            where.append("(sort_priority, created_at, id) > (?, ?, ?)")
+            params.extend(_decode_cursor(cursor))
+        sql = "SELECT * FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY sort_priority, created_at, id LIMIT ?"
+        rows = self._read(sql, [*params, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = None
+        if more:
+            last = rows[-1]
+            next_cursor = _encode_cursor(last["sort_priority"], last["created_at"], last["id"])
+        return EventPage(events=self._events_from_rows(rows, detail=True), next_cursor=next_cursor)
+
+    def count_events(self, *, status: str | None = None,
+                     visible_to: set[str] | None = None) -> int:
+        """How many events match."""
+        where, params = self._filters(status, visible_to, None, None)
+        sql = "SELECT COUNT(*) FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        return int(self._read(sql, params)[0][0])
+
+    def decide(self, event_id: str, decision: Decision, *, response: Response | None = None,
+               deliver_via: str | None = None) -> Event:
+        """Write the decision once; see :meth:`signoff.store.Store.decide`."""
+        status = "cancelled" if decision.outcome.value == "cancelled" else "decided"
+        at = _ts(decision.at)
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE events SET status = ? WHERE id = ? AND status = 'pending'",
+                (status, event_id)).rowcount
+            if updated != 1:
+                row = conn.execute("SELECT status FROM events WHERE id = ?",
+                                   (event_id,)).fetchone()
+                if row is None:
+                    raise NotFound(f"no event {event_id}")
+                raise AlreadyDecided(f"event {event_id} is already {row['status']}")
+            if response is not None:
+                conn.execute(
+                    "INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (response.id, event_id, response.by, json.dumps(response.value),
+                     response.comment, response.channel, _ts(response.at)))
+                self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
+                                   event_id=event_id, data={"value": response.value,
+                                                            "comment": response.comment}, at=at)
+            conn.execute(
+                "INSERT INTO decisions (event_id, value, outcome, by, comment, channel, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_id, json.dumps(decision.value), decision.outcome.value, decision.by,
+                 decision.comment, decision.channel, at))
+            self._append_audit(conn, decision.outcome.value, actor=decision.by,
+                               channel=decision.channel, event_id=event_id,
+                               data={"value": decision.value, "comment": decision.comment}, at=at)
+            if deliver_via is not None:
+                conn.execute(
+                    "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
+                    " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
+                    (f"dl_{uuid.uuid4().hex}", event_id, deliver_via, at, at, at))
+        event = self.get_event(event_id)
+        assert event is not None
+        return event
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest deadline among pending events."""
+        row = self._read("SELECT MIN(deadline) FROM events WHERE status = 'pending'")
+        return _dt(row[0][0])
+
+    def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
+        """Pending events past their deadline."""
+        rows = self._read(
+            "SELECT * FROM events WHERE status = 'pending' AND deadline <= ?"
+            " ORDER BY deadline LIMIT ?", (_ts(now), limit))
+        return self._events_from_rows(rows, detail=False)
+
+    # deliveries -------------------------------------------------------------------------
+    def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
+        """Pending deliveries whose next attempt is due."""
+        rows = self._read(
+            "SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at LIMIT ?", (_ts(now), limit))
+        return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
+                            attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
+                for r in rows]
+
+    def next_delivery_at(self) -> datetime | None:
+        """When the next pending delivery is due."""
+        row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
+        return _dt(row[0][0])
+
+    def delivery_attempted(self, delivery_id: str, *, state: str, error: str | None = None,
+                           next_attempt_at: datetime | None = None) -> None:
+        """Record one attempt and, when it ends the delivery, an audit line."""
+        if state not in ("pending", "delivered", "failed"):
+            raise InvalidInput("state", "pending, delivered or failed", state)
+        now = _ts(_now())
+        with self._write() as conn:
+            row = conn.execute("SELECT event_id, resumer, attempts FROM deliveries WHERE id = ?",
+                               (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            conn.execute(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?,"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (state, error, _ts(next_attempt_at) if next_attempt_at else None, now,
+                 delivery_id))
+            if state != "pending":
+                self._append_audit(
+                    conn, f"delivery_{state}", actor="hub", channel=row["resumer"],
+                    event_id=row["event_id"],
+                    data={"delivery": delivery_id, "attempts": row["attempts"] + 1,
+                          "error": error}, at=now)
+
+    # tokens -----------------------------------------------------------------------------
+    def create_token(self, identity: Identity) -> str:
+        """Mint a token; only its SHA-256 is stored."""
+        token = "so_" + secrets.token_urlsafe(32)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO tokens (hash, user, groups, role, created_at) VALUES (?,?,?,?,?)",
+                (_hash_token(token), identity.user, json.dumps(list(identity.groups)),
+                 identity.role, _ts(_now())))
+            self._append_audit(conn, "token_created", actor="admin", channel="cli", event_id=None,
+                               data={"user": identity.user, "role": identity.role,
+                                     "groups": list(identity.groups)}, at=_ts(_now()))
+        return token
+
+    def identity_for(self, token: str) -> Identity | None:
+        """The identity behind a token, or ``None``."""
+        rows = self._read("SELECT user, groups, role FROM tokens WHERE hash = ?",
+                          (_hash_token(token),))
+        if not rows:
+            return None
+        r = rows[0]
+        return Identity(user=r["user"], groups=tuple(json.loads(r["groups"])), role=r["role"])
+
+    def count_tokens(self) -> int:
+        """How many tokens exist."""
+        return int(self._read("SELECT COUNT(*) FROM tokens")[0][0])
+
+    def secret(self, name: str) -> bytes:
+        """A random secret kept in the store, made on first use."""
+        with self._write() as conn:
+            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return bytes(row["value"])
+            value = secrets.token_bytes(32)
+            conn.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
+            return value
+
+
+def _encode_cursor(sort_priority: int, created_at: float, event_id: str) -> str:
+    raw = json.dumps([sort_priority, created_at, event_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        sort_priority, created_at, event_id = json.loads(raw)
+        if not (isinstance(sort_priority, int) and isinstance(created_at, (int, float))
+                and isinstance(event_id, str)):
+            raise ValueError
+    except (ValueError, TypeError):
+        raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None
+    return [sort_priority, created_at, event_id]

@@ -58,10 +58,17 @@ def can_read(identity: Identity, event: Event) -> bool:
     return is_assigned(identity, event)
 
 
-def can_answer(identity: Identity, event: Event) -> bool:
-    """Admins answer everything; reviewers what is assigned to them or unassigned."""
+def can_answer(identity: Identity, event: Event, channel: str = "api") -> bool:
+    """Admins answer everything; reviewers what is assigned to them or unassigned.
+
+    A workflow may record an answer to its own event only when it relays one given in its
+    orchestrator's own UI (a channel other than ``api``, ``cli`` and ``web``, e.g.
+    ``prefect-ui``), so the inbox and the audit trail stay true.
+    """
     if identity.role == "admin":
         return True
+    if identity.role == "workflow":
+        return event.requested_by == identity.user and channel not in ("api", "cli", "web")
     return identity.role == "reviewer" and is_assigned(identity, event)
 
 

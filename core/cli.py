@@ -21,12 +21,38 @@ from ._rules import Identity
 __all__ = ["main"]
 
 
+class _Commands(click.Group):
+    """The built-in commands plus those adapters add (``signoff.commands`` entry points),
+    loaded only when used, so ``signoff list`` never imports an orchestrator SDK."""
+
+    def _extra(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {e.name: e for e in entry_points(group="signoff.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._extra()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        entry = self._extra().get(name)
+        if entry is None:
+            return None
+        try:
+            loaded: click.Command = entry.load()
+        except ImportError as exc:
+            raise click.ClickException(f"signoff {name}: {exc}") from exc
+        return loaded
+
+
 def _client(ctx: click.Context) -> Client:
     obj = ctx.find_root().obj or {}
     return Client(obj.get("url"), obj.get("token"), channel="cli", retry_for=5.0)
 
 
-@click.group()
+@click.group(cls=_Commands)
 @click.option("--url", envvar="SIGNOFF_URL", help="The hub's URL (default http://127.0.0.1:8765).")
 @click.option("--token", envvar="SIGNOFF_TOKEN", help="An API token.")
 @click.pass_context

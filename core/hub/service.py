@@ -152,7 +152,7 @@ class Hub:
             NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
         """
         event = await self._load(event_id)
-        if not can_answer(who, event):
+        if not can_answer(who, event, channel):
             raise Forbidden(f"{who.user} may not answer event {event_id}")
         if event.status != "pending":
             raise AlreadyDecided(f"event {event_id} is already {event.status}")
@@ -251,9 +251,14 @@ class Hub:
     # deliveries --------------------------------------------------------------------------
     def _resumer_exists(self, name: str) -> bool:
         if name not in self._resumers:
-            factory = load_resumer(name)
-            self._resumers[name] = (
-                None if factory is None else factory(self.settings.resumers.get(name, {})))
+            try:
+                factory = load_resumer(name)
+                self._resumers[name] = (
+                    None if factory is None else factory(self.settings.resumers.get(name, {})))
+            except Exception as exc:  # installed but broken: deliveries fail with the reason
+                log.exception("resumer %r could not be loaded", name)
+                self._resumers[name] = _BrokenResumer(f"resumer {name!r} could not be loaded: "
+                                                      f"{type(exc).__name__}: {exc}")
         return self._resumers[name] is not None
 
     async def dispatch(self) -> int:
@@ -306,6 +311,19 @@ class Hub:
                 await asyncio.wait_for(self._dispatch_wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
+
+
+class _BrokenResumer:
+    """Stands in for a resumer whose module failed to load, so deliveries say why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def deliver(self, event: Event) -> None:
+        raise DeliveryFailed(self.reason)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def check_channel(channel: str | None, default: str) -> str:

@@ -1,0 +1,126 @@
+"""Run a real hub in tests: ``signoff serve`` in a subprocess, on loopback, on a temporary store.
+
+```python
+from signoff.testing import HubProcess
+
+with HubProcess(tmp_path / "hub.db") as hub:
+    token = hub.token("flow", role="workflow")
+    ...
+```
+
+Needs the ``hub`` extra in the environment the tests run in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["HubProcess", "free_port"]
+
+_LOGIN = re.compile(r"\?token=(\S+)")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class HubProcess:
+    """A ``signoff serve`` subprocess; restartable on the same store and port."""
+
+    def __init__(self, database: str | Path, *, port: int | None = None,
+                 env: dict[str, str] | None = None, config: str | Path | None = None) -> None:
+        self.database = str(database)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **(env or {})}
+        self.config = config
+        self.admin_token: str | None = None
+        self.login_url: str | None = None
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = Path(self.database + f".{self.port}.log")
+
+    def start(self, timeout: float = 30.0) -> HubProcess:
+        """Start the hub and wait until ``/healthz`` answers."""
+        args = [sys.executable, "-c", "from signoff.cli import run; run()", "serve",
+                "--port", str(self.port), "--db", self.database]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True,
+                                        env=self.env)
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        if self.admin_token is None:
+            # a fresh store prints the admin login URL first, then nothing more on stdout
+            line = self.process.stdout.readline() + self.process.stdout.readline()
+            found = _LOGIN.search(line)
+            if found is None:
+                self.stop()
+                raise RuntimeError(f"hub printed no login URL: {line!r}; see {self.log_path}")
+            self.admin_token = found.group(1)
+            self.login_url = f"{self.url}/?token={self.admin_token}"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hub exited with {self.process.returncode}; "
+                                   f"see {self.log_path}: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"hub did not become healthy in {timeout} s; see {self.log_path}")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the hub (SIGTERM, or SIGKILL with ``kill``) and wait for it to exit."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def restart(self, kill: bool = False) -> HubProcess:
+        """Stop and start again on the same store and port."""
+        self.stop(kill=kill)
+        return self.start()
+
+    def token(self, user: str, role: str = "reviewer", groups: tuple[str, ...] = ()) -> str:
+        """Mint a token with ``signoff token create`` against this hub's store."""
+        args = [sys.executable, "-c", "from signoff.cli import run; run()", "token", "create",
+                "--user", user, "--role", role, "--db", self.database]
+        for group in groups:
+            args += ["--group", group]
+        done = subprocess.run(args, capture_output=True, text=True, env=self.env, check=True)
+        return done.stdout.strip().splitlines()[-1]
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        """``Authorization`` headers for ``token`` (the admin's by default)."""
+        return {"Authorization": f"Bearer {token or self.admin_token}"}
+
+    def __enter__(self) -> HubProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -43,7 +43,13 @@ class _Commands(click.Group):
         try:
             loaded: click.Command = entry.load()
         except ImportError as exc:
-            raise click.ClickException(f"signoff {name}: {exc}") from exc
+            reason = str(exc)
+
+            def unavailable() -> None:
+                raise click.ClickException(f"signoff {name}: {reason}")
+
+            return click.Command(name, callback=unavailable,
+                                 help=f"(unavailable: {reason})", short_help="(unavailable)")
         return loaded
 
 

@@ -107,13 +107,15 @@ class HubProcess:
         return self.start()
 
     def token(self, user: str, role: str = "reviewer", groups: tuple[str, ...] = ()) -> str:
-        """Mint a token with ``signoff token create`` against this hub's store."""
-        args = [sys.executable, "-c", "from signoff.cli import run; run()", "token", "create",
-                "--user", user, "--role", role, "--db", self.database]
-        for group in groups:
-            args += ["--group", group]
-        done = subprocess.run(args, capture_output=True, text=True, env=self.env, check=True)
-        return done.stdout.strip().splitlines()[-1]
+        """Mint a token in this hub's store (what ``signoff token create`` does)."""
+        from ._rules import Identity
+        from .store import open_store
+
+        store = open_store(self.database)
+        try:
+            return store.create_token(Identity(user=user, role=role, groups=groups))  # type: ignore[arg-type]
+        finally:
+            store.close()
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         """``Authorization`` headers for ``token`` (the admin's by default)."""

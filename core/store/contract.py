@@ -1,0 +1,245 @@
+"""The contract every :class:`~signoff.store.Store` backend passes (needs pytest).
+
+A backend's tests subclass :class:`StoreContract` and provide a ``store`` fixture that yields a
+fresh, migrated store; every test here then runs against it (the SQLAlchemy ``testing/suite``
+idea):
+
+```python
+class TestSQLite(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path):
+        store = open_store(str(tmp_path / "s.db"))
+        yield store
+        store.close()
+```
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from .._errors import AlreadyDecided, InvalidInput, NotFound
+from .._model import Decision, Event, EventCreate, Outcome, Response
+from .._rules import Identity
+from ._protocol import Store
+
+__all__ = ["StoreContract", "make_event"]
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def make_event(*, at: datetime = T0, requested_by: str = "flow", timeout: float | None = None,
+               **fields: Any) -> Event:
+    """A pending event as the hub would build it."""
+    fields.setdefault("name", "deploy")
+    fields.setdefault("prompt", "Deploy?")
+    body = EventCreate(timeout=timeout, **fields)
+    return Event(**body.model_dump(), id=f"ev_{uuid.uuid4().hex}", requested_by=requested_by,
+                 status="pending", created_at=at,
+                 deadline=at + timedelta(seconds=timeout) if timeout else None)
+
+
+def _approved(by: str = "rita", at: datetime = T0) -> Decision:
+    return Decision(value=True, outcome=Outcome.approved, by=by, channel="api", at=at)
+
+
+class StoreContract:
+    """Behaviour every store must have. Subclass it and provide a ``store`` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        """A fresh, migrated store (the backend's tests override this)."""
+        raise NotImplementedError
+
+    def test_migrate_is_idempotent(self, store: Store) -> None:
+        assert store.migrate() == store.migrate() >= 1
+
+    def test_create_and_get(self, store: Store) -> None:
+        event = make_event(context={"rows": 3, "tags": ["a"]}, assignees=["group:ops", "ann"],
+                           input={"kind": "int", "min": 1, "max": 9}, labels={"team": "data"})
+        stored, created = store.create_event(event, channel="api")
+        assert created
+        assert store.get_event(event.id) == event
+        assert store.get_event("ev_missing") is None
+        assert stored == event
+
+    def test_form_schema_round_trips(self, store: Store) -> None:
+        schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+        event = make_event(input={"kind": "form", "schema": schema})
+        store.create_event(event, channel="api")
+        got = store.get_event(event.id)
+        assert got is not None and got.input == event.input
+
+    def test_same_key_returns_the_stored_event_unchanged(self, store: Store) -> None:
+        first = make_event(key="k-1", prompt="first")
+        second = make_event(key="k-1", prompt="second")
+        store.create_event(first, channel="api")
+        again, created = store.create_event(second, channel="api")
+        assert not created
+        assert again.id == first.id and again.prompt == "first"
+        assert len(store.list_events().events) == 1
+
+    def test_list_orders_by_priority_then_age(self, store: Store) -> None:
+        low = make_event(priority="low", at=T0)
+        old = make_event(priority="high", at=T0 + timedelta(seconds=1))
+        new = make_event(priority="high", at=T0 + timedelta(seconds=2))
+        urgent = make_event(priority="urgent", at=T0 + timedelta(seconds=3))
+        for event in (low, new, old, urgent):
+            store.create_event(event, channel="api")
+        ids = [e.id for e in store.list_events(status="pending").events]
+        assert ids == [urgent.id, old.id, new.id, low.id]
+
+    def test_cursor_pages_cover_everything_once(self, store: Store) -> None:
+        made = [make_event(priority=("low", "normal", "high")[i % 3],
+                           at=T0 + timedelta(seconds=i % 4)) for i in range(23)]
+        for event in made:
+            store.create_event(event, channel="api")
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.list_events(limit=5, cursor=cursor)
+            seen += [e.id for e in page.events]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert sorted(seen) == sorted(e.id for e in made) and len(seen) == len(set(seen))
+        assert seen == [e.id for e in store.list_events(limit=100).events]
+
+    def test_bad_cursor_is_refused(self, store: Store) -> None:
+        with pytest.raises(InvalidInput) as caught:
+            store.list_events(cursor="not-a-cursor")
+        assert caught.value.field == "cursor"
+
+    def test_visibility_and_assignee_filters(self, store: Store) -> None:
+        anyone = make_event()
+        ops = make_event(assignees=["group:ops"])
+        ann = make_event(assignees=["ann"])
+        mine = make_event(requested_by="other-flow")
+        for event in (anyone, ops, ann, mine):
+            store.create_event(event, channel="api")
+
+        def ids(**kw: Any) -> set[str]:
+            return {e.id for e in store.list_events(**kw).events}
+
+        assert ids(visible_to={"bob", "group:ops"}) == {anyone.id, ops.id, mine.id}
+        assert ids(visible_to={"ann"}) == {anyone.id, ann.id, mine.id}
+        assert ids(assignee="group:ops") == {ops.id}
+        assert ids(requested_by="other-flow") == {mine.id}
+        assert store.count_events(status="pending", visible_to={"ann"}) == 3
+        assert store.count_events() == 4
+
+    def test_decide_once(self, store: Store) -> None:
+        event = make_event()
+        store.create_event(event, channel="api")
+        response = Response(id="rs_1", event_id=event.id, by="rita", value=True,
+                            comment="fine", channel="web", at=T0)
+        decided = store.decide(event.id, _approved(), response=response)
+        assert decided.status == "decided" and decided.decision == _approved()
+        assert decided.responses == [response]
+        with pytest.raises(AlreadyDecided):
+            store.decide(event.id, _approved(by="sam"))
+        after = store.get_event(event.id)
+        assert after is not None and after.decision is not None and after.decision.by == "rita"
+        assert len(after.responses) == 1
+        with pytest.raises(NotFound):
+            store.decide("ev_missing", _approved())
+
+    def test_cancel_sets_cancelled(self, store: Store) -> None:
+        event = make_event()
+        store.create_event(event, channel="api")
+        cancelled = Decision(value=None, outcome=Outcome.cancelled, by="flow", channel="api",
+                             at=T0)
+        assert store.decide(event.id, cancelled).status == "cancelled"
+        assert [e.id for e in store.list_events(status="cancelled").events] == [event.id]
+
+    def test_racing_deciders_make_exactly_one_decision(self, store: Store) -> None:
+        event = make_event()
+        store.create_event(event, channel="api")
+        wins: list[str] = []
+        losses: list[str] = []
+        start = threading.Barrier(20)
+
+        def answer(n: int) -> None:
+            start.wait()
+            try:
+                store.decide(event.id, _approved(by=f"r{n}"), response=Response(
+                    id=f"rs_{n}", event_id=event.id, by=f"r{n}", value=True, channel="api",
+                    at=T0))
+                wins.append(f"r{n}")
+            except AlreadyDecided:
+                losses.append(f"r{n}")
+
+        threads = [threading.Thread(target=answer, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(wins) == 1 and len(losses) == 19
+        got = store.get_event(event.id)
+        assert got is not None and got.decision is not None
+        assert got.decision.by == wins[0] and [r.by for r in got.responses] == wins
+
+    def test_deadlines(self, store: Store) -> None:
+        soon = make_event(timeout=10)
+        later = make_event(timeout=100)
+        never = make_event()
+        for event in (later, soon, never):
+            store.create_event(event, channel="api")
+        assert store.next_deadline() == T0 + timedelta(seconds=10)
+        assert [e.id for e in store.due_events(T0 + timedelta(seconds=50))] == [soon.id]
+        store.decide(soon.id, _approved())
+        assert store.next_deadline() == T0 + timedelta(seconds=100)
+        assert store.due_events(T0 + timedelta(seconds=50)) == []
+
+    def test_deliveries_through_the_outbox(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        due = store.due_deliveries(T0 + timedelta(seconds=1))
+        assert [(d.event_id, d.resumer, d.attempts) for d in due] == [(event.id, "webhook", 0)]
+        retry_at = T0 + timedelta(seconds=30)
+        store.delivery_attempted(due[0].id, state="pending", error="refused",
+                                 next_attempt_at=retry_at)
+        assert store.due_deliveries(T0 + timedelta(seconds=1)) == []
+        assert store.next_delivery_at() == retry_at
+        [again] = store.due_deliveries(retry_at)
+        assert again.attempts == 1
+        store.delivery_attempted(again.id, state="delivered")
+        got = store.get_event(event.id)
+        assert got is not None
+        [delivery] = got.deliveries
+        assert (delivery.state, delivery.attempts) == ("delivered", 2)
+        assert store.due_deliveries(retry_at + timedelta(days=1)) == []
+        actions = [a.action for a in store.audit(event.id)]
+        assert actions[-1] == "delivery_delivered"
+
+    def test_tokens(self, store: Store) -> None:
+        assert store.count_tokens() == 0
+        who = Identity(user="rita", groups=("ops", "data"), role="reviewer")
+        token = store.create_token(who)
+        assert store.identity_for(token) == who
+        assert store.identity_for(token + "x") is None
+        assert store.count_tokens() == 1
+        assert store.create_token(who) != token
+
+    def test_audit_trail_is_chained(self, store: Store) -> None:
+        event = make_event()
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), response=Response(
+            id="rs_a", event_id=event.id, by="rita", value=True, channel="cli", at=T0))
+        trail = store.audit(event.id)
+        assert [(a.action, a.actor, a.channel) for a in trail] == [
+            ("created", "flow", "api"), ("responded", "rita", "cli"),
+            ("approved", "rita", "api")]
+        assert len({a.hash for a in trail}) == 3
+        report = store.verify_audit()
+        assert report.ok and report.entries >= 3
+
+    def test_secrets_are_stable(self, store: Store) -> None:
+        assert store.secret("csrf") == store.secret("csrf") != store.secret("other")
+        assert len(store.secret("csrf")) >= 32

@@ -1,0 +1,212 @@
+"""Deadlines across restarts, webhook deliveries across a receiver outage, waits across a hub
+restart: each against a real `signoff serve`, stopped and started for real."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from signoff import Client
+from signoff.testing import HubProcess, free_port
+
+SECRET = "shared-secret"
+
+
+class Receiver:
+    """A real HTTP receiver on loopback that records what it is sent."""
+
+    def __init__(self, port: int, status: int = 200) -> None:
+        self.port = port
+        self.status = status
+        self.calls: list[tuple[dict[str, str], bytes]] = []
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.calls.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
+    env = {"SIGNOFF_SWEEP_INTERVAL": "0.2", "SIGNOFF_DELIVERY_BACKOFF": "0.2",
+           "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5", "SIGNOFF_RESUMERS__WEBHOOK__SECRET": SECRET}
+    with HubProcess(tmp_path / "hub.db", env=env) as hub:
+        yield hub
+
+
+def _until(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def test_deadline_applies_each_on_timeout(fast_hub: HubProcess) -> None:
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    cases = {
+        "default": ({"kind": "int", "default": 7}, "timed_out", 7),
+        "reject": ({"kind": "approval"}, "rejected", False),
+        "fail": ({"kind": "approval"}, "expired", None),
+    }
+    made = {action: client.create(name=f"t-{action}", prompt="p", input=spec, timeout=0.5,
+                                  on_timeout=action)
+            for action, (spec, _, _) in cases.items()}
+    for action, event in made.items():
+        decision = client.wait(event.id, timeout=10)
+        _, outcome, value = cases[action]
+        assert (decision.outcome.value, decision.value, decision.by) == (outcome, value, "timeout")
+    trail = client.audit(made["fail"].id)
+    assert [(e["action"], e["actor"], e["channel"]) for e in trail][-1] == (
+        "expired", "timeout", "sweeper")
+
+
+def test_deadline_passed_while_the_hub_was_down_is_caught_up(fast_hub: HubProcess) -> None:
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    event = client.create(name="overnight", prompt="p", timeout=1.5, on_timeout="reject")
+    fast_hub.stop()
+    time.sleep(2.0)  # the deadline passes with no hub running
+    started = time.monotonic()
+    fast_hub.start()
+    decision = client.wait(event.id, timeout=10)
+    assert decision.outcome.value == "rejected" and decision.by == "timeout"
+    assert time.monotonic() - started < 10
+
+
+def test_webhook_is_retried_until_the_receiver_is_back(fast_hub: HubProcess) -> None:
+    port = free_port()
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    event = client.create(name="hooked", prompt="p", source={
+        "orchestrator": "webhook", "params": {"url": f"http://127.0.0.1:{port}/signoff"}})
+    admin = Client(fast_hub.url, fast_hub.admin_token)
+    admin.respond(event.id, True, "go")
+
+    # nobody listens yet: the delivery stays pending and records why
+    def retried() -> Any:
+        [delivery] = client.get(event.id).deliveries
+        return delivery if delivery.attempts >= 3 else None
+
+    delivery = _until(retried, 15, "three failed attempts")
+    assert delivery.state == "pending" and "ConnectError" in (delivery.last_error or "")
+
+    receiver = Receiver(port).start()
+    try:
+        _until(lambda: client.get(event.id).deliveries[0].state == "delivered", 15, "delivery")
+    finally:
+        receiver.stop()
+    headers, body = receiver.calls[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Signoff-Signature"] == expected
+    assert headers["X-Signoff-Event"] == event.id
+    sent = json.loads(body)
+    assert sent["event_id"] == event.id and sent["decision"]["value"] is True
+    assert sent["decision"]["by"] == "admin"
+    actions = [e["action"] for e in client.audit(event.id)]
+    assert actions[-1] == "delivery_delivered"
+
+
+def test_pending_delivery_survives_a_hub_restart(fast_hub: HubProcess) -> None:
+    port = free_port()
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    event = client.create(name="hooked", prompt="p", source={
+        "orchestrator": "webhook", "params": {"url": f"http://127.0.0.1:{port}/"}})
+    Client(fast_hub.url, fast_hub.admin_token).respond(event.id, False)
+    _until(lambda: client.get(event.id).deliveries[0].attempts >= 1, 10, "a first attempt")
+    fast_hub.stop()
+    receiver = Receiver(port).start()
+    try:
+        fast_hub.start()
+        _until(lambda: client.get(event.id).deliveries[0].state == "delivered", 15, "delivery")
+        assert json.loads(receiver.calls[0][1])["decision"]["outcome"] == "rejected"
+    finally:
+        receiver.stop()
+
+
+def test_receiver_refusing_for_good_fails_the_delivery_with_the_reason(
+        fast_hub: HubProcess) -> None:
+    port = free_port()
+    receiver = Receiver(port, status=410).start()
+    try:
+        client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+        event = client.create(name="gone", prompt="p", source={
+            "orchestrator": "webhook", "params": {"url": f"http://127.0.0.1:{port}/"}})
+        Client(fast_hub.url, fast_hub.admin_token).respond(event.id, True)
+        delivery = _until(lambda: next((d for d in client.get(event.id).deliveries
+                                        if d.state == "failed"), None), 10, "a failed delivery")
+        assert "410" in (delivery.last_error or "") and delivery.attempts == 1
+    finally:
+        receiver.stop()
+
+
+def test_client_wait_rides_out_a_hub_restart(fast_hub: HubProcess) -> None:
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    event = client.create(name="long", prompt="p")
+    got: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: got.update(d=client.wait(event.id, timeout=60)))
+    waiter.start()
+    time.sleep(0.5)
+    fast_hub.restart()
+    assert waiter.is_alive()
+    Client(fast_hub.url, fast_hub.admin_token).respond(event.id, True)
+    waiter.join(30)
+    assert got["d"].outcome.value == "approved"
+
+
+def test_first_start_prints_the_login_url_once(tmp_path: Path) -> None:
+    hub = HubProcess(tmp_path / "once.db")
+    hub.start()
+    assert hub.login_url is not None and hub.admin_token
+    me = httpx.get(f"{hub.url}/api/v1/me", headers=hub.headers()).json()
+    assert me == {"user": "admin", "groups": [], "role": "admin"}
+    hub.stop()
+    # the store has a token now: a second start prints no login URL, anywhere
+    second = subprocess.Popen(
+        [sys.executable, "-c", "from signoff.cli import run; run()", "serve", "--port",
+         str(hub.port), "--db", hub.database], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        _until(lambda: _healthy(hub.url), 20, "the second start")
+    finally:
+        second.terminate()
+        out, err = second.communicate(timeout=15)
+    assert "token=" not in out + err and hub.admin_token not in out + err
+    assert "serving on" in err
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

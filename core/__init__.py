@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._client import AsyncClient, Client
 from ._errors import (
+    AlreadyAnswered,
     AlreadyDecided,
     Cancelled,
     DecisionError,
@@ -50,11 +51,13 @@ from ._model import (
     ResponseCreate,
     Source,
 )
+from ._policy import Policy, PolicyFile, PolicyFileRule, Rule, Tier
 from ._rules import Identity, result_of
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyAnswered",
     "AlreadyDecided",
     "ApprovalInput",
     "AsyncClient",
@@ -82,13 +85,18 @@ __all__ = [
     "NotFound",
     "Outcome",
     "PayloadTooLarge",
+    "Policy",
+    "PolicyFile",
+    "PolicyFileRule",
     "Priority",
     "Rejected",
     "Response",
     "ResponseCreate",
+    "Rule",
     "SignoffError",
     "Source",
     "TextInput",
+    "Tier",
     "Unauthenticated",
     "WaitTimeout",
     "input_spec",

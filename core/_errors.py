@@ -8,6 +8,7 @@ SignoffError
 │   ├── Forbidden              403  the caller may not do this to this event
 │   ├── NotFound               404  no such event
 │   ├── AlreadyDecided         409  the event is decided or cancelled; nothing was changed
+│   ├── AlreadyAnswered        409  this responder already answered (quorum events)
 │   └── PayloadTooLarge        413
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._model import Decision
 
 __all__ = [
+    "AlreadyAnswered",
     "AlreadyDecided",
     "Cancelled",
     "DecisionError",
@@ -112,6 +114,13 @@ class AlreadyDecided(HubError):
     code = "already_decided"
 
 
+class AlreadyAnswered(HubError):
+    """This responder already answered this event; a quorum counts each person once."""
+
+    status = 409
+    code = "already_answered"
+
+
 class PayloadTooLarge(HubError):
     """The request body is larger than the hub accepts."""
 
@@ -121,7 +130,8 @@ class PayloadTooLarge(HubError):
 
 HUB_ERRORS: dict[str, type[HubError]] = {
     cls.code: cls
-    for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided, PayloadTooLarge)
+    for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided,
+                AlreadyAnswered, PayloadTooLarge)
 }
 
 

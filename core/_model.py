@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from ._inputs import ApprovalInput, InputSpec
+from ._policy import Impact, Policy
 
 __all__ = [
     "Decision",
@@ -120,6 +121,8 @@ class EventCreate(_Frozen):
         default=None, description="What the automation before this step recommends."
     )
     confidence: float | None = Field(default=None, ge=0, le=1)
+    impact: Impact | None = Field(default=None, description="How much is at stake if wrong.")
+    policy: Policy | None = Field(default=None, description="Routing, quorum, escalation.")
 
     @field_validator("name")
     @classmethod
@@ -138,8 +141,11 @@ class EventCreate(_Frozen):
 
     @model_validator(mode="after")
     def _default_needed(self) -> EventCreate:
-        if self.on_timeout == "default" and self.input.default is None:
+        on_timeout = (self.policy and self.policy.on_timeout) or self.on_timeout
+        if on_timeout == "default" and self.input.default is None:
             raise ValueError("on_timeout 'default' needs input.default")
+        if self.policy is not None and self.policy.quorum > 1 and self.input.kind != "approval":
+            raise ValueError("policy.quorum above 1 needs an approval input")
         return self
 
 
@@ -171,6 +177,7 @@ class Decision(_Frozen):
     comment: str | None = None
     channel: str = "api"
     at: datetime
+    rule: str | None = Field(default=None, description="The policy rule or tier that decided.")
 
     @property
     def ok(self) -> bool:
@@ -207,6 +214,9 @@ class Event(_Frozen):
     labels: dict[str, str]
     recommendation: JsonValue = None
     confidence: float | None = None
+    impact: Impact | None = None
+    policy: Policy | None = None
+    escalation_level: int = 0
     requested_by: str
     status: Literal["pending", "decided", "cancelled"]
     created_at: datetime

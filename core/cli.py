@@ -231,6 +231,39 @@ def audit_verify(database: str | None, config: str | None) -> None:
     sys.exit(1)
 
 
+@main.group()
+def policy() -> None:
+    """The hub's policy file (``[[policies]]`` in signoff.toml)."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def policy_check(file: str) -> None:
+    """Validate a policy file; exit 1 naming each field that is wrong."""
+    from pydantic import ValidationError
+
+    from ._policy import PolicyFile
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    try:
+        with open(file, "rb") as handle:
+            data = tomllib.load(handle)
+        checked = PolicyFile.model_validate({"policies": data.get("policies", [])})
+    except tomllib.TOMLDecodeError as exc:
+        click.echo(f"{file}: not TOML: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            click.echo(f"{file}: {where}: {error['msg']} (got {error.get('input')!r})", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: {len(checked.policies)} policy rule(s), all valid")
+
+
 def run() -> None:
     """Entry point with errors from the hub printed plainly."""
     try:

@@ -21,7 +21,8 @@ from anyio import to_thread
 
 from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .._inputs import validate_value
-from .._model import Decision, Event, EventCreate, EventPage, Response
+from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
+from .._policy import route, settle, tighten
 from .._rules import (
     Identity,
     can_answer,
@@ -33,6 +34,8 @@ from .._rules import (
 )
 from ..resumers import DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, DueDelivery, Store
+from .escalation import escalate
+from .notify import Notifier
 from .settings import Settings
 
 __all__ = ["Hub", "check_channel"]
@@ -60,6 +63,8 @@ class Hub:
         self._sweep_wake = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.notifier = Notifier(settings)
+        self._background: set[asyncio.Task[None]] = set()
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,17 +107,54 @@ class Hub:
 
     # events ------------------------------------------------------------------------------
     async def create(self, who: Identity, body: EventCreate, channel: str) -> tuple[Event, bool]:
-        """Create an event (idempotent by key)."""
+        """Create an event (idempotent by key), apply the policy file, route by the policy."""
         if who.role == "reviewer":
             raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
         now = self.clock()
+        fields = body.model_dump()
+        draft = body.model_copy()
+        policy, assignees, notes = tighten(body.policy, list(body.assignees),
+                                           self.settings.policies, draft)
+        fields.update(policy=policy, assignees=assignees)
+        if policy is not None and policy.on_timeout is not None:
+            fields["on_timeout"] = policy.on_timeout
         deadline = now + timedelta(seconds=body.timeout) if body.timeout else None
-        event = Event(**body.model_dump(), id=f"ev_{uuid.uuid4().hex}", requested_by=who.user,
+        event = Event(**fields, id=f"ev_{uuid.uuid4().hex}", requested_by=who.user,
                       status="pending", created_at=now, deadline=deadline)
-        stored, created = await self._run(self.store.create_event, event, channel=channel)
-        if created and deadline is not None:
-            self._sweep_wake.set()
+        routed = route(event)
+        decision = None
+        if routed.action == "approve":
+            decision = response_decision(event, routed.value, "policy", routed.rule, "policy", now)
+            decision = decision.model_copy(update={"rule": routed.rule})
+        elif routed.action == "block":
+            decision = Decision(value=False if event.input.kind == "approval" else None,
+                                outcome=Outcome.rejected, by="policy", comment=routed.rule,
+                                channel="policy", at=now, rule=routed.rule)
+        elif routed.rule:
+            notes.append(routed.rule)
+        stored, created = await self._run(self.store.create_event, event, channel=channel,
+                                          decision=decision, notes=notes)
+        if created:
+            if deadline is not None or (policy and policy.escalate):
+                self._sweep_wake.set()
+            self._notify(stored, "decided" if stored.decision else "created")
         return stored, created
+
+    def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
+        if not self.notifier.targets(event, extra):
+            return
+
+        async def send() -> None:
+            try:
+                result = await self.notifier.send(event, what, extra)
+            except Exception as exc:  # a notification never breaks the hub
+                result = {"what": what, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            await self._run(self.store.record, "notified", actor="hub", channel="apprise",
+                            event_id=event.id, data=result)
+
+        task = asyncio.create_task(send())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _load(self, event_id: str) -> Event:
         event = await self._run(self.store.get_event, event_id)
@@ -156,12 +198,35 @@ class Hub:
             raise Forbidden(f"{who.user} may not answer event {event_id}")
         if event.status != "pending":
             raise AlreadyDecided(f"event {event_id} is already {event.status}")
+        policy = event.policy
+        if policy is not None and policy.forbid_self_approval and who.user == event.requested_by:
+            raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
+                            "self-approval")
         value = validate_value(event.input, value)
         now = self.clock()
         response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
                             value=value, comment=comment, channel=channel, at=now)
-        decision = response_decision(event, value, who.user, comment, channel, now)
-        return await self._decide(event, decision, response)
+        decided = await self._add_response(event, response)
+        return decided
+
+    async def _add_response(self, event: Event, response: Response,
+                            rule: str | None = None) -> Event:
+        def decide(current: Event, responses: list[Response]) -> Decision | None:
+            settled = settle(current.input.kind, current.policy, responses)
+            if settled is None:
+                return None
+            value, settled_rule = settled
+            last = responses[-1]
+            decision = response_decision(current, value, last.by, last.comment, last.channel,
+                                         last.at)
+            return decision.model_copy(update={"rule": settled_rule or rule})
+
+        via = self._via(event)
+        stored = await self._run(self.store.add_response, event.id, response, settle=decide,
+                                 deliver_via=via)
+        if stored.decision is not None:
+            self._decided(stored, via)
+        return stored
 
     async def cancel(self, who: Identity, event_id: str, comment: str | None,
                      channel: str) -> Event:
@@ -172,15 +237,24 @@ class Hub:
         decision = cancel_decision(who.user, comment, channel, self.clock())
         return await self._decide(event, decision, None)
 
+    def _via(self, event: Event) -> str | None:
+        orchestrator = event.source.orchestrator
+        return orchestrator if self._resumer_exists(orchestrator) else None
+
     async def _decide(self, event: Event, decision: Decision,
                       response: Response | None) -> Event:
-        via = event.source.orchestrator if self._resumer_exists(event.source.orchestrator) else None
+        via = self._via(event)
         decided = await self._run(self.store.decide, event.id, decision, response=response,
                                   deliver_via=via)
-        self._wake(event.id, decision)
+        self._decided(decided, via)
+        return decided
+
+    def _decided(self, event: Event, via: str | None) -> None:
+        assert event.decision is not None
+        self._wake(event.id, event.decision)
         if via is not None:
             self._dispatch_wake.set()
-        return decided
+        self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
 
     async def audit(self, who: Identity, event_id: str) -> list[AuditEntry]:
         """The audit trail of an event the caller may read."""
@@ -220,22 +294,32 @@ class Hub:
 
     # deadlines ---------------------------------------------------------------------------
     async def sweep(self) -> int:
-        """Apply ``on_timeout`` to every pending event past its deadline; returns how many."""
+        """Apply due escalation tiers and ``on_timeout`` to events past their deadline."""
         now = self.clock()
         done = 0
+        for event in await self._run(self.store.due_escalations, now):
+            try:
+                await escalate(self, event)
+                done += 1
+            except AlreadyDecided:
+                pass  # answered or escalated meanwhile
+            except Exception:
+                log.exception("escalating %s failed", event.id)
         for event in await self._run(self.store.due_events, now):
             try:
                 await self._decide(event, timeout_decision(event, now), None)
                 done += 1
-            except Exception as exc:  # a racing answer won: that is fine
-                log.debug("sweeper skipped %s: %s", event.id, exc)
+            except AlreadyDecided:
+                pass  # a racing answer won: that is fine
         return done
 
     async def _sweep_loop(self) -> None:
         while True:
             try:
                 await self.sweep()
-                upcoming = await self._run(self.store.next_deadline)
+                times = [await self._run(self.store.next_deadline),
+                         await self._run(self.store.next_escalation)]
+                upcoming = min((t for t in times if t is not None), default=None)
             except Exception:
                 log.exception("deadline sweep failed; trying again")
                 upcoming = None

@@ -31,6 +31,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .._policy import PolicyFileRule
+
 __all__ = ["Settings", "load_settings"]
 
 _config_file: ContextVar[Path | None] = ContextVar("signoff_config_file", default=None)
@@ -57,6 +59,18 @@ class Settings(BaseSettings):
 
     resumers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-resumer settings, by orchestrator name (``[resumers.webhook] secret = ...``)."""
+
+    deciders: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Automated deciders for escalation fallbacks (``[deciders.NAME] url = ...``)."""
+
+    default_decider: str | None = None
+    """The decider a tier's ``fallback = "auto"`` means."""
+
+    notify: dict[str, list[str]] = Field(default_factory=dict)
+    """Apprise URLs by assignee (``"group:ops" = [...]``), ``"*"`` for every event."""
+
+    policies: list[PolicyFileRule] = Field(default_factory=list)
+    """The platform's policy file: rules that tighten what workflows ask (``[[policies]]``)."""
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     """Largest request body accepted; larger ones get 413."""

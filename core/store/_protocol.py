@@ -9,6 +9,7 @@ write durable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,8 +64,13 @@ class Store(Protocol):
         """Release connections."""
 
     # events -----------------------------------------------------------------------------
-    def create_event(self, event: Event, *, channel: str) -> tuple[Event, bool]:
-        """Store a new pending event, or return the one with the same key and ``False``."""
+    def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
+                     notes: list[str] | None = None) -> tuple[Event, bool]:
+        """Store a new pending event, or return the one with the same key and ``False``.
+
+        With ``decision`` (a policy decided at creation) the event is stored decided, in the same
+        transaction; ``notes`` are written to the audit log as policy lines.
+        """
 
     def get_event(self, event_id: str) -> Event | None:
         """One event with its decision, responses and deliveries, or ``None``."""
@@ -105,6 +111,29 @@ class Store(Protocol):
             NotFound: no such event.
             AlreadyDecided: the event is no longer pending; nothing was written.
         """
+
+    def add_response(self, event_id: str, response: Response, *,
+                     settle: Callable[[Event, list[Response]], Decision | None],
+                     deliver_via: str | None = None) -> Event:
+        """Store a response; if ``settle(event, responses)`` returns a decision, write it too,
+        all in one transaction.
+
+        Raises:
+            NotFound: no such event.
+            AlreadyDecided: the event is no longer pending.
+            AlreadyAnswered: this responder already answered.
+        """
+
+    def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
+        """Pending events whose next escalation tier is due."""
+
+    def next_escalation(self) -> datetime | None:
+        """When the next escalation tier falls due."""
+
+    def escalate(self, event_id: str, *, level: int, assignees: list[str],
+                 data: dict[str, Any]) -> Event:
+        """Move a pending event from tier ``level`` to the next with these assignees
+        (compare-and-set on the level), and audit it with ``data``."""
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline among pending events."""

@@ -14,14 +14,15 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._errors import AlreadyDecided, InvalidInput, NotFound
+from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Delivery, Event, EventPage, Response
+from .._policy import escalation_due
 from .._rules import Identity
 from ._protocol import AuditEntry, AuditReport, DueDelivery
 
@@ -109,6 +110,14 @@ _MIGRATIONS: list[str] = [
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     """,
+    # 2: policies: the rule behind a decision, escalation tiers, one response per responder
+    """
+    ALTER TABLE decisions ADD COLUMN rule TEXT;
+    ALTER TABLE events ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN next_escalation REAL;
+    CREATE INDEX events_escalation ON events (next_escalation) WHERE status = 'pending';
+    CREATE UNIQUE INDEX responses_once ON responses (event_id, by);
+    """,
 ]
 
 _GENESIS = "0" * 64
@@ -138,7 +147,7 @@ def _chain(prev: str, seq: int, at: float, event_id: str | None, actor: str, act
 
 
 _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
-                "source", "labels", "recommendation", "confidence")
+                "source", "labels", "recommendation", "confidence", "impact", "policy")
 
 
 class SQLiteStore:
@@ -259,10 +268,13 @@ class SQLiteStore:
         return AuditReport(ok=True, entries=count)
 
     # events -----------------------------------------------------------------------------
-    def create_event(self, event: Event, *, channel: str) -> tuple[Event, bool]:
-        """Insert a pending event; with a key that exists, return the stored one unchanged."""
+    def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
+                     notes: list[str] | None = None) -> tuple[Event, bool]:
+        """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
+        with a key that exists, return the stored one unchanged."""
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
+        escalation = escalation_due(event.created_at, event.policy, 0)
         with self._write() as conn:
             existing = None
             if event.key is not None:
@@ -271,10 +283,12 @@ class SQLiteStore:
             if existing is None:
                 conn.execute(
                     "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
-                    " deadline, requested_by, assigned, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " deadline, requested_by, assigned, body, next_escalation)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (event.id, event.key, event.name, "pending", -event.priority.rank, created,
                      _ts(event.deadline) if event.deadline else None, event.requested_by,
-                     1 if event.assignees else 0, json.dumps(body)),
+                     1 if event.assignees else 0, json.dumps(body),
+                     _ts(escalation) if escalation else None),
                 )
                 conn.executemany(
                     "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
@@ -283,28 +297,35 @@ class SQLiteStore:
                 self._append_audit(conn, "created", actor=event.requested_by, channel=channel,
                                    event_id=event.id, data={"name": event.name, "key": event.key},
                                    at=created)
-        if existing is None:
+                for note in notes or ():
+                    self._append_audit(conn, "policy", actor="policy", channel="hub",
+                                       event_id=event.id, data={"note": note}, at=created)
+                if decision is not None:
+                    self._write_decision(conn, event.id, decision, None)
+        if existing is None and decision is None:
             return event, True
-        stored = self.get_event(existing["id"])
+        stored = self.get_event(event.id if existing is None else existing["id"])
         assert stored is not None
-        return stored, False
+        return stored, existing is None
 
-    def _events_from_rows(self, rows: list[sqlite3.Row], detail: bool) -> list[Event]:
+    def _events_from_rows(self, rows: list[sqlite3.Row], detail: bool,
+                          conn: sqlite3.Connection | None = None) -> list[Event]:
         if not rows:
             return []
+        read = self._read if conn is None else (lambda sql, p=(): conn.execute(sql, p).fetchall())
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids))
-        decisions = {r["event_id"]: r for r in self._read(
+        decisions = {r["event_id"]: r for r in read(
             f"SELECT * FROM decisions WHERE event_id IN ({marks})", ids)}
         responses: dict[str, list[Response]] = {i: [] for i in ids}
         deliveries: dict[str, list[Delivery]] = {i: [] for i in ids}
         if detail:
-            for r in self._read(
+            for r in read(
                     f"SELECT * FROM responses WHERE event_id IN ({marks}) ORDER BY at", ids):
                 responses[r["event_id"]].append(Response(
                     id=r["id"], event_id=r["event_id"], by=r["by"], value=json.loads(r["value"]),
                     comment=r["comment"], channel=r["channel"], at=_dt(r["at"])))
-            for r in self._read(
+            for r in read(
                     f"SELECT * FROM deliveries WHERE event_id IN ({marks}) ORDER BY created_at",
                     ids):
                 deliveries[r["event_id"]].append(Delivery(
@@ -316,12 +337,13 @@ class SQLiteStore:
             d = decisions.get(r["id"])
             decision = None if d is None else Decision(
                 value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
-                comment=d["comment"], channel=d["channel"], at=_dt(d["at"]))
+                comment=d["comment"], channel=d["channel"], at=_dt(d["at"]), rule=d["rule"])
             events.append(Event.model_validate({
                 **json.loads(r["body"]),
                 "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],
                 "created_at": _dt(r["created_at"]), "deadline": _dt(r["deadline"]),
                 "requested_by": r["requested_by"], "decision": decision,
+                "escalation_level": r["escalation_level"],
                 "responses": responses[r["id"]], "deliveries": deliveries[r["id"]],
             }))
         return events
@@ -386,43 +408,126 @@ class SQLiteStore:
     def decide(self, event_id: str, decision: Decision, *, response: Response | None = None,
                deliver_via: str | None = None) -> Event:
         """Write the decision once; see :meth:`signoff.store.Store.decide`."""
-        status = "cancelled" if decision.outcome.value == "cancelled" else "decided"
-        at = _ts(decision.at)
         with self._write() as conn:
-            updated = conn.execute(
-                "UPDATE events SET status = ? WHERE id = ? AND status = 'pending'",
-                (status, event_id)).rowcount
-            if updated != 1:
-                row = conn.execute("SELECT status FROM events WHERE id = ?",
-                                   (event_id,)).fetchone()
-                if row is None:
-                    raise NotFound(f"no event {event_id}")
-                raise AlreadyDecided(f"event {event_id} is already {row['status']}")
+            self._check_pending(conn, event_id)
             if response is not None:
-                conn.execute(
-                    "INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (response.id, event_id, response.by, json.dumps(response.value),
-                     response.comment, response.channel, _ts(response.at)))
-                self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
-                                   event_id=event_id, data={"value": response.value,
-                                                            "comment": response.comment}, at=at)
-            conn.execute(
-                "INSERT INTO decisions (event_id, value, outcome, by, comment, channel, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event_id, json.dumps(decision.value), decision.outcome.value, decision.by,
-                 decision.comment, decision.channel, at))
-            self._append_audit(conn, decision.outcome.value, actor=decision.by,
-                               channel=decision.channel, event_id=event_id,
-                               data={"value": decision.value, "comment": decision.comment}, at=at)
-            if deliver_via is not None:
-                conn.execute(
-                    "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
-                    " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
-                    (f"dl_{uuid.uuid4().hex}", event_id, deliver_via, at, at, at))
+                self._insert_response(conn, event_id, response)
+            self._write_decision(conn, event_id, decision, deliver_via)
         event = self.get_event(event_id)
         assert event is not None
         return event
+
+    def add_response(self, event_id: str, response: Response, *,
+                     settle: Callable[[Event, list[Response]], Decision | None],
+                     deliver_via: str | None = None) -> Event:
+        """Store one response and, if ``settle`` says the responses decide, the decision too.
+
+        All in one transaction, so two responders completing a quorum at once cannot both
+        decide, and a refused response leaves nothing behind.
+        """
+        with self._write() as conn:
+            self._check_pending(conn, event_id)
+            if conn.execute("SELECT 1 FROM responses WHERE event_id = ? AND by = ?",
+                            (event_id, response.by)).fetchone():
+                raise AlreadyAnswered(f"{response.by} already answered event {event_id}")
+            self._insert_response(conn, event_id, response)
+            row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
+            [event] = self._events_from_rows(row, detail=True, conn=conn)
+            decision = settle(event, event.responses)
+            if decision is not None:
+                self._write_decision(conn, event_id, decision, deliver_via)
+        stored = self.get_event(event_id)
+        assert stored is not None
+        return stored
+
+    @staticmethod
+    def _check_pending(conn: sqlite3.Connection, event_id: str) -> None:
+        row = conn.execute("SELECT status FROM events WHERE id = ?", (event_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        if row["status"] != "pending":
+            raise AlreadyDecided(f"event {event_id} is already {row['status']}")
+
+    def _insert_response(self, conn: sqlite3.Connection, event_id: str,
+                         response: Response) -> None:
+        conn.execute(
+            "INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (response.id, event_id, response.by, json.dumps(response.value), response.comment,
+             response.channel, _ts(response.at)))
+        self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
+                           event_id=event_id,
+                           data={"value": response.value, "comment": response.comment},
+                           at=_ts(response.at))
+
+    def _write_decision(self, conn: sqlite3.Connection, event_id: str, decision: Decision,
+                        deliver_via: str | None) -> None:
+        status = "cancelled" if decision.outcome.value == "cancelled" else "decided"
+        at = _ts(decision.at)
+        updated = conn.execute(
+            "UPDATE events SET status = ?, next_escalation = NULL"
+            " WHERE id = ? AND status = 'pending'", (status, event_id)).rowcount
+        if updated != 1:  # the compare-and-set: only a pending event takes a decision
+            raise AlreadyDecided(f"event {event_id} is no longer pending")
+        conn.execute(
+            "INSERT INTO decisions (event_id, value, outcome, by, comment, channel, at, rule)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, json.dumps(decision.value), decision.outcome.value, decision.by,
+             decision.comment, decision.channel, at, decision.rule))
+        data: dict[str, Any] = {"value": decision.value, "comment": decision.comment}
+        if decision.rule:
+            data["rule"] = decision.rule
+        self._append_audit(conn, decision.outcome.value, actor=decision.by,
+                           channel=decision.channel, event_id=event_id, data=data, at=at)
+        if deliver_via is not None:
+            conn.execute(
+                "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
+                " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
+                (f"dl_{uuid.uuid4().hex}", event_id, deliver_via, at, at, at))
+
+    def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
+        """Pending events whose next escalation tier is due."""
+        rows = self._read(
+            "SELECT * FROM events WHERE status = 'pending' AND next_escalation <= ?"
+            " ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
+        return self._events_from_rows(rows, detail=True)
+
+    def next_escalation(self) -> datetime | None:
+        """When the next escalation tier falls due."""
+        row = self._read("SELECT MIN(next_escalation) FROM events WHERE status = 'pending'")
+        return _dt(row[0][0])
+
+    def escalate(self, event_id: str, *, level: int, assignees: list[str],
+                 data: dict[str, Any]) -> Event:
+        """Move a pending event from tier ``level`` to the next, with its new assignees.
+
+        Raises:
+            AlreadyDecided: the event is no longer pending or was escalated meanwhile.
+        """
+        now = _ts(_now())
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
+            if not row:
+                raise NotFound(f"no event {event_id}")
+            [event] = self._events_from_rows(row, detail=False, conn=conn)
+            following = escalation_due(event.created_at, event.policy, level + 1)
+            updated = conn.execute(
+                "UPDATE events SET escalation_level = ?, next_escalation = ?, assigned = ?,"
+                " body = json_set(body, '$.assignees', json(?))"
+                " WHERE id = ? AND status = 'pending' AND escalation_level = ?",
+                (level + 1, _ts(following) if following else None, 1 if assignees else 0,
+                 json.dumps(assignees), event_id, level)).rowcount
+            if updated != 1:
+                raise AlreadyDecided(f"event {event_id} is no longer at tier {level}")
+            conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
+            conn.executemany("INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
+                             [(who, event_id) for who in assignees])
+            self._append_audit(conn, "escalated", actor="policy", channel="sweeper",
+                               event_id=event_id,
+                               data={"tier": level, "assignees": assignees, **data}, at=now)
+        stored = self.get_event(event_id)
+        assert stored is not None
+        return stored
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline among pending events."""

@@ -1,0 +1,240 @@
+"""Policies: routing by confidence × impact, quorum (four-eyes), escalation tiers, fallbacks.
+
+A workflow passes a :class:`Policy` with its event; the hub's policy file (platform-owned
+:class:`PolicyFileRule` entries) may tighten it, never loosen it (:func:`tighten`). The pure
+functions here decide; the hub only stores and schedules:
+
+- :func:`route` runs once at creation: auto-approve, block, or leave for review.
+- :func:`settle` runs on every response: has the quorum been reached, or a rejection decided?
+- escalation tiers are scheduled by the hub's sweeper from ``Tier.after``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._expr import check_condition, evaluate
+from ._inputs import validate_value
+
+__all__ = ["Policy", "PolicyFile", "PolicyFileRule", "Route", "Rule", "Tier", "route", "settle",
+           "tighten"]
+
+Impact = Literal["low", "medium", "high", "critical"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rule(_Frozen):
+    """Route an event at creation when ``when`` holds (see :mod:`signoff._expr`)."""
+
+    when: str = Field(description="A condition, e.g. \"confidence >= 0.95 and impact == 'low'\".")
+    then: Literal["approve", "block", "review"]
+
+    @field_validator("when")
+    @classmethod
+    def _valid(cls, when: str) -> str:
+        return check_condition(when)
+
+
+class Tier(_Frozen):
+    """An escalation step, ``after`` the event's creation."""
+
+    after: timedelta = Field(description="Time since creation (seconds or an ISO 8601 duration).")
+    assignees: list[str] = Field(default_factory=list)
+    keep_previous: bool = Field(default=True, description="Keep the earlier assignees too.")
+    fallback: str | None = Field(
+        default=None, description="A decider decides at this tier ('auto': the hub's default).")
+    notify: list[str] = Field(default_factory=list, description="Apprise URLs told of the step.")
+
+    @field_validator("after")
+    @classmethod
+    def _positive(cls, after: timedelta) -> timedelta:
+        if after.total_seconds() <= 0:
+            raise ValueError("after must be positive")
+        return after
+
+
+class Policy(_Frozen):
+    """The rules one event is handled by."""
+
+    route: list[Rule] = Field(default_factory=list, description="First matching rule wins.")
+    quorum: int = Field(default=1, ge=1, le=20, description="Distinct approvals needed.")
+    forbid_self_approval: bool = False
+    rejection_rejects: bool = Field(
+        default=True, description="One rejection rejects; if false, it takes `quorum` of them.")
+    escalate: list[Tier] = Field(default_factory=list)
+    on_timeout: Literal["default", "reject", "fail"] | None = None
+    automation_counts: bool = Field(
+        default=False, description="A decider's approval may count towards a quorum above 1.")
+    notify: list[str] = Field(default_factory=list, description="Apprise URLs for this event.")
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> Policy:
+        afters = [t.after for t in self.escalate]
+        if afters != sorted(afters) or len(set(afters)) != len(afters):
+            raise ValueError("escalate: tiers must come in increasing order of `after`")
+        if any(t.fallback for t in self.escalate[:-1]):
+            raise ValueError("escalate: only the last tier may hand over to a fallback")
+        return self
+
+
+class Route(_Frozen):
+    """What routing decided at creation."""
+
+    action: Literal["approve", "block", "review"]
+    rule: str | None = None
+    value: Any = None
+
+
+def facts_of(event: Any) -> dict[str, Any]:
+    """The names a condition can read, taken from an event (or an event being created)."""
+    return {
+        "confidence": event.confidence, "impact": event.impact,
+        "recommendation": event.recommendation, "name": event.name,
+        "priority": event.priority.value, "kind": event.input.kind,
+        "requested_by": getattr(event, "requested_by", None), "labels": dict(event.labels),
+        "source": event.source.model_dump(include={"orchestrator", "run", "step"}),
+    }
+
+
+def route(event: Any) -> Route:
+    """Apply the first matching rule. An auto-approval needs a value: ``true`` for an approval,
+    else the recommendation (checked against the input); without one the event goes to review."""
+    policy: Policy | None = event.policy
+    if policy is None:
+        return Route(action="review")
+    facts = facts_of(event)
+    for index, rule in enumerate(policy.route):
+        if not evaluate(rule.when, facts):
+            continue
+        label = f"route[{index}]: {rule.when} -> {rule.then}"
+        if rule.then == "approve":
+            if event.input.kind == "approval":
+                return Route(action="approve", rule=label, value=True)
+            if event.recommendation is None:
+                return Route(action="review", rule=f"{label} (no recommendation to approve)")
+            try:
+                value = validate_value(event.input, event.recommendation, field="recommendation")
+            except Exception:
+                return Route(action="review", rule=f"{label} (recommendation does not fit)")
+            return Route(action="approve", rule=label, value=value)
+        return Route(action=rule.then, rule=label)
+    return Route(action="review")
+
+
+def settle(kind: str, policy: Policy | None, responses: list[Any]) -> tuple[Any, str] | None:
+    """Whether the responses so far decide the event: ``(value, rule)`` or ``None``.
+
+    Only approvals have a quorum; any other kind is decided by its first valid answer.
+    Answers from automated deciders (channel ``fallback``) count towards a quorum above one
+    only when the policy allows it.
+    """
+    if not responses:
+        return None
+    if kind != "approval" or policy is None or policy.quorum == 1:
+        return responses[-1].value, None
+    approvers = {r.by for r in responses if r.value is True
+                 and (policy.automation_counts or r.channel != "fallback")}
+    rejecters = {r.by for r in responses if r.value is False}
+    if rejecters and policy.rejection_rejects:
+        return False, "a rejection rejects"
+    if len(rejecters) >= policy.quorum:
+        return False, f"quorum of {policy.quorum} rejections"
+    if len(approvers) >= policy.quorum:
+        return True, f"quorum of {policy.quorum} approvals: {', '.join(sorted(approvers))}"
+    return None
+
+
+class PolicyMatch(_Frozen):
+    """Which events a policy-file rule applies to (all given parts must match)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    orchestrator: str | None = None
+    name: str | None = Field(default=None, description="A glob, e.g. 'refund-*'.")
+
+
+class PolicyFileRule(_Frozen):
+    """A platform rule from the hub's policy file. Every field can only tighten."""
+
+    match: PolicyMatch = Field(default_factory=PolicyMatch)
+    quorum: int | None = Field(default=None, ge=1, le=20)
+    forbid_self_approval: Literal[True] | None = None
+    forbid_auto_approve: Literal[True] | None = None
+    add_assignees: list[str] = Field(default_factory=list)
+    notify: list[str] = Field(default_factory=list)
+
+    @field_validator("forbid_self_approval", "forbid_auto_approve", mode="before")
+    @classmethod
+    def _only_true(cls, value: Any) -> Any:
+        if value is False:
+            raise ValueError("a policy file can only tighten: this may only be true")
+        return value
+
+    def matches(self, event: Any) -> bool:
+        """Whether this rule applies to ``event``."""
+        m = self.match
+        if any(event.labels.get(k) != v for k, v in m.labels.items()):
+            return False
+        if m.orchestrator is not None and event.source.orchestrator != m.orchestrator:
+            return False
+        return m.name is None or fnmatch.fnmatchcase(event.name, m.name)
+
+
+class PolicyFile(_Frozen):
+    """The hub's policy file: ``[[policies]]`` tables in ``signoff.toml``."""
+
+    policies: list[PolicyFileRule] = Field(default_factory=list)
+
+
+def tighten(policy: Policy | None, assignees: list[str], rules: list[PolicyFileRule],
+            event: Any) -> tuple[Policy | None, list[str], list[str]]:
+    """Apply the matching policy-file rules; returns (policy, assignees, notes for the audit).
+
+    The workflow's policy is kept wherever it is already stricter: a lower quorum in the file
+    does not lower the workflow's, and nothing here can turn a prohibition off.
+    """
+    notes: list[str] = []
+    matching = [(i, r) for i, r in enumerate(rules) if r.matches(event)]
+    if not matching:
+        return policy, assignees, notes
+    current = policy or Policy()
+    update: dict[str, Any] = {}
+    new_assignees = list(assignees)
+    for index, rule in matching:
+        where = f"policy file rule {index}"
+        if rule.quorum is not None:
+            if rule.quorum > update.get("quorum", current.quorum):
+                update["quorum"] = rule.quorum
+                notes.append(f"{where}: quorum raised to {rule.quorum}")
+            elif rule.quorum < current.quorum:
+                notes.append(f"{where}: quorum {rule.quorum} would loosen the workflow's "
+                             f"{current.quorum}; kept {current.quorum}")
+        if rule.forbid_self_approval and not current.forbid_self_approval:
+            update["forbid_self_approval"] = True
+            notes.append(f"{where}: self-approval forbidden")
+        if rule.forbid_auto_approve:
+            kept = [r for r in update.get("route", current.route) if r.then != "approve"]
+            if len(kept) != len(update.get("route", current.route)):
+                notes.append(f"{where}: auto-approval rules removed")
+            update["route"] = kept
+        for who in rule.add_assignees:
+            if who not in new_assignees:
+                new_assignees.append(who)
+                notes.append(f"{where}: {who} added to the assignees")
+        if rule.notify:
+            update["notify"] = [*update.get("notify", current.notify), *rule.notify]
+    tightened = current.model_copy(update=update) if update else policy
+    return tightened, new_assignees, notes
+
+
+def escalation_due(created_at: datetime, policy: Policy | None, level: int) -> datetime | None:
+    """When tier ``level`` (0-based) falls due, or ``None`` when no tier is left."""
+    if policy is None or level >= len(policy.escalate):
+        return None
+    return created_at + policy.escalate[level].after

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from .._errors import AlreadyDecided, InvalidInput, NotFound
+from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Event, EventCreate, Outcome, Response
+from .._policy import Policy, Tier
 from .._rules import Identity
 from ._protocol import Store
 
@@ -243,3 +244,57 @@ class StoreContract:
     def test_secrets_are_stable(self, store: Store) -> None:
         assert store.secret("csrf") == store.secret("csrf") != store.secret("other")
         assert len(store.secret("csrf")) >= 32
+
+    def test_created_decided_by_a_policy(self, store: Store) -> None:
+        event = make_event()
+        decision = Decision(value=True, outcome=Outcome.approved, by="policy", channel="policy",
+                            at=T0, rule="route[0]: confidence >= 0.9 -> approve")
+        stored, created = store.create_event(event, channel="api", decision=decision,
+                                             notes=["policy file rule 0: quorum raised to 2"])
+        assert created and stored.status == "decided" and stored.decision == decision
+        assert [a.action for a in store.audit(event.id)] == ["created", "policy", "approved"]
+
+    def test_responses_accumulate_until_settle_decides(self, store: Store) -> None:
+        event = make_event()
+        store.create_event(event, channel="api")
+
+        def two_approvals(current: Event, responses: list[Response]) -> Decision | None:
+            assert current.id == event.id
+            if len({r.by for r in responses if r.value is True}) < 2:
+                return None
+            return _approved(by=responses[-1].by)
+
+        def answer(by: str) -> Event:
+            return store.add_response(event.id, Response(
+                id=f"rs_{by}", event_id=event.id, by=by, value=True, channel="web", at=T0),
+                settle=two_approvals, deliver_via="webhook")
+
+        assert answer("ann").status == "pending"
+        with pytest.raises(AlreadyAnswered):
+            answer("ann")
+        done = answer("bob")
+        assert done.status == "decided" and done.decision is not None
+        assert done.decision.by == "bob" and [r.by for r in done.responses] == ["ann", "bob"]
+        assert [d.resumer for d in done.deliveries] == ["webhook"]
+        with pytest.raises(AlreadyDecided):
+            answer("cid")
+
+    def test_escalation_tiers(self, store: Store) -> None:
+        policy = Policy(escalate=[Tier(after=60, assignees=["group:leads"]),
+                                  Tier(after=120, assignees=["group:vp"], keep_previous=False)])
+        event = make_event(assignees=["ann"], policy=policy)
+        store.create_event(event, channel="api")
+        assert store.next_escalation() == T0 + timedelta(seconds=60)
+        assert store.due_escalations(T0 + timedelta(seconds=59)) == []
+        [due] = store.due_escalations(T0 + timedelta(seconds=60))
+        assert due.escalation_level == 0
+        moved = store.escalate(event.id, level=0, assignees=["ann", "group:leads"], data={})
+        assert moved.escalation_level == 1 and moved.assignees == ["ann", "group:leads"]
+        assert {e.id for e in store.list_events(visible_to={"group:leads"}).events} == {event.id}
+        with pytest.raises(AlreadyDecided):
+            store.escalate(event.id, level=0, assignees=[], data={})
+        assert store.next_escalation() == T0 + timedelta(seconds=120)
+        last = store.escalate(event.id, level=1, assignees=["group:vp"], data={"why": "late"})
+        assert last.assignees == ["group:vp"] and store.next_escalation() is None
+        assert store.list_events(visible_to={"ann"}).events == []
+        assert store.audit(event.id)[-1].data["why"] == "late"

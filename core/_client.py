@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+import builtins
 from typing import Any
 
 import httpx
@@ -205,9 +206,9 @@ class Client(_BaseClient):
                                json={"comment": comment})
         return Event.model_validate(answer.json())
 
-    def audit(self, event_id: str) -> list[dict[str, Any]]:
+    def audit(self, event_id: str) -> builtins.list[dict[str, Any]]:
         """The audit trail of one event, oldest first."""
-        entries: list[dict[str, Any]] = self._request(
+        entries: builtins.list[dict[str, Any]] = self._request(
             "GET", f"/api/v1/events/{event_id}/audit").json()["entries"]
         return entries
 
@@ -320,8 +321,8 @@ class AsyncClient(_BaseClient):
                                      json={"comment": comment})
         return Event.model_validate(answer.json())
 
-    async def audit(self, event_id: str) -> list[dict[str, Any]]:
+    async def audit(self, event_id: str) -> builtins.list[dict[str, Any]]:
         """The audit trail of one event, oldest first."""
         answer = await self._request("GET", f"/api/v1/events/{event_id}/audit")
-        entries: list[dict[str, Any]] = answer.json()["entries"]
+        entries: builtins.list[dict[str, Any]] = answer.json()["entries"]
         return entries

@@ -115,7 +115,7 @@ class AlreadyDecided(HubError):
 
 
 class AlreadyAnswered(HubError):
-    """This responder already answered this event; a quorum counts each person once."""
+    """The responder already answered this event; a quorum counts each person once."""
 
     status = 409
     code = "already_answered"

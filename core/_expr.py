@@ -98,7 +98,7 @@ def _eval(node: ast.expr, facts: Mapping[str, Any]) -> Any:
         return not _eval(node.operand, facts)
     if isinstance(node, ast.Compare):
         left = _eval(node.left, facts)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = _eval(right_node, facts)
             if not _compare(op, left, right):
                 return False

@@ -15,7 +15,7 @@ import json
 import math
 import re
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -160,16 +160,7 @@ class FormInput(_Spec):
 
 
 InputSpec = Annotated[
-    Union[
-        ApprovalInput,
-        BoolInput,
-        IntInput,
-        FloatInput,
-        TextInput,
-        ChoiceInput,
-        MultiChoiceInput,
-        FormInput,
-    ],
+    ApprovalInput | BoolInput | IntInput | FloatInput | TextInput | ChoiceInput | MultiChoiceInput | FormInput,
     Field(discriminator="kind"),
 ]
 """Any input spec; the ``kind`` field says which."""

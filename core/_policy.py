@@ -105,7 +105,8 @@ def facts_of(event: Any) -> dict[str, Any]:
 
 def route(event: Any) -> Route:
     """Apply the first matching rule. An auto-approval needs a value: ``true`` for an approval,
-    else the recommendation (checked against the input); without one the event goes to review."""
+    else the recommendation (checked against the input); without one the event goes to review.
+    """
     policy: Policy | None = event.policy
     if policy is None:
         return Route(action="review")
@@ -128,7 +129,8 @@ def route(event: Any) -> Route:
     return Route(action="review")
 
 
-def settle(kind: str, policy: Policy | None, responses: list[Any]) -> tuple[Any, str] | None:
+def settle(kind: str, policy: Policy | None,
+           responses: list[Any]) -> tuple[Any, str | None] | None:
     """Whether the responses so far decide the event: ``(value, rule)`` or ``None``.
 
     Only approvals have a quorum; any other kind is decided by its first valid answer.

@@ -94,8 +94,9 @@ def timeout_decision(event: Event, at: datetime) -> Decision:
     """The decision the deadline makes, by the event's ``on_timeout``."""
     reason = "deadline passed"
     if event.on_timeout == "default":
+        default: Any = event.input.default
         return Decision(
-            value=event.input.default, outcome=Outcome.timed_out, by="timeout",
+            value=default, outcome=Outcome.timed_out, by="timeout",
             comment=f"{reason}: the default was used", channel="sweeper", at=at,
         )
     if event.on_timeout == "reject":

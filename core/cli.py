@@ -23,7 +23,8 @@ __all__ = ["main"]
 
 class _Commands(click.Group):
     """The built-in commands plus those adapters add (``signoff.commands`` entry points),
-    loaded only when used, so ``signoff list`` never imports an orchestrator SDK."""
+    loaded only when used, so ``signoff list`` never imports an orchestrator SDK.
+    """
 
     def _extra(self) -> dict[str, Any]:
         from importlib.metadata import entry_points
@@ -244,9 +245,9 @@ def policy_check(file: str) -> None:
 
     from ._policy import PolicyFile
 
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
+    else:  # pragma: no cover
         import tomli as tomllib
 
     try:

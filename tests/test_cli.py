@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
 from signoff import Client
 from signoff.cli import main
 from signoff.testing import HubProcess

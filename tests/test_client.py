@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
-
 from signoff import (
     AlreadyDecided,
     AsyncClient,

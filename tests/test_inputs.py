@@ -5,7 +5,6 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
-
 from signoff import (
     ChoiceInput,
     EventCreate,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import signoff
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("fastapi", "starlette", "uvicorn", "prefect", "airflow", "flytekit", "flyte", "hera",

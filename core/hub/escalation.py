@@ -1,5 +1,6 @@
 """Escalation tiers: at each tier's time the event gains the tier's assignees, or, at the last
-tier, is handed to an automated decider. Called by the hub's sweeper."""
+tier, is handed to an automated decider. Called by the hub's sweeper.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+import builtins
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -256,7 +257,7 @@ class Hub:
             self._dispatch_wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
 
-    async def audit(self, who: Identity, event_id: str) -> list[AuditEntry]:
+    async def audit(self, who: Identity, event_id: str) -> builtins.list[AuditEntry]:
         """The audit trail of an event the caller may read."""
         await self.get(who, event_id)
         return await self._run(self.store.audit, event_id)

@@ -8,8 +8,8 @@ write durable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -133,7 +133,8 @@ class Store(Protocol):
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
                  data: dict[str, Any]) -> Event:
         """Move a pending event from tier ``level`` to the next with these assignees
-        (compare-and-set on the level), and audit it with ``data``."""
+        (compare-and-set on the level), and audit it with ``data``.
+        """
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline among pending events."""

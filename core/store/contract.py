@@ -280,8 +280,9 @@ class StoreContract:
             answer("cid")
 
     def test_escalation_tiers(self, store: Store) -> None:
-        policy = Policy(escalate=[Tier(after=60, assignees=["group:leads"]),
-                                  Tier(after=120, assignees=["group:vp"], keep_previous=False)])
+        policy = Policy(escalate=[
+            Tier(after=timedelta(seconds=60), assignees=["group:leads"]),
+            Tier(after=timedelta(seconds=120), assignees=["group:vp"], keep_previous=False)])
         event = make_event(assignees=["ann"], policy=policy)
         store.create_event(event, channel="api")
         assert store.next_escalation() == T0 + timedelta(seconds=60)

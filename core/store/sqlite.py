@@ -131,6 +131,10 @@ def _dt(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
+def _at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -271,7 +275,8 @@ class SQLiteStore:
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
                      notes: list[str] | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
-        with a key that exists, return the stored one unchanged."""
+        with a key that exists, return the stored one unchanged.
+        """
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
         escalation = escalation_due(event.created_at, event.policy, 0)
@@ -324,20 +329,20 @@ class SQLiteStore:
                     f"SELECT * FROM responses WHERE event_id IN ({marks}) ORDER BY at", ids):
                 responses[r["event_id"]].append(Response(
                     id=r["id"], event_id=r["event_id"], by=r["by"], value=json.loads(r["value"]),
-                    comment=r["comment"], channel=r["channel"], at=_dt(r["at"])))
+                    comment=r["comment"], channel=r["channel"], at=_at(r["at"])))
             for r in read(
                     f"SELECT * FROM deliveries WHERE event_id IN ({marks}) ORDER BY created_at",
                     ids):
                 deliveries[r["event_id"]].append(Delivery(
                     id=r["id"], resumer=r["resumer"], state=r["state"], attempts=r["attempts"],
                     last_error=r["last_error"], next_attempt_at=_dt(r["next_attempt_at"]),
-                    updated_at=_dt(r["updated_at"])))
+                    updated_at=_at(r["updated_at"])))
         events = []
         for r in rows:
             d = decisions.get(r["id"])
             decision = None if d is None else Decision(
                 value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
-                comment=d["comment"], channel=d["channel"], at=_dt(d["at"]), rule=d["rule"])
+                comment=d["comment"], channel=d["channel"], at=_at(d["at"]), rule=d["rule"])
             events.append(Event.model_validate({
                 **json.loads(r["body"]),
                 "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from signoff import AlreadyAnswered, Client, Forbidden, Policy, Rule, Tier
 from signoff.testing import HubProcess, free_port
 
@@ -106,8 +105,8 @@ class Decider(Receiver):
         self.verdict = verdict
 
     def start(self) -> Decider:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         decider = self
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from signoff import Client
 from signoff.testing import HubProcess, free_port
 

@@ -10,11 +10,11 @@ hub become the exception classes of :mod:`signoff._errors`, carrying the hub's m
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-import builtins
 from typing import Any
 
 import httpx

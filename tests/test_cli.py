@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from signoff import Client
 from signoff.cli import main
 from signoff.testing import HubProcess

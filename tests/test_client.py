@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+
 from signoff import (
     AlreadyDecided,
     AsyncClient,

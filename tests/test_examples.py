@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from signoff.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
+
 from signoff import (
     ChoiceInput,
     EventCreate,

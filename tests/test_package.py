@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import signoff
 import tomllib
+
+import signoff
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("fastapi", "starlette", "uvicorn", "prefect", "airflow", "flytekit", "flyte", "hera",

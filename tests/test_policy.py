@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from signoff import EventCreate, Policy, PolicyFileRule, Rule, Tier
 from signoff._expr import evaluate
 from signoff._policy import route, settle, tighten

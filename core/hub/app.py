@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import HubError, InvalidInput, PayloadTooLarge
@@ -114,6 +115,13 @@ def create_app(settings: Settings, store: Store | None = None,
                 {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
             return JSONResponse(body, status_code=422)
         return web.error_page(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}},
+                                status_code=exc.status_code, headers=exc.headers)
+        return web.status_page(exc.status_code, str(exc.detail))
 
     @app.middleware("http")
     async def no_cache(request: Request,

@@ -9,13 +9,13 @@ their schedule from the store, so a restarted hub catches up.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-import builtins
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -183,9 +183,13 @@ class Hub:
                                limit=limit, cursor=cursor, **scope)
 
     async def count_pending(self, who: Identity) -> int:
-        """How many pending events the caller's inbox holds."""
-        visible = None if who.role == "admin" else who.principals
-        return await self._run(self.store.count_events, status="pending", visible_to=visible)
+        """How many pending events the caller's inbox holds (what :meth:`list` shows)."""
+        scope: dict[str, Any] = {}
+        if who.role == "workflow":
+            scope["requested_by"] = who.user
+        elif who.role == "reviewer":
+            scope["visible_to"] = who.principals
+        return await self._run(self.store.count_events, status="pending", **scope)
 
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
                       channel: str) -> Event:

@@ -1,20 +1,344 @@
-"""The web inbox (placeholder until the HTML pages land)."""
+"""The web inbox: HTML pages for reviewers, beside the JSON API and on the same code paths.
+
+Pages: ``/`` (the inbox), ``/events/{id}`` (one event: prompt, context, a form with the
+right widget for its input, its history) and ``/login``. A browser session is the reviewer's
+API token in an HttpOnly cookie; ``/?token=...`` sets it (the Jupyter convention), then
+redirects so the token leaves the address bar. Every POST carries a CSRF token bound to the
+session and nothing changes on GET. Templates escape everything they show, and the pages run
+no JavaScript at all, which the Content-Security-Policy enforces.
+"""
 
 from __future__ import annotations
 
-import html
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+import jinja2
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
-from .._errors import HubError
+from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, Unauthenticated
+from .._rules import Identity, can_answer, can_cancel
+from .forms import answer_from, form_fields, initial_values, text_of
+from .service import Hub
 
-__all__ = ["error_page", "router"]
+__all__ = ["error_page", "router", "status_page"]
 
 router = APIRouter(include_in_schema=False)
 
+SESSION_COOKIE = "signoff_session"
+LOGIN_COOKIE = "signoff_login"
+SESSION_DAYS = 30
+PAGE_SIZE = 50
+_HERE = Path(__file__).parent
+# No script runs on these pages, so none is allowed; styles come from our own route only.
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+_STATIC_TYPES = {"signoff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+_TITLES = {403: "Not allowed", 404: "Not found", 405: "Method not allowed",
+           409: "Already decided", 413: "Too large", 422: "Not accepted"}
 
-def error_page(request: Request, exc: HubError) -> HTMLResponse:
-    """A plain error page for browser paths."""
-    return HTMLResponse(f"<h1>{exc.status}</h1><p>{html.escape(exc.message)}</p>",
-                        status_code=exc.status)
+
+# --- rendering --------------------------------------------------------------------------------
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    return _span((now - moment).total_seconds())
+
+
+def _until(moment: datetime, now: datetime) -> str:
+    left = (moment - now).total_seconds()
+    return f"in {_span(left)}" if left > 0 else f"passed {_span(left)} ago"
+
+
+@cache
+def _static_file(name: str) -> tuple[bytes, str]:
+    body = (_HERE / "static" / name).read_bytes()
+    return body, hashlib.sha256(body).hexdigest()[:12]
+
+
+def _static_url(name: str) -> str:
+    return f"/static/{name}?v={_static_file(name)[1]}"
+
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True,
+    undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_templates.filters.update(pretty=_pretty, when=_when, ago=_ago, until=_until,
+                          compact=lambda v: json.dumps(v, ensure_ascii=False))
+_templates.globals["static"] = _static_url
+
+
+def _page(template: str, code: int = 200, /, **context: Any) -> HTMLResponse:
+    context.setdefault("session", None)
+    html = _templates.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=code, headers=_HEADERS)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=_HEADERS)
+
+
+def error_page(request: Request, exc: HubError) -> Response:
+    """The page for a :class:`HubError` on a browser path; 401 sends the browser to /login."""
+    if exc.status == 401:
+        where = request.url.path if request.method == "GET" else "/"
+        response = _redirect("/login" if where == "/" else f"/login?next={quote(where, safe='')}")
+        if SESSION_COOKIE in request.cookies:
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    return status_page(exc.status, exc.message)
+
+
+def status_page(status: int, message: str) -> HTMLResponse:
+    """A styled page for any HTTP status (e.g. Starlette's own 404 and 405 on browser paths)."""
+    return _page("error.html", status, status=status,
+                 title=_TITLES.get(status, "Something went wrong"), message=message)
+
+
+# --- sessions and CSRF ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Session:
+    who: Identity
+    token: str
+    csrf: str
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+async def _csrf_key(request: Request) -> bytes:
+    key: bytes | None = getattr(request.app.state, "web_csrf_key", None)
+    if key is None:
+        # one read of the store per process; the key never changes
+        fresh: bytes = await _hub(request)._run(request.app.state.store.secret, "csrf")
+        request.app.state.web_csrf_key = key = fresh
+    return key
+
+
+def _sign(key: bytes, message: bytes) -> str:
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _same(sent: object, expected: str) -> bool:
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
+async def _session(request: Request) -> _Session:
+    token = request.cookies.get(SESSION_COOKIE)
+    who = await _hub(request).authenticate(token)  # Unauthenticated → error_page → /login
+    assert token is not None
+    key = await _csrf_key(request)
+    return _Session(who, token, _sign(key, hashlib.sha256(token.encode()).digest()))
+
+
+Session = Annotated[_Session, Depends(_session)]
+
+
+async def _posted(request: Request, session: _Session) -> FormData:
+    """The posted form, once its CSRF token proved it came from one of our pages."""
+    form = await request.form()
+    if not _same(form.get("csrf"), session.csrf):
+        raise Forbidden("the form's CSRF token is missing or wrong, so nothing was changed; "
+                        "open the page again and resubmit")
+    return form
+
+
+def _set_session(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86_400, path="/",
+                        httponly=True, samesite="lax",
+                        secure=request.app.state.settings.secure_cookies)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this hub: never another host (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+async def _login_page(request: Request, status: int = 200, error: str | None = None,
+                      next_: str = "/") -> HTMLResponse:
+    # Login CSRF: a signed double-submit cookie (there is no session to bind to yet).
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[0-9a-f]{32}", nonce):
+        nonce = secrets.token_hex(16)
+    key = await _csrf_key(request)
+    response = _page("login.html", status, csrf=_sign(key, b"login:" + nonce.encode()),
+                     next=_safe_next(next_), error=error)
+    response.set_cookie(LOGIN_COOKIE, nonce, path="/login", httponly=True, samesite="strict",
+                        secure=request.app.state.settings.secure_cookies)
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/") -> Response:
+    """The sign-in form: paste an API token."""
+    return await _login_page(request, next_=next)
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form(max_length=500)] = "",
+                csrf: Annotated[str, Form(max_length=200)] = "",
+                next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
+    """Check the pasted token and start a session with it."""
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    key = await _csrf_key(request)
+    if not nonce or not _same(csrf, _sign(key, b"login:" + nonce.encode())):
+        raise Forbidden("the sign-in form's CSRF token is missing or wrong; "
+                        "open /login again and resubmit")
+    try:
+        await _hub(request).authenticate(token.strip())
+    except Unauthenticated:
+        return await _login_page(request, 401, "That token is not known to this hub.", next)
+    response = _redirect(_safe_next(next))
+    _set_session(request, response, token.strip())
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, session: Session) -> Response:
+    """Forget the token in this browser (the token itself stays valid)."""
+    await _posted(request, session)
+    response = _redirect("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- pages ------------------------------------------------------------------------------------
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    """The stylesheet and icon; versioned URLs, so they may be cached."""
+    if name not in _STATIC_TYPES:
+        return status_page(404, f"no static file {name}")
+    body, _ = _static_file(name)
+    return Response(body, media_type=_STATIC_TYPES[name],
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/")
+async def inbox(request: Request, token: Annotated[str | None, Query(max_length=500)] = None,
+                status: Literal["pending", "decided", "cancelled"] = "pending",
+                cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """The inbox: what waits for the signed-in reviewer, most urgent and oldest first."""
+    hub = _hub(request)
+    if token is not None:
+        try:
+            await hub.authenticate(token)
+        except Unauthenticated:
+            return await _login_page(request, 401, "The token in that link is not known to "
+                                                   "this hub.")
+        response = _redirect("/")  # the token leaves the address bar and the history
+        _set_session(request, response, token)
+        return response
+    session = await _session(request)
+    page = await hub.list(session.who, status=status, limit=PAGE_SIZE, cursor=cursor)
+    pending = await hub.count_pending(session.who)
+    return _page("inbox.html", session=session, page=page, pending=pending, status=status,
+                 cursor=cursor, now=hub.clock())
+
+
+@router.get("/events/{event_id}")
+async def event_page(event_id: str, request: Request, session: Session) -> Response:
+    """One event: prompt, context, the answer form, and its history."""
+    return await _event_page(request, session, event_id)
+
+
+async def _event_page(request: Request, session: _Session, event_id: str, *, status: int = 200,
+                      error: InvalidInput | None = None,
+                      values: dict[str, list[str]] | None = None, comment: str = "",
+                      notice: str | None = None) -> HTMLResponse:
+    hub = _hub(request)
+    event = await hub.get(session.who, event_id)
+    audit = await hub.audit(session.who, event_id)
+    fields = form_fields(event.input.schema_) if event.input.kind == "form" else []
+    pending = event.status == "pending"
+    return _page("event.html", status, session=session, event=event, audit=audit, fields=fields,
+                 values=initial_values(event, fields) if values is None else values,
+                 comment=comment, error=error, notice=notice, now=hub.clock(),
+                 may_answer=pending and can_answer(session.who, event, "web"),
+                 may_cancel=pending and can_cancel(session.who, event))
+
+
+@router.post("/events/{event_id}/respond")
+async def respond(event_id: str, request: Request, session: Session) -> Response:
+    """Answer an event from its form; a refused answer comes back with the input kept."""
+    form = await _posted(request, session)
+    hub = _hub(request)
+    event = await hub.get(session.who, event_id)
+    comment = text_of(form, "comment").replace("\r\n", "\n").strip()
+    try:
+        if event.status != "pending":  # said before any complaint about the answer itself
+            raise AlreadyDecided(f"event {event_id} is already {event.status}")
+        if len(comment) > 10_000:
+            raise InvalidInput("comment", "at most 10000 characters", f"{len(comment)} characters")
+        value = answer_from(event, form)
+        await hub.respond(session.who, event_id, value, comment or None, channel="web")
+    except InvalidInput as exc:
+        kept = {k: [str(v) for v in form.getlist(k)] for k in form if k != "csrf"}
+        return await _event_page(request, session, event_id, status=422, error=exc,
+                                 values=kept, comment=comment)
+    except AlreadyDecided as exc:
+        return await _event_page(request, session, event_id, status=409,
+                                 notice=f"Your answer was not recorded: {exc.message}.")
+    return _redirect(f"/events/{quote(event_id, safe='')}")
+
+
+@router.post("/events/{event_id}/cancel")
+async def cancel(event_id: str, request: Request, session: Session) -> Response:
+    """Cancel a pending event (admins, and a workflow its own)."""
+    form = await _posted(request, session)
+    comment = text_of(form, "comment").strip()[:10_000]
+    try:
+        await _hub(request).cancel(session.who, event_id, comment or None, channel="web")
+    except AlreadyDecided as exc:
+        return await _event_page(request, session, event_id, status=409,
+                                 notice=f"Not cancelled: {exc.message}.")
+    return _redirect(f"/events/{quote(event_id, safe='')}")
+
+
+async def _post_only(request: Request) -> Response:
+    response = status_page(405, "this address only takes a form POST; open the event page "
+                                "and use its buttons")
+    response.headers["Allow"] = "POST"
+    return response
+
+
+for _path in ("/events/{event_id}/respond", "/events/{event_id}/cancel", "/logout"):
+    router.add_api_route(_path, _post_only, methods=["GET"])

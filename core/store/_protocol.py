@@ -91,7 +91,8 @@ class Store(Protocol):
         ``assignee`` keeps events assigned to exactly that principal.
         """
 
-    def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None) -> int:
+    def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
+                     requested_by: str | None = None) -> int:
         """How many events match (for the inbox header)."""
 
     def decide(

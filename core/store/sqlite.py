@@ -403,10 +403,10 @@ class SQLiteStore:
             next_cursor = _encode_cursor(last["sort_priority"], last["created_at"], last["id"])
         return EventPage(events=self._events_from_rows(rows, detail=True), next_cursor=next_cursor)
 
-    def count_events(self, *, status: str | None = None,
-                     visible_to: set[str] | None = None) -> int:
+    def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
+                     requested_by: str | None = None) -> int:
         """How many events match."""
-        where, params = self._filters(status, visible_to, None, None)
+        where, params = self._filters(status, visible_to, None, requested_by)
         sql = "SELECT COUNT(*) FROM events" + (" WHERE " + " AND ".join(where) if where else "")
         return int(self._read(sql, params)[0][0])
 

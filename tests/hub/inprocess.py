@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+
 from signoff import Identity
 from signoff.hub import create_app, load_settings
 from signoff.store import open_store

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from signoff import AlreadyAnswered, Client, Forbidden, Policy, Rule, Tier
 from signoff.testing import HubProcess, free_port
 

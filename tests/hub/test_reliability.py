@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from signoff import Client
 from signoff.testing import HubProcess, free_port
 

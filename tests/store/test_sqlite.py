@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from signoff import Identity
 from signoff.store import SQLiteStore, Store, open_store
 from signoff.store.contract import StoreContract, make_event

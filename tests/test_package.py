@@ -37,7 +37,7 @@ def test_packages_list_matches_the_folders() -> None:
 
 def test_all_is_honest() -> None:
     public = {name for name in dir(signoff) if not name.startswith("_")}
-    modules = {"store", "resumers", "hub", "cli", "testing", "adapters"}
+    modules = {"store", "resumers", "deciders", "hub", "cli", "testing", "adapters"}
     assert set(signoff.__all__) == public - modules - {"annotations"}
     for name in signoff.__all__:
         assert getattr(signoff, name) is not None

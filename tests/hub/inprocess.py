@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,13 @@ class InProcessHub:
             self.thread.join(20)
         self.server = self.thread = None
 
-    def settle(self, seconds: float = 0.4) -> None:
-        """Give the sweeper (every 0.05 s) time to see the moved clock."""
-        time.sleep(seconds)
+    def settle(self, until: Callable[[], Any], timeout: float = 20.0) -> Any:
+        """Wait until the sweeper (every 0.05 s) has acted on the moved clock: ``until()``
+        returns something true."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = until()
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"the hub did not get there within {timeout} s")

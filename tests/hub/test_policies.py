@@ -169,7 +169,7 @@ def test_document_approval_scenario(tmp_path: Path, receiver: Receiver) -> None:
         assert [e.id for e in mia.list(status="pending").events] == []
 
         clock.advance(hours=2, seconds=1)
-        hub.settle()
+        hub.settle(lambda: flow.get(later.id).escalation_level == 1)
         escalated = flow.get(waits.id)
         assert escalated.escalation_level == 1
         assert escalated.assignees == ["dana", "group:managers"]
@@ -180,7 +180,7 @@ def test_document_approval_scenario(tmp_path: Path, receiver: Receiver) -> None:
         hub.stop()  # a restart while the next tier is due: the store remembers it
         clock.advance(hours=4)
         hub.start()
-        hub.settle()
+        hub.settle(lambda: flow.get(waits.id).status == "decided")
         fallen_back = flow.get(waits.id)
         assert fallen_back.status == "decided" and fallen_back.decision is not None
         assert (fallen_back.decision.by, fallen_back.decision.channel) == ("ai-reviewer",
@@ -212,7 +212,7 @@ def test_fallback_cannot_pass_a_human_quorum(tmp_path: Path) -> None:
         policy = Policy(quorum=2, escalate=[Tier(after=60, fallback="ai")])
         event = flow.create(name="two", prompt="Two humans?", policy=policy)
         clock.advance(seconds=61)
-        hub.settle()
+        hub.settle(lambda: flow.audit(event.id)[-1]["action"] == "escalated")
         after = flow.get(event.id)
         assert after.status == "pending" and [r.by for r in after.responses] == ["ai"]
         trail = flow.audit(event.id)
@@ -255,7 +255,7 @@ def test_fallback_through_an_entry_point(tmp_path: Path, monkeypatch: pytest.Mon
         small = flow.create(name="refund", prompt="Refund?", context={"amount": 20}, policy=policy)
         big = flow.create(name="refund", prompt="Refund?", context={"amount": 90}, policy=policy)
         clock.advance(seconds=61)
-        hub.settle()
+        hub.settle(lambda: flow.get(small.id).decision and flow.get(big.id).decision)
         assert flow.get(small.id).decision.outcome.value == "approved"  # type: ignore[union-attr]
         decided = flow.get(big.id).decision
         assert decided is not None and (decided.outcome.value, decided.by) == ("rejected",
@@ -272,7 +272,7 @@ def test_missing_decider_leaves_the_event_to_humans(tmp_path: Path) -> None:
         event = flow.create(name="x", prompt="p", policy=Policy(
             escalate=[Tier(after=60, fallback="auto")]))
         clock.advance(seconds=61)
-        hub.settle()
+        hub.settle(lambda: flow.get(event.id).escalation_level == 1)
         assert flow.get(event.id).status == "pending"
         assert "needs default_decider" in flow.audit(event.id)[-1]["data"]["error"]
     finally:

@@ -102,7 +102,7 @@ def test_deadline_passed_while_the_hub_was_down_is_caught_up(fast_hub: HubProces
     fast_hub.start()
     decision = client.wait(event.id, timeout=10)
     assert decision.outcome.value == "rejected" and decision.by == "timeout"
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
 
 
 def test_webhook_is_retried_until_the_receiver_is_back(fast_hub: HubProcess) -> None:
@@ -197,7 +197,7 @@ def test_first_start_prints_the_login_url_once(tmp_path: Path) -> None:
          str(hub.port), "--db", hub.database], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        _until(lambda: _healthy(hub.url), 20, "the second start")
+        _until(lambda: _healthy(hub.url), 60, "the second start")
     finally:
         second.terminate()
         out, err = second.communicate(timeout=15)

@@ -1,0 +1,80 @@
+"""Argo Workflows: approval and input steps as suspend nodes, registered with the hub.
+
+```python
+from hera.workflows import Container, Steps, Workflow
+from signoff.adapters.argo import HubConnection, approval
+
+hub = HubConnection(url="http://signoff.signoff.svc:8765", token_secret="signoff-token")
+with Workflow(generate_name="release-", entrypoint="main") as w:
+    gate = approval("approve", "Release {{workflow.parameters.version}}?", hub=hub,
+                    timeout=3600, assignees=["group:release"])
+    with Steps(name="main"):
+        gate.step()
+        release(when=gate.when())
+```
+
+A gate is three templates: ``<name>`` (steps: register, then wait), ``<name>-register`` (an
+``http`` template, or a container with curl, that POSTs the event to the hub) and
+``<name>-wait`` (a suspend node with intermediate parameters that the hub's
+:class:`~signoff.adapters.argo.resumer.ArgoResumer` sets). Downstream steps read
+``{{steps.<name>.outputs.parameters.value}}`` and ``...outcome``.
+
+The workflow side needs hera (``pip install 'signoff[argo]'``); it loads on first use, so the
+hub can import :mod:`signoff.adapters.argo.resumer` without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from signoff.adapters.argo._common import ArgoExtraMissing
+
+if TYPE_CHECKING:
+    from signoff.adapters.argo._manifest import (
+        render,
+        standalone_workflow,
+        template_dicts,
+        validate,
+        wrap,
+    )
+    from signoff.adapters.argo._templates import ArgoGate, HubConnection, approval, input_step
+
+__all__ = [
+    "ArgoExtraMissing",
+    "ArgoGate",
+    "HubConnection",
+    "approval",
+    "input_step",
+    "render",
+    "standalone_workflow",
+    "template_dicts",
+    "validate",
+    "wrap",
+]
+
+_LAZY = {
+    "ArgoGate": "_templates",
+    "HubConnection": "_templates",
+    "approval": "_templates",
+    "input_step": "_templates",
+    "render": "_manifest",
+    "standalone_workflow": "_manifest",
+    "template_dicts": "_manifest",
+    "validate": "_manifest",
+    "wrap": "_manifest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'signoff.adapters.argo' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

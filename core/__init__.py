@@ -52,7 +52,7 @@ from ._model import (
     Source,
 )
 from ._policy import Policy, PolicyFile, PolicyFileRule, Rule, Tier
-from ._rules import Identity, result_of
+from ._rules import Identity, result_of, timeout_decision
 
 __version__ = "0.1.0"
 
@@ -102,5 +102,6 @@ __all__ = [
     "input_spec",
     "parse_text",
     "result_of",
+    "timeout_decision",
     "validate_value",
 ]

@@ -226,7 +226,7 @@ class Hub:
                                          last.at)
             return decision.model_copy(update={"rule": settled_rule or rule})
 
-        via = self._via(event)
+        via = await self._via(event)
         stored = await self._run(self.store.add_response, event.id, response, settle=decide,
                                  deliver_via=via)
         if stored.decision is not None:
@@ -242,13 +242,15 @@ class Hub:
         decision = cancel_decision(who.user, comment, channel, self.clock())
         return await self._decide(event, decision, None)
 
-    def _via(self, event: Event) -> str | None:
+    async def _via(self, event: Event) -> str | None:
         orchestrator = event.source.orchestrator
+        if orchestrator not in self._resumers:  # first use: an SDK import may take seconds
+            await self._run(self._resumer_exists, orchestrator)
         return orchestrator if self._resumer_exists(orchestrator) else None
 
     async def _decide(self, event: Event, decision: Decision,
                       response: Response | None) -> Event:
-        via = self._via(event)
+        via = await self._via(event)
         decided = await self._run(self.store.decide, event.id, decision, response=response,
                                   deliver_via=via)
         self._decided(decided, via)

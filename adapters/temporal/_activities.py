@@ -1,0 +1,160 @@
+"""The activities behind ``approve`` and ``ask``: every call to the hub happens here.
+
+They run on the worker, outside the workflow sandbox, with :class:`signoff.AsyncClient`. A hub
+that cannot be reached raises :class:`signoff.HubUnavailable`, and Temporal retries the activity
+until it answers; an event or an answer the hub refuses becomes a non-retryable
+``ApplicationError`` (``type`` ``signoff.InvalidInput`` or ``signoff.Forbidden``) naming the
+field, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from signoff import AlreadyDecided, AsyncClient, Decision, EventCreate, Forbidden, InvalidInput
+from signoff import timeout_decision  # the hub's own rule, so both sides agree
+
+from ._common import (
+    CANCEL_ACTIVITY,
+    CHANNEL,
+    CREATE_ACTIVITY,
+    RELAY_ACTIVITY,
+    SETTLE_ACTIVITY,
+    UI_CHANNEL,
+)
+from ._errors import error_type
+
+__all__ = ["SignoffActivities", "activities"]
+
+
+def _refused(exc: InvalidInput | Forbidden) -> ApplicationError:
+    if isinstance(exc, InvalidInput):
+        return ApplicationError(str(exc), {"field": exc.field, "expected": exc.expected},
+                                type=error_type("InvalidInput"), non_retryable=True)
+    return ApplicationError(str(exc), type=error_type("Forbidden"), non_retryable=True)
+
+
+class SignoffActivities:
+    """The four activities, bound to one hub.
+
+    Args:
+        url: the hub's URL (default ``SIGNOFF_URL``).
+        token: a workflow token (default ``SIGNOFF_TOKEN``).
+        ui_url: the Temporal UI's base URL; when given, events link to their workflow there.
+        settle_wait: when the workflow's timer fires and the hub's deadline is at most this
+            many seconds away (or past), how long, in seconds, after that deadline to wait
+            for the hub's own decision before applying ``on_timeout`` in the workflow.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 ui_url: str | None = None, settle_wait: float = 5.0) -> None:
+        self.url = url
+        self.token = token
+        self.ui_url = ui_url.rstrip("/") if ui_url else None
+        self.settle_wait = settle_wait
+
+    def _client(self, channel: str | None = None) -> AsyncClient:
+        # one client per call: a worker may run activities on more than one event loop
+        return AsyncClient(self.url, self.token, channel=channel)
+
+    def _link(self, event: EventCreate) -> EventCreate:
+        params = event.source.params
+        if self.ui_url is None or event.source.link is not None:
+            return event
+        link = (f"{self.ui_url}/namespaces/{quote(str(params['namespace']), safe='')}/workflows/"
+                f"{quote(str(params['workflow_id']), safe='')}/"
+                f"{quote(str(params['run_id']), safe='')}/history")
+        return event.model_copy(update={"source": event.source.model_copy(update={"link": link})})
+
+    @activity.defn(name=CREATE_ACTIVITY)
+    async def create_event(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the event (or get the one with the same key back); its id and any decision."""
+        event = self._link(EventCreate.model_validate(body))
+        async with self._client() as client:
+            try:
+                created = await client.create(event)
+            except InvalidInput as exc:
+                raise _refused(exc) from exc
+        decision = created.decision
+        return {"id": created.id, "status": created.status,
+                "decision": None if decision is None else decision.model_dump(mode="json")}
+
+    @activity.defn(name=SETTLE_ACTIVITY)
+    async def settle_deadline(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The workflow's timer passed the deadline: the hub's decision, or on_timeout applied.
+
+        The hub's decision wins whenever it has one (its sweeper, or an answer racing the
+        timer). Only when the hub still waits (its clock is behind the workflow's) is the
+        event withdrawn, with the reason, and the timeout rule applied here.
+        """
+        event_id = args["event_id"]
+        async with self._client(channel=CHANNEL) as client:
+            event = await client.get(event_id)
+            decision = event.decision
+            if decision is None and event.deadline is not None:
+                # the hub's own deadline is near (clocks agree, the sweeper is due): give it
+                # the chance to decide; one far ahead means the clocks disagree, so don't
+                left = (event.deadline - datetime.now(timezone.utc)).total_seconds()
+                if left <= self.settle_wait:
+                    decision = await client.decision(event_id,
+                                                     wait=max(left, 0.0) + self.settle_wait)
+            if decision is not None:
+                return {"decision": decision.model_dump(mode="json"), "by": "hub"}
+            info = activity.info()
+            try:
+                event = await client.cancel(
+                    event_id,
+                    comment=f"deadline passed in Temporal workflow {info.workflow_id} "
+                            f"(its durable timer) before the hub's clock reached it; the "
+                            f"workflow applied on_timeout itself")
+            except AlreadyDecided:
+                decision = await client.decision(event_id)
+                if decision is None:  # pragma: no cover - decided means a decision exists
+                    raise
+                return {"decision": decision.model_dump(mode="json"), "by": "hub"}
+        local: Decision = timeout_decision(event, datetime.now(timezone.utc))
+        local = local.model_copy(update={"channel": CHANNEL})
+        return {"decision": local.model_dump(mode="json"), "by": "workflow"}
+
+    @activity.defn(name=RELAY_ACTIVITY)
+    async def relay_answer(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Record an answer signalled to the workflow (channel ``temporal-ui``)."""
+        event_id = args["event_id"]
+        async with self._client(channel=UI_CHANNEL) as client:
+            try:
+                event = await client.respond(event_id, args.get("value"), args.get("comment"))
+            except (InvalidInput, Forbidden) as exc:
+                raise _refused(exc) from exc
+            except AlreadyDecided:
+                event = await client.get(event_id)
+        decision = event.decision
+        return {"decision": None if decision is None else decision.model_dump(mode="json")}
+
+    @activity.defn(name=CANCEL_ACTIVITY)
+    async def cancel_event(self, args: dict[str, Any]) -> None:
+        """Withdraw the event of a cancelled workflow (nothing to do if already decided)."""
+        async with self._client(channel=CHANNEL) as client:
+            try:
+                await client.cancel(args["event_id"], comment=args.get("comment"))
+            except AlreadyDecided:
+                pass
+
+    def all(self) -> list[Callable[..., Any]]:
+        """The activities, ready for ``Worker(activities=[...])``."""
+        return [self.create_event, self.settle_deadline, self.relay_answer, self.cancel_event]
+
+
+def activities(url: str | None = None, token: str | None = None, *,
+               ui_url: str | None = None) -> list[Callable[..., Any]]:
+    """The activities ``approve`` and ``ask`` run, to register on the worker.
+
+    ``Worker(client, task_queue=..., workflows=[...], activities=[*activities(), ...])``.
+    The hub is ``url``/``token`` or ``SIGNOFF_URL``/``SIGNOFF_TOKEN`` (a workflow token).
+    """
+    return SignoffActivities(url, token, ui_url=ui_url).all()

@@ -1,0 +1,62 @@
+"""Names shared by the workflow side, the activities and the hub's resumer.
+
+Nothing here imports an SDK, so the resumer, the activities and the workflow code agree on the
+wire format by construction: an event's idempotency key, the signal that carries its decision,
+the activity names, and the shape of the signal's argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = [
+    "CANCEL_ACTIVITY",
+    "CHANNEL",
+    "CREATE_ACTIVITY",
+    "RELAY_ACTIVITY",
+    "SETTLE_ACTIVITY",
+    "SIGNAL_PREFIX",
+    "UI_CHANNEL",
+    "event_key",
+    "signal_name",
+]
+
+CREATE_ACTIVITY = "signoff.create_event"
+"""Creates the event in the hub (or gets the one with the same key back)."""
+
+SETTLE_ACTIVITY = "signoff.settle_deadline"
+"""Runs when the workflow's own timer passed the deadline before a decision came."""
+
+RELAY_ACTIVITY = "signoff.relay_answer"
+"""Records an answer given as a Temporal signal (UI, CLI) in the hub, channel ``temporal-ui``."""
+
+CANCEL_ACTIVITY = "signoff.cancel_event"
+"""Withdraws the event when the workflow itself is cancelled while it waits."""
+
+SIGNAL_PREFIX = "signoff:"
+"""Each event's decision arrives on its own signal, ``signoff:<step name>``."""
+
+CHANNEL = "temporal"
+"""The channel of decisions the workflow made itself; the resumer has nothing to deliver."""
+
+UI_CHANNEL = "temporal-ui"
+"""The channel of answers a person gave by signalling the workflow in Temporal's UI or CLI."""
+
+_MAX_KEY = 500  # EventCreate.key's limit
+
+
+def event_key(namespace: str, workflow_id: str, run_id: str, name: str) -> str:
+    """The idempotency key of one step: ``temporal:<namespace>:<workflow id>:<run id>:<name>``.
+
+    A key longer than the hub accepts (workflow ids may have 1000 characters) is replaced by
+    ``temporal:sha256:<hex>`` of the same text, still one key per step.
+    """
+    key = f"temporal:{namespace}:{workflow_id}:{run_id}:{name}"
+    if len(key) <= _MAX_KEY:
+        return key
+    return "temporal:sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def signal_name(step: str) -> str:
+    """The signal that carries the decision of step ``step``."""
+    return SIGNAL_PREFIX + step

@@ -1,0 +1,96 @@
+"""``examples/temporal_*.py`` run for real: against the dev server and a hub, answered through
+the hub's API; the worker is killed (SIGKILL) while the workflow waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..scenarios import find_event
+from .harness import Stack, address_of
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "temporal_document_approval.py"
+
+
+def example(stack: Stack, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "TEMPORAL_ADDRESS": address_of(stack.client),
+           "TEMPORAL_TASK_QUEUE": stack.task_queue, "SIGNOFF_URL": stack.hub.url,
+           "SIGNOFF_TOKEN": stack.token}
+    return subprocess.Popen([sys.executable, str(EXAMPLE), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def answer(stack: Stack, event: dict[str, object], value: object) -> None:
+    answered = stack.api("POST", f"/events/{event['id']}/responses", json={"value": value})
+    assert answered.status_code == 200, answered.text
+
+
+@pytest.fixture
+def idle(dev_shared: Stack) -> Iterator[Stack]:
+    """The dev stack without the test's own worker: the example brings its own."""
+    dev_shared.stop_worker()
+    yield dev_shared
+
+
+def test_example_runs_end_to_end(idle: Stack) -> None:
+    workflow_id = f"example-{uuid.uuid4().hex[:8]}"
+    process = example(idle, "run", "--doc", "DOC-7", "--approver", "alice", "--id", workflow_id)
+    try:
+        first = find_event(idle.hub, f"temporal:default:{workflow_id}:", timeout=60)
+        assert first["name"] == "approve"
+        assert first["assignees"] == ["alice"]
+        assert first["context"]["risk"] == "low"
+        assert first["recommendation"] is True
+        assert first["source"]["params"]["signal"] == "signoff:approve"
+        answer(idle, first, True)
+        second = find_event(idle.hub, f"temporal:default:{workflow_id}:", timeout=60)
+        while second["id"] == first["id"]:
+            time.sleep(0.1)
+            second = find_event(idle.hub, f"temporal:default:{workflow_id}:")
+        assert second["name"] == "publish-to"
+        answer(idle, second, "website")
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert out.splitlines()[-1] == "DOC-7: approved, published to website"
+
+
+def test_worker_killed_while_waiting(idle: Stack) -> None:
+    """SIGKILL the only worker while the workflow waits; decide while no worker runs; a new
+    worker replays the history and the workflow goes on to its next step."""
+    workflow_id = f"killed-{uuid.uuid4().hex[:8]}"
+    first_worker = example(idle, "worker")
+    try:
+        started = example(idle, "start", "--doc", "DOC-9", "--id", workflow_id)
+        assert started.wait(60) == 0, started.stderr.read() if started.stderr else ""
+        event = find_event(idle.hub, f"temporal:default:{workflow_id}:", timeout=60)
+    finally:
+        first_worker.send_signal(signal.SIGKILL)
+        first_worker.wait(10)
+    answer(idle, event, True)
+    delivered = idle.wait_delivered(event["id"])
+    assert [d["state"] for d in delivered["deliveries"]] == ["delivered"]
+    second_worker = example(idle, "worker")
+    try:
+        follow_up = find_event(idle.hub, f"temporal:default:{workflow_id}:", timeout=60)
+        deadline = time.monotonic() + 60
+        while follow_up["id"] == event["id"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            follow_up = find_event(idle.hub, f"temporal:default:{workflow_id}:")
+        assert follow_up["name"] == "publish-to"
+        answer(idle, follow_up, "intranet")
+        handle = idle.client.get_workflow_handle(workflow_id)
+        assert idle.result(handle) == "DOC-9: approved, published to intranet"
+    finally:
+        second_worker.send_signal(signal.SIGTERM)
+        second_worker.wait(20)

@@ -16,7 +16,7 @@ nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
 # an adapter gets a session once its scenario suite exists
-ADAPTERS = [name for name in ("prefect", "airflow", "flyte", "argo", "temporal")
+ADAPTERS = [name for name in ("prefect", "airflow", "flyte", "flyte2", "argo", "temporal")
             if any(Path("tests/adapters", name).glob("test_*.py"))]
 
 

@@ -1,0 +1,173 @@
+"""The flytekit tasks ``approve`` and ``ask`` put into a compiled workflow.
+
+They live at module level so a Flyte container loads them with flytekit's default resolver:
+
+- ``signoff_register`` (gate mode, before the gate): creates the event and returns its id.
+- ``signoff_settle_<type>`` (gate mode, after a ``wait_for_input`` gate): returns the hub's
+  decision as the node's value, fails the node with a clear message when the event was rejected,
+  expired or cancelled, and relays an answer given in Flyte's own UI into the hub.
+- ``signoff_settle_approval`` (gate mode, after an ``approve`` gate): relays a UI approval.
+- ``signoff_wait_<type>`` (task mode): creates the event and waits on the hub's long-poll.
+
+Every task reads the hub's address and token from ``SIGNOFF_URL`` and ``SIGNOFF_TOKEN``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flytekit import current_context, task
+
+from signoff import AlreadyDecided, Client, Decision, Event, InvalidInput
+
+from ._common import fail_for, request_event
+
+__all__ = ["SETTLE", "WAIT", "create_event", "execution_ids", "signoff_register",
+           "signoff_settle_approval", "wait_event"]
+
+UI_CHANNEL = "flyte-ui"
+
+
+def execution_ids() -> tuple[str, str, str]:
+    """Project, domain and name of the running execution (``local`` for each when local)."""
+    ex = current_context().execution_id
+    return ex.project, ex.domain, ex.name
+
+
+def create_event(request: str, mode: str, ids: tuple[str, str, str] | None = None) -> Event:
+    """Create (or find again, by key) the event of ``request`` in this execution."""
+    project, domain, execution = ids or execution_ids()
+    with Client() as client:
+        return client.create(request_event(request, project, domain, execution, mode))
+
+
+def wait_event(event: Event, *, gate: bool = False) -> Any:
+    """Wait on the hub's long-poll for the event's decision; the value, or a clear exception.
+
+    An approval asked with ``ask`` answers ``False`` when rejected; with ``gate`` (``approve``)
+    a rejection raises, so a rejected value never goes through.
+    """
+    decision = event.decision
+    if decision is None:
+        with Client() as client:
+            decision = client.wait(event.id)
+    return fail_for(event, decision, approval=event.input.kind == "approval" and not gate)
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _settle(event_id: str, gate_value: Any) -> Any:
+    with Client(channel=UI_CHANNEL) as client:
+        event = client.get(event_id)
+        if event.decision is None:
+            # the hub decided nothing, so the gate was answered in Flyte's UI: record it there
+            try:
+                event = client.respond(event_id, gate_value, comment="answered in Flyte's UI")
+            except AlreadyDecided:
+                event = client.get(event_id)
+            except InvalidInput as exc:
+                raise InvalidInput(exc.field, exc.expected, exc.got,
+                                   f"signoff step {event.name!r} ({event.id}): the answer given "
+                                   f"in Flyte's UI was refused by the hub: {exc}") from None
+        decision: Decision | None = event.decision
+        assert decision is not None
+        return fail_for(event, decision, approval=event.input.kind == "approval")
+
+
+@task
+def signoff_register(request: str) -> str:
+    """Create the event a gate node waits on; return its id."""
+    return create_event(request, "gate").id
+
+
+@task
+def signoff_settle_approval(event_id: str) -> None:
+    """After an approve gate passed: make sure the hub says approved too."""
+    _settle(event_id, True)
+
+
+@task
+def signoff_settle_bool(event_id: str, value: bool) -> bool:
+    """The decided yes/no after a gate."""
+    return bool(_settle(event_id, value))
+
+
+@task
+def signoff_settle_int(event_id: str, value: int) -> int:
+    """The decided whole number after a gate."""
+    return int(_settle(event_id, value))
+
+
+@task
+def signoff_settle_float(event_id: str, value: float) -> float:
+    """The decided number after a gate."""
+    return float(_settle(event_id, value))
+
+
+@task
+def signoff_settle_str(event_id: str, value: str) -> str:
+    """The decided text or choice after a gate."""
+    return str(_settle(event_id, value))
+
+
+@task
+def signoff_settle_list(event_id: str, value: list[str]) -> list[str]:
+    """The decided options after a gate."""
+    return list(_settle(event_id, value))
+
+
+@task
+def signoff_settle_dict(event_id: str, value: dict) -> dict:  # type: ignore[type-arg]
+    """The decided form after a gate."""
+    return dict(_settle(event_id, value))
+
+
+@task
+def signoff_wait_bool(request: str) -> bool:
+    """Create the event and wait for a yes/no."""
+    return bool(wait_event(create_event(request, "task")))
+
+
+@task
+def signoff_wait_int(request: str) -> int:
+    """Create the event and wait for a whole number."""
+    return int(wait_event(create_event(request, "task")))
+
+
+@task
+def signoff_wait_float(request: str) -> float:
+    """Create the event and wait for a number."""
+    return float(_coerce(float, wait_event(create_event(request, "task"))))
+
+
+@task
+def signoff_wait_str(request: str) -> str:
+    """Create the event and wait for text or a choice."""
+    return str(wait_event(create_event(request, "task")))
+
+
+@task
+def signoff_wait_list(request: str) -> list[str]:
+    """Create the event and wait for options."""
+    return list(wait_event(create_event(request, "task")))
+
+
+@task
+def signoff_wait_dict(request: str) -> dict:  # type: ignore[type-arg]
+    """Create the event and wait for a form."""
+    return dict(wait_event(create_event(request, "task")))
+
+
+SETTLE: dict[str, Any] = {"bool": signoff_settle_bool, "int": signoff_settle_int,
+                          "float": signoff_settle_float, "str": signoff_settle_str,
+                          "list": signoff_settle_list, "dict": signoff_settle_dict}
+"""The settle task for each value type, by the name :func:`type_key` gives."""
+
+WAIT: dict[str, Any] = {"bool": signoff_wait_bool, "int": signoff_wait_int,
+                        "float": signoff_wait_float, "str": signoff_wait_str,
+                        "list": signoff_wait_list, "dict": signoff_wait_dict}
+"""The task-mode waiting task for each value type."""

@@ -1,0 +1,36 @@
+"""Flyte 2 tasks the tests run locally (module level, as Flyte wants its tasks)."""
+
+from __future__ import annotations
+
+import json
+
+import flyte
+
+import signoff.adapters.flyte.v2 as hitl
+
+env = flyte.TaskEnvironment(name="signoff-tests", depends_on=[hitl.env])
+
+
+@env.task
+async def ask_step(name: str, spec: str, timeout: float, on_timeout: str) -> str:
+    """One event with the scenario's input spec; the answer as JSON."""
+    event = await hitl.new_event.aio(name, input=json.loads(spec), prompt=f"Scenario {name}?",
+                                     timeout_seconds=timeout or None,
+                                     on_timeout=on_timeout)  # type: ignore[arg-type]
+    return json.dumps(await event.wait.aio())
+
+
+@env.task
+def typed_step(rows: int) -> float:
+    """The plugin's call shape in a sync task: a data_type, ``new_event(...)``, ``wait()``."""
+    event = hitl.new_event("threshold", data_type=float, prompt=f"{rows} rows: threshold?",
+                           timeout_seconds=600)
+    return event.wait() * rows
+
+
+@env.task
+async def pipeline(rows: int) -> str:
+    threshold = await typed_step.aio(rows=rows)
+    ok = await hitl.new_event.aio("go", input={"kind": "approval"},
+                                  prompt=f"Ship with {threshold}?", assignees=["group:ops"])
+    return f"shipped at {threshold}" if await ok.wait.aio() else "held back"

@@ -2,7 +2,7 @@
 
     uvx nox                 # everything: the core and hub, then each adapter
     uvx nox -s core         # the core, the store, the hub, the CLI and the browser test
-    uvx nox -s prefect      # one adapter against its real orchestrator
+    uvx nox -s "adapter(prefect)"   # one adapter against its real orchestrator
 """
 
 from __future__ import annotations

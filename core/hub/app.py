@@ -6,7 +6,7 @@ OpenAPI document. Errors render by where they happen: JSON under ``/api``, a pag
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -51,6 +51,32 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class SafeHeaders:
+    """``Cache-Control: no-store`` and ``nosniff`` on every answer (a plain ASGI wrapper: the
+    decorator-style middleware costs a task and a copy per request).
+    """
+
+    _ADD = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k, v) for k, v in self._ADD if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -123,14 +149,6 @@ def create_app(settings: Settings, store: Store | None = None,
                                 status_code=exc.status_code, headers=exc.headers)
         return web.status_page(exc.status_code, str(exc.detail))
 
-    @app.middleware("http")
-    async def no_cache(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        answer = await call_next(request)
-        answer.headers.setdefault("Cache-Control", "no-store")
-        answer.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return answer
-
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
         """Liveness: the hub runs and its store answers."""
@@ -141,4 +159,5 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(api.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(SafeHeaders)
     return app

@@ -439,10 +439,11 @@ class SQLiteStore:
             row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
             [event] = self._events_from_rows(row, detail=True, conn=conn)
             decision = settle(event, event.responses)
-            if decision is not None:
-                self._write_decision(conn, event_id, decision, deliver_via)
-        stored = self.get_event(event_id)
-        assert stored is not None
+            if decision is None:
+                return event
+            self._write_decision(conn, event_id, decision, deliver_via)
+            row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
+            [stored] = self._events_from_rows(row, detail=True, conn=conn)
         return stored
 
     @staticmethod

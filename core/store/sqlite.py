@@ -118,6 +118,10 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX events_escalation ON events (next_escalation) WHERE status = 'pending';
     CREATE UNIQUE INDEX responses_once ON responses (event_id, by);
     """,
+    # 3: count an inbox without visiting every pending event
+    """
+    CREATE INDEX events_open ON events (status, assigned);
+    """,
 ]
 
 _GENESIS = "0" * 64
@@ -406,6 +410,19 @@ class SQLiteStore:
     def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
                      requested_by: str | None = None) -> int:
         """How many events match."""
+        if visible_to is not None and requested_by is None:
+            # open to anyone, plus assigned to one of these principals: two index lookups
+            # instead of a subquery per event
+            marks = ",".join("?" * len(visible_to))
+            status_sql = "" if status is None else " AND e.status = ?"
+            status_args = [] if status is None else [status]
+            anyone = self._read("SELECT COUNT(*) FROM events e WHERE e.assigned = 0" + status_sql,
+                                status_args)[0][0]
+            assigned = self._read(
+                "SELECT COUNT(DISTINCT a.event_id) FROM event_assignees a CROSS JOIN events e"
+                f" ON e.id = a.event_id WHERE a.principal IN ({marks})" + status_sql,
+                [*sorted(visible_to), *status_args])[0][0]
+            return int(anyone) + int(assigned)
         where, params = self._filters(status, visible_to, None, requested_by)
         sql = "SELECT COUNT(*) FROM events" + (" WHERE " + " AND ".join(where) if where else "")
         return int(self._read(sql, params)[0][0])
@@ -494,14 +511,16 @@ class SQLiteStore:
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose next escalation tier is due."""
         rows = self._read(
-            "SELECT * FROM events WHERE status = 'pending' AND next_escalation <= ?"
-            " ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
+            "SELECT * FROM events INDEXED BY events_escalation WHERE status = 'pending'"
+            " AND next_escalation <= ? ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
         return self._events_from_rows(rows, detail=True)
 
     def next_escalation(self) -> datetime | None:
         """When the next escalation tier falls due."""
-        row = self._read("SELECT MIN(next_escalation) FROM events WHERE status = 'pending'")
-        return _dt(row[0][0])
+        row = self._read("SELECT next_escalation FROM events INDEXED BY events_escalation"
+                         " WHERE status = 'pending' AND next_escalation IS NOT NULL"
+                         " ORDER BY next_escalation LIMIT 1")
+        return _dt(row[0][0]) if row else None
 
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
                  data: dict[str, Any]) -> Event:
@@ -537,14 +556,17 @@ class SQLiteStore:
 
     def next_deadline(self) -> datetime | None:
         """The earliest deadline among pending events."""
-        row = self._read("SELECT MIN(deadline) FROM events WHERE status = 'pending'")
-        return _dt(row[0][0])
+        # the partial index holds only pending events; the planner would pick events_order
+        row = self._read("SELECT deadline FROM events INDEXED BY events_deadline"
+                         " WHERE status = 'pending' AND deadline IS NOT NULL"
+                         " ORDER BY deadline LIMIT 1")
+        return _dt(row[0][0]) if row else None
 
     def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events past their deadline."""
         rows = self._read(
-            "SELECT * FROM events WHERE status = 'pending' AND deadline <= ?"
-            " ORDER BY deadline LIMIT ?", (_ts(now), limit))
+            "SELECT * FROM events INDEXED BY events_deadline WHERE status = 'pending'"
+            " AND deadline <= ? ORDER BY deadline LIMIT ?", (_ts(now), limit))
         return self._events_from_rows(rows, detail=False)
 
     # deliveries -------------------------------------------------------------------------

@@ -1,0 +1,358 @@
+"""Shared helpers for the hub benchmarks (``bench/hub_*.py``); not part of the package.
+
+Each benchmark starts a real ``signoff serve`` (``signoff.testing.HubProcess``) on loopback
+with a SQLite store in a temporary directory, drives it over HTTP from this process, prints
+its figures and ends with one ``PASS``/``MISS`` line per target. ``--json`` also writes the
+figures to ``bench/results/<name>.json`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from signoff.testing import HubProcess
+
+__all__ = ["EVENTS", "Report", "Summary", "bench_hub", "cpu_seconds", "cpu_times", "die", "event_body",
+           "hub_env", "parser", "profiled", "raise_nofile", "rss_kib", "summarize",
+           "wait_parked"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EVENTS = "/api/v1/events"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every hub benchmark shares."""
+    cli = argparse.ArgumentParser(description=description)
+    cli.add_argument("--json", action="store_true",
+                     help="also write the figures to bench/results/<name>.json")
+    cli.add_argument("--dir", default=None,
+                     help="directory for the hub's database (default: a fresh temp dir)")
+    cli.add_argument("--keep", action="store_true", help="keep the temp dir (database, hub log)")
+    cli.add_argument("--hub-env", action="append", default=[], metavar="KEY=VALUE",
+                     help="extra environment for the hub process, e.g. SIGNOFF_SWEEP_INTERVAL=5 "
+                          "(repeatable)")
+    return cli
+
+
+def hub_env(pairs: Sequence[str]) -> dict[str, str]:
+    """``--hub-env KEY=VALUE`` options as a dict."""
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            die(f"--hub-env: expected KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Percentiles of a sample, in milliseconds."""
+
+    n: int
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    min: float
+    mean: float
+
+    def line(self) -> str:
+        """``p50 … p95 … p99 … max …`` on one line."""
+        return (f"n={self.n}  p50 {self.p50:7.2f} ms  p95 {self.p95:7.2f} ms  "
+                f"p99 {self.p99:7.2f} ms  max {self.max:7.2f} ms  (min {self.min:.2f}, "
+                f"mean {self.mean:.2f})")
+
+
+def _rank(ordered: Sequence[float], q: float) -> float:
+    # nearest-rank percentile: the smallest value with at least q of the sample at or below it
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def summarize(seconds: Sequence[float]) -> Summary:
+    """Percentiles (nearest rank) of durations given in seconds, reported in milliseconds."""
+    if not seconds:
+        raise ValueError("summarize: no samples")
+    ms = sorted(s * 1000.0 for s in seconds)
+    return Summary(n=len(ms), p50=_rank(ms, 0.50), p95=_rank(ms, 0.95), p99=_rank(ms, 0.99),
+                   max=ms[-1], min=ms[0], mean=sum(ms) / len(ms))
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+@dataclass
+class Report:
+    """Collects figures and verdicts; prints them and writes the JSON file."""
+
+    name: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    verdicts: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    def header(self, what: str) -> None:
+        """Print what runs where, and how busy the machine is (the figures are only as quiet
+        as the machine)."""
+        print(f"== {self.name}: {what}")
+        print(f"   python {platform.python_version()}, {os.cpu_count()} cores, "
+              f"load average {_loadavg()} at start")
+        self.figures["load_start"] = _loadavg()
+
+    def check(self, target: str, ok: bool | None, measured: str) -> None:
+        """Record one target's verdict: PASS, MISS, or SKIP when it could not be measured."""
+        verdict = "SKIP" if ok is None else ("PASS" if ok else "MISS")
+        self.verdicts.append((verdict, f"{target}: {measured}"))
+
+    def info(self, what: str, measured: str) -> None:
+        """Record a figure the issue asks to report, without a target (an INFO line)."""
+        self.verdicts.append(("INFO", f"{what}: {measured}"))
+
+    def note(self, text: str) -> None:
+        """A caveat printed with the verdicts."""
+        self.notes.append(text)
+        print(f"   note: {text}")
+
+    def finish(self, write_json: bool) -> int:
+        """Print the verdicts (one line each), write JSON if asked; exit status 1 on a MISS."""
+        self.figures["load_end"] = _loadavg()
+        print(f"   load average {self.figures['load_end']} at end")
+        for verdict, text in self.verdicts:
+            print(f"{verdict} {self.name}: {text}")
+        if write_json:
+            RESULTS.mkdir(exist_ok=True)
+            path = RESULTS / f"{self.name}.json"
+            path.write_text(json.dumps({
+                "name": self.name, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()},
+                "figures": self.figures, "notes": self.notes,
+                "verdicts": [{"verdict": v, "target": t} for v, t in self.verdicts],
+            }, indent=2, default=str))
+            print(f"   figures written to {path}")
+        return 1 if any(v == "MISS" for v, _ in self.verdicts) else 0
+
+
+@contextlib.contextmanager
+def bench_hub(directory: str | None, keep: bool, *, db_name: str = "hub.db",
+              env: dict[str, str] | None = None, database: Path | None = None,
+              admin_token: str | None = None) -> Iterator[HubProcess]:
+    """A started hub on a store in ``directory`` (or a fresh temp dir, removed afterwards).
+
+    ``admin_token``: an admin token already in the store (the hub then prints no login URL).
+    """
+    made = directory is None
+    where = Path(tempfile.mkdtemp(prefix="signoff-bench-")) if made else Path(directory)
+    where.mkdir(parents=True, exist_ok=True)
+    hub = HubProcess(database or where / db_name, env=env)
+    hub.admin_token = admin_token
+    try:
+        hub.start(timeout=60)
+        yield hub
+    finally:
+        hub.stop()
+        if made and not keep:
+            shutil.rmtree(where, ignore_errors=True)
+        elif keep:
+            print(f"   kept {where} (hub log: {hub.log_path})")
+
+
+@contextlib.contextmanager
+def profiled(pid: int, path: str | None) -> Iterator[None]:
+    """Record the hub with ``py-spy`` (``pip install py-spy``) into ``path`` while inside.
+
+    The output is py-spy's ``raw`` format (collapsed stacks with counts, one per line), which
+    flamegraph tools and speedscope read. Does nothing when ``path`` is None.
+    """
+    if path is None:
+        yield
+        return
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        die("--profile needs py-spy: pip install py-spy")
+    import subprocess
+
+    recorder = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--rate", "500", "--nonblocking", "--threads",
+         "--format", "raw", "--output", path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # let py-spy attach before the measured phase starts
+    try:
+        yield
+    finally:
+        recorder.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        try:
+            recorder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+        print(f"   py-spy profile of the hub written to {path}")
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set size of a process, from ``/proc/<pid>/status`` (KiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used so far (``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # the command name may hold spaces; fields after it start at ") "
+    fields = stat[stat.rindex(")") + 2:].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    return sum(cpu_times(pid))
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file soft limit to the hard limit; returns the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def wait_parked(http: httpx.AsyncClient, count: int, timeout: float,
+                      watch: Sequence[asyncio.Task[Any]] = ()) -> int:
+    """Poll ``/healthz`` until the hub holds at least ``count`` parked long-polls.
+
+    Returns how many are parked; raises ``TimeoutError`` when ``timeout`` runs out first and
+    ``RuntimeError`` as soon as one of the ``watch`` tasks (the waiters) has returned.
+    """
+    deadline = time.monotonic() + timeout
+    waiting = -1
+    while time.monotonic() < deadline:
+        for task in watch:
+            if task.done():
+                raise RuntimeError(f"a waiter returned before it was answered: {task.result()}")
+        answer = await http.get("/healthz")
+        answer.raise_for_status()
+        waiting = int(answer.json()["waiting"])
+        if waiting >= count:
+            return waiting
+        await asyncio.sleep(0.001 if count == 1 else 0.05)
+    raise TimeoutError(f"only {waiting} of {count} long-polls parked after {timeout} s")
+
+
+@dataclass
+class RawAnswer:
+    """One HTTP answer read by :class:`RawConnection`."""
+
+    status_code: int
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode(errors="replace")
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection, a request at a time, for loopback load only.
+
+    httpx spends several times the hub's CPU per request at 16 concurrent requests; on a
+    2-core machine shared with the hub that measures the client. This speaks just enough
+    HTTP/1.1 for the hub's JSON API: ``Content-Length`` bodies, no chunking, no redirects.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        host_port = url.split("://", 1)[1].rstrip("/")
+        self.host, _, port = host_port.partition(":")
+        self.port = int(port or 80)
+        fixed = {"Host": host_port, **(headers or {})}
+        self._fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items())
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None,
+                      headers: dict[str, str] | None = None) -> RawAnswer:
+        """Send one request and read its whole answer."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        if body is not None:
+            extra += "Content-Type: application/json\r\n"
+        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}{extra}Content-Length: {len(data)}\r\n\r\n"
+        self._writer.write(head.encode() + data)
+        status_line = await self._reader.readuntil(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length, close = 0, False
+        while True:
+            line = await self._reader.readuntil(b"\r\n")
+            if line == b"\r\n":
+                break
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                raise RuntimeError("RawConnection reads Content-Length bodies only")
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        payload = await self._reader.readexactly(length) if length else b""
+        if close:
+            await self.close()
+        return RawAnswer(status, payload)
+
+    async def close(self) -> None:
+        """Close the connection (a later request opens a new one)."""
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+
+def fast_loop() -> None:
+    """Use uvloop for this process's asyncio loop when installed (it comes with the hub extra):
+    the less CPU the client takes, the more the hub gets."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def event_body(i: int, **extra: Any) -> dict[str, Any]:
+    """A small approval event, as a workflow would send it."""
+    return {"name": "bench", "prompt": f"Approve bench event {i}?",
+            "context": {"i": i, "note": "signoff benchmark"}, **extra}
+
+
+def die(message: str) -> None:
+    """Stop with a message on stderr."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

@@ -116,8 +116,12 @@ def fill(path: Path, events: int, batch: int, seed: int) -> tuple[str, float]:
                     for event in made:
                         store.create_event(event, channel="bench")
                 done += size
-                print(f"\r   filling the store: {done}/{events}", end="", flush=True)
-            print()
+                if sys.stdout.isatty():
+                    print(f"\r   filling the store: {done}/{events}", end="", flush=True)
+                elif done % 20_000 < size or done == events:
+                    print(f"   filling the store: {done}/{events}", flush=True)
+            if sys.stdout.isatty():
+                print()
         elif have > events:
             print(f"   note: the store holds {have} pending events (more than --events)")
         return store.create_token(Identity(user="bench-admin", role="admin")), \

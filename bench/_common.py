@@ -29,9 +29,9 @@ import httpx
 
 from signoff.testing import HubProcess
 
-__all__ = ["EVENTS", "Report", "Summary", "bench_hub", "cpu_seconds", "cpu_times", "die", "event_body",
-           "hub_env", "parser", "profiled", "raise_nofile", "rss_kib", "summarize",
-           "wait_parked"]
+__all__ = ["EVENTS", "RawAnswer", "RawConnection", "Report", "Summary", "bench_hub",
+           "cpu_seconds", "cpu_times", "die", "event_body", "fast_loop", "hub_env", "parser",
+           "profiled", "raise_nofile", "rss_kib", "summarize", "wait_parked"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EVENTS = "/api/v1/events"
@@ -110,7 +110,6 @@ class Report:
     figures: dict[str, Any] = field(default_factory=dict)
     verdicts: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
 
     def header(self, what: str) -> None:
         """Print what runs where, and how busy the machine is (the figures are only as quiet
@@ -163,7 +162,7 @@ def bench_hub(directory: str | None, keep: bool, *, db_name: str = "hub.db",
     ``admin_token``: an admin token already in the store (the hub then prints no login URL).
     """
     made = directory is None
-    where = Path(tempfile.mkdtemp(prefix="signoff-bench-")) if made else Path(directory)
+    where = Path(directory or tempfile.mkdtemp(prefix="signoff-bench-"))
     where.mkdir(parents=True, exist_ok=True)
     hub = HubProcess(database or where / db_name, env=env)
     hub.admin_token = admin_token
@@ -305,7 +304,8 @@ class RawConnection:
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         if body is not None:
             extra += "Content-Type: application/json\r\n"
-        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}{extra}Content-Length: {len(data)}\r\n\r\n"
+        head = (f"{method} {path} HTTP/1.1\r\n{self._fixed}{extra}"
+                f"Content-Length: {len(data)}\r\n\r\n")
         self._writer.write(head.encode() + data)
         status_line = await self._reader.readuntil(b"\r\n")
         status = int(status_line.split(b" ", 2)[1])

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ def _one_transaction(store: SQLiteStore) -> Iterator[None]:
 
     with lock:
         writer.execute("BEGIN IMMEDIATE")
-        store._write = joined  # type: ignore[method-assign]
+        store._write = joined
         try:
             yield
         except BaseException:
@@ -143,8 +143,9 @@ def _check_page(body: dict[str, Any], who: Identity | None, limit: int) -> None:
                 raise RuntimeError(f"{who.user} was shown {e['id']} assigned to {e['assignees']}")
 
 
-async def _time(label: str, fetch: Callable[[], Any], check: Callable[[httpx.Response], None],
-                requests: int, warmup: int) -> list[float]:
+async def _time(label: str, fetch: Callable[[], Awaitable[httpx.Response]],
+                check: Callable[[httpx.Response], None], requests: int,
+                warmup: int) -> list[float]:
     samples = []
     for k in range(warmup + requests):
         began = time.perf_counter()
@@ -168,7 +169,7 @@ async def _login(http: httpx.AsyncClient, token: str) -> bool:
 async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: int,
                   report: Report) -> dict[str, list[float] | str]:
     results: dict[str, list[float] | str] = {}
-    params = {"status": "pending", "limit": 50}
+    params: dict[str, str | int] = {"status": "pending", "limit": 50}
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         for who, token, ident in (("admin", admin, None), ("reviewer", reviewer, REVIEWER)):
             headers = {"Authorization": f"Bearer {token}"}
@@ -176,24 +177,27 @@ async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: in
             def check(answer: httpx.Response, ident: Identity | None = ident) -> None:
                 _check_page(answer.json(), ident, 50)
 
-            def page(cursor: str | None, headers: dict[str, str] = headers) -> Any:
+            def page(cursor: str | None,
+                     headers: dict[str, str] = headers) -> Callable[[], Awaitable[httpx.Response]]:
                 query = dict(params) if cursor is None else {**params, "cursor": cursor}
-                return http.get(EVENTS, params=query, headers=headers)
+
+                async def fetch() -> httpx.Response:
+                    return await http.get(EVENTS, params=query, headers=headers)
+                return fetch
 
             results[f"api {who} page 1"] = await _time(
-                f"api {who} page 1", lambda: page(None), check, requests, warmup)
+                f"api {who} page 1", page(None), check, requests, warmup)
             cursor = None
             cursors: dict[int, str] = {}
             for number in range(1, 10):  # walk to the cursors of pages 2 and 10
-                answer = await page(cursor)
+                answer = await page(cursor)()
                 cursor = answer.json()["next_cursor"]
                 if cursor is None:
                     raise RuntimeError(f"{who}: no page {number + 1}")
                 cursors[number + 1] = cursor
             for number in (2, 10):
                 results[f"api {who} page {number}"] = await _time(
-                    f"api {who} page {number}", lambda c=cursors[number]: page(c), check,
-                    requests, warmup)
+                    f"api {who} page {number}", page(cursors[number]), check, requests, warmup)
 
         for who, token in (("admin", admin), ("reviewer", reviewer)):
             async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
@@ -208,8 +212,11 @@ async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: in
                     if shown < 50:
                         raise RuntimeError(f"inbox shows {shown} events, expected 50")
 
+                async def inbox(b: httpx.AsyncClient = browser) -> httpx.Response:
+                    return await b.get("/")
+
                 results[f"inbox {who} first page"] = await _time(
-                    f"inbox {who}", lambda b=browser: b.get("/"), rows, requests, warmup)
+                    f"inbox {who}", inbox, rows, requests, warmup)
     return results
 
 

@@ -115,8 +115,8 @@ async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders
             await wait_parked(http, n, timeout=budget, watch=tasks[:50])
             parked_in = time.perf_counter() - began
             cpu["park"] = (cpu_seconds(pid) - cpu["hub"], time.process_time() - cpu["own"])
-            print(f"   {n} long-polls parked in {parked_in:.1f} s (CPU: hub {cpu['park'][0]:.1f} s, "
-                  f"this client {cpu['park'][1]:.1f} s)")
+            print(f"   {n} long-polls parked in {parked_in:.1f} s (CPU: hub "
+                  f"{cpu['park'][0]:.1f} s, this client {cpu['park'][1]:.1f} s)")
             await asyncio.sleep(1.0)  # let the hub settle before reading its memory
             rss["parked_kib"] = rss_kib(pid)
 

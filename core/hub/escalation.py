@@ -27,9 +27,10 @@ async def escalate(hub: Hub, event: Event) -> None:
     if tier.fallback is None:
         assignees = list(dict.fromkeys(
             [*(event.assignees if tier.keep_previous else []), *tier.assignees]))
-        moved = await hub._run(hub.store.escalate, event.id, level=level, assignees=assignees,
-                               data={"rule": label, "added": tier.assignees,
-                                     "kept_previous": tier.keep_previous})
+        moved = await hub._write(hub.store.escalate, event.id, level=level,
+                                 assignees=assignees,
+                                 data={"rule": label, "added": tier.assignees,
+                                       "kept_previous": tier.keep_previous})
         hub._notify(moved, "escalated", tier.notify)
         return
     name = hub.settings.default_decider if tier.fallback == "auto" else tier.fallback
@@ -41,13 +42,13 @@ async def escalate(hub: Hub, event: Event) -> None:
         value = validate_value(event.input, verdict.value)
     except (DeciderFailed, InvalidInput) as exc:
         # The humans can still answer and the deadline still applies; the tier is spent.
-        await hub._run(hub.store.escalate, event.id, level=level, assignees=event.assignees,
-                       data={"rule": label, "fallback": name, "error": str(exc)})
+        await hub._write(hub.store.escalate, event.id, level=level, assignees=event.assignees,
+                         data={"rule": label, "fallback": name, "error": str(exc)})
         return
     response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event.id, by=name, value=value,
                         comment=verdict.comment, channel="fallback", at=hub.clock())
     answered = await hub._add_response(event, response, rule=f"{label}: fallback {name}")
     if answered.status == "pending":  # its vote alone could not decide (a human quorum)
-        await hub._run(hub.store.escalate, event.id, level=level, assignees=event.assignees,
-                       data={"rule": label, "fallback": name,
-                             "note": "the decider's approval does not count towards the quorum"})
+        await hub._write(hub.store.escalate, event.id, level=level, assignees=event.assignees,
+                         data={"rule": label, "fallback": name,
+                               "note": "the decider's approval does not count towards the quorum"})

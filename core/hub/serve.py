@@ -37,4 +37,5 @@ def main(config: str | None = None, **overrides: Any) -> None:
           file=sys.stderr, flush=True)
     _raise_open_files()
     uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=75)
+                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=75,
+                proxy_headers=False)  # identity is the token; no X-Forwarded-* is trusted

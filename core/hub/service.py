@@ -34,7 +34,7 @@ from .._rules import (
     timeout_decision,
 )
 from ..resumers import DeliveryFailed, Resumer, load_resumer
-from ..store import AuditEntry, DueDelivery, Store
+from ..store import AuditEntry, Batching, DueDelivery, Store
 from .escalation import escalate
 from .notify import Notifier
 from .settings import Settings
@@ -56,6 +56,7 @@ class Hub:
     def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow) -> None:
         self.settings = settings
         self.store = store
+        self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
         self._tokens: dict[str, tuple[Identity, float]] = {}
@@ -83,7 +84,39 @@ class Hub:
                 await resumer.aclose()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A store call in a worker thread (scans, and everything a plain store does)."""
         return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A store write: queued for a group commit when the store batches, else a thread."""
+        if self._batching is not None:
+            return await asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        return await self._run(fn, *args, **kwargs)
+
+    async def _read_one(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read of one row by key: on the loop when the store says that is cheap."""
+        if self._batching is not None and self._batching.inline_reads:
+            return fn(*args)
+        return await self._run(fn, *args)
+
+    async def _write_deciding(self, fn: Callable[..., Event], *args: Any,
+                              **kwargs: Any) -> Event:
+        """A write that may decide an event. Once queued it runs to the end, and a decision it
+        writes wakes the waiters and the dispatcher even if the caller is cancelled meanwhile.
+        """
+        if self._batching is not None:
+            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        else:
+            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+
+        def announce(done: asyncio.Future[Event]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            if done.result().decision is not None:
+                self._decided(done.result())
+
+        write.add_done_callback(announce)
+        return await asyncio.shield(write)
 
     # identity ----------------------------------------------------------------------------
     async def authenticate(self, token: str | None) -> Identity:
@@ -98,7 +131,7 @@ class Hub:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return cached[0]
-        identity = await self._run(self.store.identity_for, token)
+        identity = await self._read_one(self.store.identity_for, token)
         if identity is None:
             raise Unauthenticated("unknown API token")
         if len(self._tokens) > 10_000:
@@ -133,8 +166,8 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        stored, created = await self._run(self.store.create_event, event, channel=channel,
-                                          decision=decision, notes=notes)
+        stored, created = await self._write(self.store.create_event, event, channel=channel,
+                                            decision=decision, notes=notes)
         if created:
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
@@ -150,15 +183,15 @@ class Hub:
                 result = await self.notifier.send(event, what, extra)
             except Exception as exc:  # a notification never breaks the hub
                 result = {"what": what, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            await self._run(self.store.record, "notified", actor="hub", channel="apprise",
-                            event_id=event.id, data=result)
+            await self._write(self.store.record, "notified", actor="hub", channel="apprise",
+                              event_id=event.id, data=result)
 
         task = asyncio.create_task(send())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _load(self, event_id: str) -> Event:
-        event = await self._run(self.store.get_event, event_id)
+        event = await self._read_one(self.store.get_event, event_id)
         if event is None:
             raise NotFound(f"no event {event_id}")
         return event
@@ -198,7 +231,21 @@ class Hub:
         Raises:
             NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
         """
-        event = await self._load(event_id)
+        while True:
+            try:
+                return await self._write_deciding(self._respond_now, who, event_id, value,
+                                                  comment, channel)
+            except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
+                await self._run(self._resumer_exists, missing.name)
+
+    def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
+                     channel: str) -> Event:
+        """Check and store an answer. With a batching store this runs on its writer, inside
+        the transaction that writes the answer: what the checks saw is what gets written to.
+        """
+        event = self.store.get_event(event_id)
+        if event is None:
+            raise NotFound(f"no event {event_id}")
         if not can_answer(who, event, channel):
             raise Forbidden(f"{who.user} may not answer event {event_id}")
         if event.status != "pending":
@@ -208,30 +255,16 @@ class Hub:
             raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
                             "self-approval")
         value = validate_value(event.input, value)
-        now = self.clock()
         response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
-                            value=value, comment=comment, channel=channel, at=now)
-        decided = await self._add_response(event, response)
-        return decided
+                            value=value, comment=comment, channel=channel, at=self.clock())
+        return self.store.add_response(event_id, response, settle=_settler(None),
+                                       deliver_via=self._route(event))
 
     async def _add_response(self, event: Event, response: Response,
                             rule: str | None = None) -> Event:
-        def decide(current: Event, responses: list[Response]) -> Decision | None:
-            settled = settle(current.input.kind, current.policy, responses)
-            if settled is None:
-                return None
-            value, settled_rule = settled
-            last = responses[-1]
-            decision = response_decision(current, value, last.by, last.comment, last.channel,
-                                         last.at)
-            return decision.model_copy(update={"rule": settled_rule or rule})
-
         via = await self._via(event)
-        stored = await self._run(self.store.add_response, event.id, response, settle=decide,
-                                 deliver_via=via)
-        if stored.decision is not None:
-            self._decided(stored, via)
-        return stored
+        return await self._write_deciding(self.store.add_response, event.id, response,
+                                          settle=_settler(rule), deliver_via=via)
 
     async def cancel(self, who: Identity, event_id: str, comment: str | None,
                      channel: str) -> Event:
@@ -243,23 +276,29 @@ class Hub:
         return await self._decide(event, decision, None)
 
     async def _via(self, event: Event) -> str | None:
+        """The resumer that delivers this event's decision, loaded on first use."""
         orchestrator = event.source.orchestrator
         if orchestrator not in self._resumers:  # first use: an SDK import may take seconds
             await self._run(self._resumer_exists, orchestrator)
-        return orchestrator if self._resumer_exists(orchestrator) else None
+        return self._route(event)
+
+    def _route(self, event: Event) -> str | None:
+        """The resumer for this event, from those already loaded."""
+        orchestrator = event.source.orchestrator
+        if orchestrator not in self._resumers:
+            raise _ResumerNotLoaded(orchestrator)
+        return orchestrator if self._resumers[orchestrator] is not None else None
 
     async def _decide(self, event: Event, decision: Decision,
                       response: Response | None) -> Event:
         via = await self._via(event)
-        decided = await self._run(self.store.decide, event.id, decision, response=response,
-                                  deliver_via=via)
-        self._decided(decided, via)
-        return decided
+        return await self._write_deciding(self.store.decide, event.id, decision,
+                                          response=response, deliver_via=via)
 
-    def _decided(self, event: Event, via: str | None) -> None:
+    def _decided(self, event: Event) -> None:
         assert event.decision is not None
         self._wake(event.id, event.decision)
-        if via is not None:
+        if any(d.state == "pending" for d in event.deliveries):
             self._dispatch_wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
 
@@ -371,20 +410,21 @@ class Hub:
                 raise DeliveryFailed(f"no resumer named {due.resumer!r} is installed")
             await resumer.deliver(event)
         except DeliveryFailed as exc:
-            await self._run(self.store.delivery_attempted, due.id, state="failed", error=str(exc))
+            await self._write(self.store.delivery_attempted, due.id, state="failed",
+                              error=str(exc))
         except Exception as exc:
             now = self.clock()
             error = str(exc) or type(exc).__name__
             if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
-                await self._run(self.store.delivery_attempted, due.id, state="failed",
-                                error=f"gave up after {due.attempts + 1} attempts: {error}")
+                await self._write(self.store.delivery_attempted, due.id, state="failed",
+                                  error=f"gave up after {due.attempts + 1} attempts: {error}")
                 return
             delay = min(self.settings.delivery_backoff * 2**due.attempts,
                         self.settings.delivery_backoff_max)
-            await self._run(self.store.delivery_attempted, due.id, state="pending", error=error,
-                            next_attempt_at=now + timedelta(seconds=delay))
+            await self._write(self.store.delivery_attempted, due.id, state="pending",
+                              error=error, next_attempt_at=now + timedelta(seconds=delay))
         else:
-            await self._run(self.store.delivery_attempted, due.id, state="delivered")
+            await self._write(self.store.delivery_attempted, due.id, state="delivered")
 
     async def _dispatch_loop(self) -> None:
         while True:
@@ -415,6 +455,30 @@ class _BrokenResumer:
 
     async def aclose(self) -> None:
         return None
+
+
+class _ResumerNotLoaded(Exception):
+    """An answer needs a resumer that is not loaded yet (loading may import an SDK: slow)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _settler(rule: str | None) -> Callable[[Event, list[Response]], Decision | None]:
+    """The store's question once a response is in: do the responses now decide the event."""
+
+    def decide(current: Event, responses: list[Response]) -> Decision | None:
+        settled = settle(current.input.kind, current.policy, responses)
+        if settled is None:
+            return None
+        value, settled_rule = settled
+        last = responses[-1]
+        decision = response_decision(current, value, last.by, last.comment, last.channel,
+                                     last.at)
+        return decision.model_copy(update={"rule": settled_rule or rule})
+
+    return decide
 
 
 def check_channel(channel: str | None, default: str) -> str:

@@ -142,8 +142,8 @@ def _hub(request: Request) -> Hub:
 async def _csrf_key(request: Request) -> bytes:
     key: bytes | None = getattr(request.app.state, "web_csrf_key", None)
     if key is None:
-        # one read of the store per process; the key never changes
-        fresh: bytes = await _hub(request)._run(request.app.state.store.secret, "csrf")
+        # one read of the store per process (a write the first time); the key never changes
+        fresh: bytes = await _hub(request)._write(request.app.state.store.secret, "csrf")
         request.app.state.web_csrf_key = key = fresh
     return key
 

@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-from ._protocol import AuditEntry, AuditReport, DueDelivery, Store
+from ._protocol import AuditEntry, AuditReport, Batching, DueDelivery, Store
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditEntry", "AuditReport", "DueDelivery", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "SQLiteStore", "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

@@ -4,19 +4,26 @@ A store keeps events, responses, decisions, API tokens (hashed), the outbox of r
 deliveries and an append-only, hash-chained audit log. Every method is synchronous and
 thread-safe; the hub calls them from worker threads. A method that returns has made its
 write durable.
+
+A backend may offer two optional capabilities (:class:`Batching`): ``submit``, which queues
+a write to be committed together with others (group commit), and ``inline_reads``, which tells
+the hub that reading one event by id is cheap enough to do on its event loop.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
-__all__ = ["AuditEntry", "AuditReport", "DueDelivery", "Store"]
+__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "Store"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -190,3 +197,22 @@ class Store(Protocol):
 
     def secret(self, name: str) -> bytes:
         """A random secret kept in the store (created on first use), e.g. for CSRF tokens."""
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """What a store offers when it can commit many writes at once and read one row cheaply.
+
+    The hub checks for it: with it, a write costs one hand-off to the store's writer and one
+    shared commit; without it, each store call runs in a worker thread of its own.
+    """
+
+    inline_reads: bool
+    """True when ``get_event`` and ``identity_for`` answer in tens of microseconds (a local
+    file in the page cache), so the hub may call them on its event loop."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future[T]:
+        """Run the write ``fn(*args, **kwargs)`` in a transaction shared with the writes queued
+        with it; the future resolves once that transaction is durable.
+        """

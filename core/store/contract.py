@@ -16,6 +16,7 @@ class TestSQLite(StoreContract):
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -27,9 +28,9 @@ from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
-from ._protocol import Store
+from ._protocol import Batching, Store
 
-__all__ = ["StoreContract", "make_event"]
+__all__ = ["StoreContract", "hold_writer", "make_event"]
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -43,6 +44,28 @@ def make_event(*, at: datetime = T0, requested_by: str = "flow", timeout: float 
     return Event(**body.model_dump(), id=f"ev_{uuid.uuid4().hex}", requested_by=requested_by,
                  status="pending", created_at=at,
                  deadline=at + timedelta(seconds=timeout) if timeout else None)
+
+
+def _batching(store: Store) -> Batching:
+    if not isinstance(store, Batching):
+        pytest.skip("the store has no Batching capability")
+    return store
+
+
+def hold_writer(store: Batching) -> tuple[threading.Event, concurrent.futures.Future[None]]:
+    """Occupy the store's writer until the returned event is set, so that what is submitted
+    meanwhile is committed as one batch.
+    """
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        assert release.wait(10), "the test never released the writer"
+
+    held = store.submit(hold)
+    assert started.wait(10), "the writer never started"
+    return release, held
 
 
 def _approved(by: str = "rita", at: datetime = T0) -> Decision:
@@ -299,3 +322,57 @@ class StoreContract:
         assert last.assignees == ["group:vp"] and store.next_escalation() is None
         assert store.list_events(visible_to={"ann"}).events == []
         assert store.audit(event.id)[-1].data["why"] == "late"
+
+    # the optional Batching capability ---------------------------------------------------
+    def test_batched_writes_share_a_commit_and_fail_alone(self, store: Store) -> None:
+        batching = _batching(store)
+        first, doomed, last = make_event(), make_event(), make_event()
+
+        def create_then_fail() -> None:
+            store.create_event(doomed, channel="api")
+            raise InvalidInput("value", "something else", "this")
+
+        release, held = hold_writer(batching)
+        futures = [batching.submit(store.create_event, first, channel="api"),
+                   batching.submit(create_then_fail),
+                   batching.submit(store.create_event, last, channel="api")]
+        assert not any(f.done() for f in futures)  # nothing resolves before its commit
+        release.set()
+        held.result(10)
+        assert futures[0].result(10)[1] is True and futures[2].result(10)[1] is True
+        with pytest.raises(InvalidInput):
+            futures[1].result(10)
+        assert store.get_event(doomed.id) is None  # its savepoint was rolled back
+        assert {e.id for e in store.list_events().events} == {first.id, last.id}
+        assert [a.action for a in store.audit(doomed.id)] == []
+
+    def test_a_batched_write_reads_its_own_batch(self, store: Store) -> None:
+        batching = _batching(store)
+        event = make_event()
+
+        def create_and_read() -> Event | None:
+            store.create_event(event, channel="api")
+            return store.get_event(event.id)
+
+        seen = batching.submit(create_and_read).result(10)
+        assert seen is not None and seen.id == event.id
+
+    def test_racing_batched_answers_make_exactly_one_decision(self, store: Store) -> None:
+        batching = _batching(store)
+        event = make_event()
+        store.create_event(event, channel="api")
+
+        def first_decides(current: Event, responses: list[Response]) -> Decision | None:
+            return _approved(by=responses[-1].by)
+
+        release, held = hold_writer(batching)
+        futures = [batching.submit(store.add_response, event.id, Response(
+            id=f"rs_{n}", event_id=event.id, by=f"r{n}", value=True, channel="api", at=T0),
+            settle=first_decides) for n in range(20)]
+        release.set()
+        held.result(10)
+        outcomes = [f.exception(10) for f in futures]
+        assert outcomes[0] is None and all(isinstance(e, AlreadyDecided) for e in outcomes[1:])
+        got = store.get_event(event.id)
+        assert got is not None and got.decision is not None and got.decision.by == "r0"
+        assert [r.by for r in got.responses] == ["r0"]

@@ -8,7 +8,7 @@ import pytest
 
 from signoff import Identity
 from signoff.store import SQLiteStore, Store, open_store
-from signoff.store.contract import StoreContract, make_event
+from signoff.store.contract import StoreContract, hold_writer, make_event
 from signoff.store.sqlite import _MIGRATIONS
 
 
@@ -76,3 +76,54 @@ def test_audit_log_refuses_updates_and_detects_tampering(tmp_path: Path) -> None
 def test_unknown_database_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="database: expected a SQLite path"):
         open_store("mysql://x/y")
+
+
+def test_a_resolved_batched_write_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    assert isinstance(store, SQLiteStore)
+    event = make_event()
+    store.submit(store.create_event, event, channel="api").result(10)
+    other = sqlite3.connect(path)  # another connection sees it: it was committed
+    assert other.execute("SELECT status FROM events WHERE id = ?", (event.id,)).fetchone() == (
+        "pending",)
+    other.close()
+    store.close()
+
+
+def test_a_write_that_ends_the_transaction_fails_the_writes_before_it(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    assert isinstance(store, SQLiteStore)
+    before, after = make_event(), make_event()
+
+    def end_the_transaction() -> None:
+        store._writer.execute("ROLLBACK")
+        raise RuntimeError("broke the batch")
+
+    release, held = hold_writer(store)
+    futures = [store.submit(store.create_event, before, channel="api"),
+               store.submit(end_the_transaction),
+               store.submit(store.create_event, after, channel="api")]
+    release.set()
+    with pytest.raises(RuntimeError, match="ended the transaction"):
+        futures[0].result(10)
+    with pytest.raises(RuntimeError, match="broke the batch"):
+        futures[1].result(10)
+    assert futures[2].result(10)[1] is True
+    assert held.result(10) is None  # committed in a batch of its own, before
+    assert store.get_event(before.id) is None and store.get_event(after.id) is not None
+    assert store.verify_audit().ok
+    store.close()
+
+
+def test_close_finishes_the_queued_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    assert isinstance(store, SQLiteStore)
+    events = [make_event() for _ in range(50)]
+    futures = [store.submit(store.create_event, e, channel="api") for e in events]
+    store.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    store = open_store(str(path))
+    assert len(store.list_events(limit=100).events) == 50
+    store.close()

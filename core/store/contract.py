@@ -333,15 +333,14 @@ class StoreContract:
             raise InvalidInput("value", "something else", "this")
 
         release, held = hold_writer(batching)
-        futures = [batching.submit(store.create_event, first, channel="api"),
-                   batching.submit(create_then_fail),
-                   batching.submit(store.create_event, last, channel="api")]
-        assert not any(f.done() for f in futures)  # nothing resolves before its commit
+        created = [batching.submit(store.create_event, e, channel="api") for e in (first, last)]
+        failed = batching.submit(create_then_fail)
+        assert not any(f.done() for f in [*created, failed])  # nothing resolves before its commit
         release.set()
         held.result(10)
-        assert futures[0].result(10)[1] is True and futures[2].result(10)[1] is True
+        assert all(f.result(10)[1] is True for f in created)
         with pytest.raises(InvalidInput):
-            futures[1].result(10)
+            failed.result(10)
         assert store.get_event(doomed.id) is None  # its savepoint was rolled back
         assert {e.id for e in store.list_events().events} == {first.id, last.id}
         assert [a.action for a in store.audit(doomed.id)] == []

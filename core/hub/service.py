@@ -215,14 +215,17 @@ class Hub:
         return await self._run(self.store.list_events, status=status, assignee=assignee,
                                limit=limit, cursor=cursor, **scope)
 
-    async def count_pending(self, who: Identity) -> int:
-        """How many pending events the caller's inbox holds (what :meth:`list` shows)."""
+    async def count_pending(self, who: Identity, limit: int | None = None) -> int:
+        """How many pending events the caller's inbox holds (what :meth:`list` shows).
+
+        With ``limit``, at most that many.
+        """
         scope: dict[str, Any] = {}
         if who.role == "workflow":
             scope["requested_by"] = who.user
         elif who.role == "reviewer":
             scope["visible_to"] = who.principals
-        return await self._run(self.store.count_events, status="pending", **scope)
+        return await self._run(self.store.count_events, status="pending", limit=limit, **scope)
 
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
                       channel: str) -> Event:

@@ -99,8 +99,10 @@ class Store(Protocol):
         """
 
     def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
-                     requested_by: str | None = None) -> int:
-        """How many events match (for the inbox header)."""
+                     requested_by: str | None = None, limit: int | None = None) -> int:
+        """How many events match (for the inbox header); with ``limit``, at most that many
+        (counting stops there, so a large inbox costs no more than a small one).
+        """
 
     def decide(
         self,

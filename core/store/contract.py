@@ -156,6 +156,10 @@ class StoreContract:
         assert ids(requested_by="other-flow") == {mine.id}
         assert store.count_events(status="pending", visible_to={"ann"}) == 3
         assert store.count_events() == 4
+        assert store.count_events(limit=2) == 2 and store.count_events(limit=9) == 4
+        assert store.count_events(status="pending", visible_to={"ann"}, limit=2) == 2
+        assert store.count_events(visible_to={"bob", "group:ops"}, limit=9) == 3
+        assert store.count_events(requested_by="other-flow", limit=9) == 1
 
     def test_decide_once(self, store: Store) -> None:
         event = make_event()

@@ -536,24 +536,34 @@ class SQLiteStore:
         return EventPage(events=self._events_from_rows(rows, detail=True), next_cursor=next_cursor)
 
     def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
-                     requested_by: str | None = None) -> int:
-        """How many events match."""
+                     requested_by: str | None = None, limit: int | None = None) -> int:
+        """How many events match, at most ``limit``."""
+        def count(rows: str, params: list[Any]) -> int:
+            """Count what the ``SELECT`` ``rows`` yields; with a limit, stop there."""
+            if limit is None:
+                return int(self._read(f"SELECT COUNT(*) FROM ({rows})", params)[0][0])
+            return int(self._read(f"SELECT COUNT(*) FROM ({rows} LIMIT ?)",
+                                  [*params, limit])[0][0])
+
         if visible_to is not None and requested_by is None:
             # open to anyone, plus assigned to one of these principals: two index lookups
-            # instead of a subquery per event
+            # instead of a subquery per event (the two sets are disjoint)
             marks = ",".join("?" * len(visible_to))
             status_sql = "" if status is None else " AND e.status = ?"
             status_args = [] if status is None else [status]
-            anyone = self._read("SELECT COUNT(*) FROM events e WHERE e.assigned = 0" + status_sql,
-                                status_args)[0][0]
-            assigned = self._read(
-                "SELECT COUNT(DISTINCT a.event_id) FROM event_assignees a CROSS JOIN events e"
-                f" ON e.id = a.event_id WHERE a.principal IN ({marks})" + status_sql,
-                [*sorted(visible_to), *status_args])[0][0]
-            return int(anyone) + int(assigned)
+            anyone = count("SELECT 1 FROM events e WHERE e.assigned = 0" + status_sql,
+                           status_args)
+            if limit is not None and anyone >= limit:
+                return limit
+            assigned = count(
+                "SELECT DISTINCT a.event_id FROM event_assignees a CROSS JOIN events e"
+                f" ON e.id = a.event_id WHERE a.principal IN ({marks}){status_sql}",
+                [*sorted(visible_to), *status_args])
+            total = anyone + assigned
+            return total if limit is None else min(total, limit)
         where, params = self._filters(status, visible_to, None, requested_by)
-        sql = "SELECT COUNT(*) FROM events" + (" WHERE " + " AND ".join(where) if where else "")
-        return int(self._read(sql, params)[0][0])
+        return count("SELECT 1 FROM events" + (" WHERE " + " AND ".join(where) if where else ""),
+                     params)
 
     def decide(self, event_id: str, decision: Decision, *, response: Response | None = None,
                deliver_via: str | None = None) -> Event:

@@ -14,6 +14,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 from signoff import input_spec
+from signoff.store import open_store
+from signoff.store.contract import make_event
 from signoff.testing import HubProcess
 
 XSS_TAG = "<script>alert(1)</script>"
@@ -273,6 +275,20 @@ def test_inbox_lists_urgent_first_and_only_what_the_reviewer_may_see(hub: HubPro
     assert link and link[-1]["href"] and "cursor=" in link[-1]["href"]
     rest = re.findall(r"Prompt ([a-z0-9-]+)</a>", dave.client.get(link[-1]["href"]).text)
     assert rest == ["bulk-46", "bulk-47", "bulk-48", "bulk-49"]
+
+    # a large inbox is counted up to 1,000 (a count walks an index), then shown as "1,000+"
+    store = open_store(hub.database)  # a second writer on the hub's file, as the CLI would be
+    try:
+        for _ in range(946):  # 54 + 946: exactly the limit
+            store.create_event(make_event(requested_by="flow", assignees=["dave"]),
+                               channel="api")
+        assert "1,000 events wait for you" in dave.client.get("/").text
+        store.create_event(make_event(requested_by="flow", assignees=["dave"]), channel="api")
+        crowded = dave.client.get("/").text
+        assert "1,000+ events wait for you" in crowded and "Inbox (1,000+)" in crowded
+        assert "4 events wait for you" in erin.client.get("/").text
+    finally:
+        store.close()
     for browser in (dave, erin):
         browser.client.close()
 

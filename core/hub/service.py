@@ -243,25 +243,25 @@ class Hub:
 
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
                      channel: str) -> Event:
-        """Check and store an answer. With a batching store this runs on its writer, inside
-        the transaction that writes the answer: what the checks saw is what gets written to.
+        """Check and store an answer. The checks run inside the store's transaction, on the
+        event as it reads it: what they saw is what the answer is written against.
         """
-        event = self.store.get_event(event_id)
-        if event is None:
-            raise NotFound(f"no event {event_id}")
-        if not can_answer(who, event, channel):
-            raise Forbidden(f"{who.user} may not answer event {event_id}")
-        if event.status != "pending":
-            raise AlreadyDecided(f"event {event_id} is already {event.status}")
-        policy = event.policy
-        if policy is not None and policy.forbid_self_approval and who.user == event.requested_by:
-            raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
-                            "self-approval")
-        value = validate_value(event.input, value)
-        response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
-                            value=value, comment=comment, channel=channel, at=self.clock())
-        return self.store.add_response(event_id, response, settle=_settler(None),
-                                       deliver_via=self._route(event))
+        def answer(event: Event) -> Response:
+            if not can_answer(who, event, channel):
+                raise Forbidden(f"{who.user} may not answer event {event_id}")
+            if event.status != "pending":
+                raise AlreadyDecided(f"event {event_id} is already {event.status}")
+            policy = event.policy
+            if (policy is not None and policy.forbid_self_approval
+                    and who.user == event.requested_by):
+                raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
+                                "self-approval")
+            return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
+                            value=validate_value(event.input, value), comment=comment,
+                            channel=channel, at=self.clock())
+
+        return self.store.add_response(event_id, answer, settle=_settler(None),
+                                       deliver_via=self._route)
 
     async def _add_response(self, event: Event, response: Response,
                             rule: str | None = None) -> Event:

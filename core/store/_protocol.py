@@ -122,11 +122,15 @@ class Store(Protocol):
             AlreadyDecided: the event is no longer pending; nothing was written.
         """
 
-    def add_response(self, event_id: str, response: Response, *,
+    def add_response(self, event_id: str, response: Response | Callable[[Event], Response], *,
                      settle: Callable[[Event, list[Response]], Decision | None],
-                     deliver_via: str | None = None) -> Event:
+                     deliver_via: str | None | Callable[[Event], str | None] = None) -> Event:
         """Store a response; if ``settle(event, responses)`` returns a decision, write it too,
         all in one transaction.
+
+        ``response`` may be a function of the pending event as the transaction reads it: it
+        checks the answer against that event and builds it, or raises to refuse it (nothing
+        is written). ``deliver_via`` may likewise be a function of the event.
 
         Raises:
             NotFound: no such event.

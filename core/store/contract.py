@@ -306,6 +306,40 @@ class StoreContract:
         with pytest.raises(AlreadyDecided):
             answer("cid")
 
+    def test_a_response_built_from_the_event_in_the_transaction(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook"})
+        store.create_event(event, channel="api")
+        seen: list[list[str]] = []
+
+        def two_approvals(current: Event, responses: list[Response]) -> Decision | None:
+            return _approved(by=responses[-1].by) if len(responses) == 2 else None
+
+        def answer_as(by: str, refuse: bool = False) -> Any:
+            def build(current: Event) -> Response:
+                seen.append([r.by for r in current.responses])
+                if refuse:
+                    raise InvalidInput("value", "true or false", "maybe")
+                return Response(id=f"rs_{by}", event_id=current.id, by=by, value=True,
+                                channel="web", at=T0)
+            return build
+
+        def route(current: Event) -> str | None:
+            return current.source.orchestrator
+
+        assert store.add_response(event.id, answer_as("ann"), settle=two_approvals,
+                                  deliver_via=route).status == "pending"
+        with pytest.raises(InvalidInput):
+            store.add_response(event.id, answer_as("bob", refuse=True), settle=two_approvals)
+        after = store.get_event(event.id)
+        assert after is not None and [r.by for r in after.responses] == ["ann"]
+        done = store.add_response(event.id, answer_as("cid"), settle=two_approvals,
+                                  deliver_via=route)
+        assert seen == [[], ["ann"], ["ann"]]
+        assert done.status == "decided" and [d.resumer for d in done.deliveries] == ["webhook"]
+        assert done == store.get_event(event.id)  # what it returns is what is stored
+        with pytest.raises(NotFound):
+            store.add_response("ev_missing", answer_as("dan"), settle=two_approvals)
+
     def test_escalation_tiers(self, store: Store) -> None:
         policy = Policy(escalate=[
             Tier(after=timedelta(seconds=60), assignees=["group:leads"]),

@@ -577,27 +577,33 @@ class SQLiteStore:
         assert event is not None
         return event
 
-    def add_response(self, event_id: str, response: Response, *,
+    def add_response(self, event_id: str, response: Response | Callable[[Event], Response], *,
                      settle: Callable[[Event, list[Response]], Decision | None],
-                     deliver_via: str | None = None) -> Event:
+                     deliver_via: str | None | Callable[[Event], str | None] = None) -> Event:
         """Store one response and, if ``settle`` says the responses decide, the decision too.
 
         All in one transaction, so two responders completing a quorum at once cannot both
         decide, and a refused response leaves nothing behind.
         """
         with self._write() as conn:
-            row = self._pending_row(conn, event_id)
-            if conn.execute("SELECT 1 FROM responses WHERE event_id = ? AND by = ?",
-                            (event_id, response.by)).fetchone():
-                raise AlreadyAnswered(f"{response.by} already answered event {event_id}")
-            self._insert_response(conn, event_id, response)
+            row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no event {event_id}")
             [event] = self._events_from_rows([row], detail=True, conn=conn)
-            decision = settle(event, event.responses)
+            answer = response(event) if callable(response) else response  # may refuse first
+            if event.status != "pending":
+                raise AlreadyDecided(f"event {event_id} is already {event.status}")
+            if any(r.by == answer.by for r in event.responses):
+                raise AlreadyAnswered(f"{answer.by} already answered event {event_id}")
+            kept = self._insert_response(conn, event_id, answer)
+            # the event as get_event would now read it, without reading it again
+            responses = sorted([*event.responses, kept], key=lambda r: r.at)
+            event = event.model_copy(update={"responses": responses})
+            decision = settle(event, responses)
             if decision is None:
                 return event
-            # the event as get_event would now read it, without reading it again
-            status, stored, delivery = self._write_decision(conn, event_id, decision,
-                                                            deliver_via)
+            via = deliver_via(event) if callable(deliver_via) else deliver_via
+            status, stored, delivery = self._write_decision(conn, event_id, decision, via)
         deliveries = [*event.deliveries, delivery] if delivery else event.deliveries
         return event.model_copy(update={"status": status, "decision": stored,
                                         "deliveries": deliveries})
@@ -613,16 +619,19 @@ class SQLiteStore:
         return row
 
     def _insert_response(self, conn: sqlite3.Connection, event_id: str,
-                         response: Response) -> None:
+                         response: Response) -> Response:
+        """Insert a response and its audit line; returns it as it now reads back."""
+        value = json.dumps(response.value)
+        at = _ts(response.at)
         conn.execute(
             "INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (response.id, event_id, response.by, json.dumps(response.value), response.comment,
-             response.channel, _ts(response.at)))
+            (response.id, event_id, response.by, value, response.comment, response.channel, at))
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
                            event_id=event_id,
                            data={"value": response.value, "comment": response.comment},
-                           at=_ts(response.at))
+                           at=at)
+        return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
     def _write_decision(self, conn: sqlite3.Connection, event_id: str, decision: Decision,
                         deliver_via: str | None) -> tuple[str, Decision, Delivery | None]:

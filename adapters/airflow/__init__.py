@@ -13,8 +13,9 @@ does not load the sensors. Needs ``pip install 'signoff[airflow]'`` (Airflow 3).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .. import MissingExtra, lazy_exports
 
 __all__ = [
     "ApprovalSensor",
@@ -27,10 +28,6 @@ __all__ = [
     "SignoffRejected",
     "SignoffTrigger",
 ]
-
-
-class MissingExtra(ImportError):
-    """Airflow 3 is not installed: ``pip install 'signoff[airflow]'``."""
 
 
 try:
@@ -59,14 +56,4 @@ if TYPE_CHECKING:
     from .triggers import SignoffTrigger
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, public=__all__)

@@ -25,8 +25,9 @@ hub can import :mod:`signoff.adapters.argo.resumer` without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from signoff.adapters import lazy_exports
 from signoff.adapters.argo._common import ArgoExtraMissing
 
 if TYPE_CHECKING:
@@ -65,16 +66,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'signoff.adapters.argo' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, public=__all__)

@@ -12,6 +12,7 @@ import re
 from typing import Any, Literal
 
 from signoff import Outcome
+from signoff.adapters import MissingExtra
 
 __all__ = [
     "EVENT_PARAM",
@@ -44,7 +45,7 @@ UNANSWERED = "unanswered"
 OnReject = Literal["fail", "continue"]
 
 
-class ArgoExtraMissing(ImportError):
+class ArgoExtraMissing(MissingExtra):
     """hera (the ``argo`` extra) is not installed."""
 
     def __init__(self, missing: str) -> None:

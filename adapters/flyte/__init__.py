@@ -19,19 +19,15 @@ module load without it.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ._common import MissingExtra
+from .. import lazy_exports
+from ._common import MissingExtra, require
 
 __all__ = ["MissingExtra", "approve", "ask"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("approve", "ask"):
-        from ._common import require
+def _needs_flytekit(name: str) -> None:
+    require("flytekit", "flyte")
 
-        require("flytekit", "flyte")
-        from . import _gates
 
-        return getattr(_gates, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"approve": "_gates", "ask": "_gates"},
+                                    public=__all__, before=_needs_flytekit)

@@ -27,6 +27,7 @@ from signoff import (
     input_spec,
     result_of,
 )
+from signoff.adapters import MissingExtra
 
 __all__ = [
     "Kind",
@@ -50,10 +51,6 @@ MODES = ("gate", "task")
 MODE_ENV = "SIGNOFF_FLYTE_MODE"
 CONSOLE_ENV = "SIGNOFF_FLYTE_CONSOLE_URL"
 _SIGNAL = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62})$")
-
-
-class MissingExtra(ImportError):
-    """An SDK the Flyte adapter needs is not installed; the message names the extra."""
 
 
 def require(module: str, extra: str) -> None:

@@ -21,8 +21,9 @@ does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .. import lazy_exports
 from ._common import CHANNEL, MissingExtra, NotInFlowRun
 
 if TYPE_CHECKING:
@@ -49,21 +50,12 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def _needs_prefect(name: str) -> None:
     try:
         import prefect  # noqa: F401
     except ImportError as exc:
         raise MissingExtra(f"signoff.adapters.prefect.{name} needs Prefect: "
                            f"pip install 'signoff[prefect]'") from exc
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
 
 
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, public=__all__, before=_needs_prefect)

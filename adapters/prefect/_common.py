@@ -18,6 +18,7 @@ import re
 from typing import Any, Literal
 
 from signoff import Event, SignoffError
+from signoff.adapters import MissingExtra
 
 __all__ = [
     "CHANNEL",
@@ -39,10 +40,6 @@ MODES: dict[str, str] = {"pause": "paused", "suspend": "suspended"}
 """How the flow waits, and the name of the Prefect state it waits in (lower case)."""
 
 _PAUSE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
-
-
-class MissingExtra(ImportError):
-    """The Prefect adapter is used but Prefect is not installed."""
 
 
 class NotInFlowRun(SignoffError, RuntimeError):

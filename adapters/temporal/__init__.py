@@ -23,12 +23,13 @@ pay for the worker and workflow modules (temporalio takes seconds to import).
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .. import MissingExtra, lazy_exports
 
 if importlib.util.find_spec("temporalio") is None:  # pragma: no cover - the environment
-    raise ModuleNotFoundError(
+    raise MissingExtra(
         "signoff.adapters.temporal needs the temporal extra: pip install 'signoff[temporal]'",
         name="temporalio")
 
@@ -63,14 +64,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, public=__all__)

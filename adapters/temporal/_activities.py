@@ -17,8 +17,15 @@ from urllib.parse import quote
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from signoff import AlreadyDecided, AsyncClient, Decision, EventCreate, Forbidden, InvalidInput
-from signoff import timeout_decision  # the hub's own rule, so both sides agree
+from signoff import (
+    AlreadyDecided,
+    AsyncClient,
+    Decision,
+    EventCreate,
+    Forbidden,
+    InvalidInput,
+    timeout_decision,  # the hub's own rule, so both sides agree
+)
 
 from ._common import (
     CANCEL_ACTIVITY,

@@ -34,6 +34,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from signoff import Event
+from signoff.adapters import MissingExtra
 from signoff.resumers import DeliveryFailed, RetryDelivery
 
 from ._common import CHANNEL, SIGNAL_PREFIX
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from temporalio.converter import DataConverter
 
 if importlib.util.find_spec("temporalio") is None:  # pragma: no cover - the environment
-    raise ModuleNotFoundError(
+    raise MissingExtra(
         "the temporal resumer needs the temporal extra in the hub's environment: "
         "pip install 'signoff[temporal]'", name="temporalio")
 

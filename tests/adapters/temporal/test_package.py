@@ -41,7 +41,7 @@ def test_missing_extra_is_named(module: str) -> None:
                   f"except ImportError as exc:\n"
                   f"    print(type(exc).__name__, isinstance(exc, ImportError), exc)\n")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("ModuleNotFoundError True ")
+    assert done.stdout.startswith("MissingExtra True ")
     assert "pip install 'signoff[temporal]'" in done.stdout
 
 

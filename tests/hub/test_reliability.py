@@ -3,6 +3,7 @@ restart: each against a real `signoff serve`, stopped and started for real."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff import Client
+from signoff import Client, EventCreate, Identity
+from signoff.hub import Hub, load_settings
+from signoff.store import SQLiteStore, open_store
+from signoff.store.contract import hold_writer
 from signoff.testing import HubProcess, free_port
 
 SECRET = "shared-secret"
@@ -210,3 +214,36 @@ def _healthy(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_answer_whose_request_is_cancelled_still_wakes_the_waiters(tmp_path: Path) -> None:
+    """Once an answer is queued for the store's writer it is written, and the waiters hear of
+    it, even if the request that sent it is cancelled meanwhile (a client gone, a shutdown)."""
+
+    async def main() -> None:
+        store = open_store(str(tmp_path / "hub.db"))
+        assert isinstance(store, SQLiteStore)
+        hub = Hub(load_settings(database=str(tmp_path / "hub.db")), store)
+        flow = Identity(user="flow", role="workflow")
+        rita = Identity(user="rita", role="reviewer")
+        warm, _ = await hub.create(flow, EventCreate(name="warm", prompt="First?"), "api")
+        await hub.respond(rita, warm.id, True, None, "api")  # its resumer is now loaded
+        event, _ = await hub.create(flow, EventCreate(name="gate", prompt="Ship?"), "api")
+        waiter = asyncio.create_task(hub.wait_decision(flow, event.id, 10))
+        await asyncio.sleep(0.05)
+        assert hub.waiting == 1
+        release, held = hold_writer(store)  # the answer queues behind this
+        answer = asyncio.create_task(hub.respond(rita, event.id, True, "ok", "api"))
+        await asyncio.sleep(0.05)
+        answer.cancel()
+        release.set()
+        decision = await asyncio.wait_for(waiter, 5)
+        assert decision.by == "rita" and decision.value is True and decision.comment == "ok"
+        with pytest.raises(asyncio.CancelledError):
+            await answer
+        stored = store.get_event(event.id)
+        assert stored is not None and stored.decision == decision
+        held.result(5)
+        store.close()
+
+    asyncio.run(main())

@@ -16,6 +16,9 @@ from signoff.testing import HubProcess
 
 from .helpers import FlowThread, events_with
 
+# flows here run against the session's Prefect server: start it even when this file runs alone
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
 
 def _in_flow(step: Any, **options: Any) -> BaseException:
     run = FlowThread(step, name="misuse", **options).start()

@@ -1,9 +1,14 @@
 """The hub's behaviour, shared by the JSON API and the web inbox.
 
-:class:`Hub` checks rights and input, writes through the store (in worker threads, so the
-event loop never waits on the disk), wakes long-poll waiters the moment a decision is written,
-and runs two background loops: the deadline sweeper and the delivery dispatcher. Both read
-their schedule from the store, so a restarted hub catches up.
+:class:`Hub` checks rights and input, writes through the store, wakes long-poll waiters the
+moment a decision is written, and runs two background loops: the deadline sweeper and the
+delivery dispatcher. Both read their schedule from the store, so a restarted hub catches up.
+
+The event loop never waits on a commit. With a store that batches (SQLite), a write is queued
+for the store's writer thread and shares a commit with the writes queued alongside it, an
+answer's checks run inside the transaction that writes it, and a read of one event by id runs
+on the loop (tens of microseconds). Lists, counts and everything a plain store does run in
+worker threads.
 """
 
 from __future__ import annotations

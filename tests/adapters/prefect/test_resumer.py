@@ -18,7 +18,7 @@ from signoff.adapters.prefect.resumer import PrefectResumer
 from signoff.resumers import DeliveryFailed, RetryDelivery
 from signoff.testing import free_port
 
-from .helpers import prefect_input
+from .helpers import prefect_input, prefect_post
 
 NOW = datetime.now(timezone.utc)
 
@@ -57,19 +57,19 @@ def _deliver(api: str | None, event: Event, **settings: Any) -> None:
     asyncio.run(go())
 
 
-def _flow_run(api: str, state: dict[str, Any]) -> str:
-    flow = httpx.post(f"{api}/flows/", json={"name": "resumer-test"}, timeout=10).json()
-    run = httpx.post(f"{api}/flow_runs/", timeout=10, json={
-        "flow_id": flow["id"], "state": {"type": "RUNNING", "name": "Running"}}).json()
+def _flow_run(state: dict[str, Any]) -> str:
+    # on the session's Prefect server; prefect_post rides out its 503s (SQLite busy)
+    flow = prefect_post("/flows/", {"name": "resumer-test"})
+    run = prefect_post("/flow_runs/", {"flow_id": flow["id"],
+                                       "state": {"type": "RUNNING", "name": "Running"}})
     if state["type"] != "RUNNING":
-        _set_state(api, run["id"], state)
+        _set_state(run["id"], state)
     return str(run["id"])
 
 
-def _set_state(api: str, run_id: str, state: dict[str, Any]) -> None:
-    answer = httpx.post(f"{api}/flow_runs/{run_id}/set_state", timeout=10,
-                        json={"state": state, "force": True})
-    assert answer.json()["status"] == "ACCEPT", answer.text
+def _set_state(run_id: str, state: dict[str, Any]) -> None:
+    answer = prefect_post(f"/flow_runs/{run_id}/set_state", {"state": state, "force": True})
+    assert answer["status"] == "ACCEPT", answer
 
 
 def _paused(key: str = "signoff-1", timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
@@ -93,7 +93,7 @@ FORM = {"type": "object", "additionalProperties": True,
 
 
 def test_resumes_a_paused_run_with_the_decision(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused())
+    run_id = _flow_run(_paused())
     _store_schema(prefect_api, run_id, "signoff-1", FORM)
     event = _event(run_id, value=7, outcome=Outcome.answered, kind=IntInput())
     _deliver(prefect_api, event)
@@ -108,7 +108,7 @@ def test_resumes_a_paused_run_with_the_decision(prefect_api: str) -> None:
 
 
 def test_cancel_resumes_without_a_value(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused())
+    run_id = _flow_run(_paused())
     _store_schema(prefect_api, run_id, "signoff-1", FORM)
     event = _event(run_id, value=None, outcome=Outcome.cancelled, kind=IntInput())
     _deliver(prefect_api, event)
@@ -117,46 +117,46 @@ def test_cancel_resumes_without_a_value(prefect_api: str) -> None:
 
 
 def test_schema_not_stored_yet_is_retried(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused())
+    run_id = _flow_run(_paused())
     with pytest.raises(RetryDelivery, match="pausing: Run input schema not found"):
         _deliver(prefect_api, _event(run_id))
 
 
 def test_value_prefect_refuses_fails(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused())
+    run_id = _flow_run(_paused())
     _store_schema(prefect_api, run_id, "signoff-1", FORM)
     with pytest.raises(DeliveryFailed, match="Prefect refused the decision.*maximum of 10"):
         _deliver(prefect_api, _event(run_id, value=11, outcome=Outcome.answered))
 
 
 def test_timed_out_pause_fails(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused(timeout=timedelta(seconds=-5)))
+    run_id = _flow_run(_paused(timeout=timedelta(seconds=-5)))
     _store_schema(prefect_api, run_id, "signoff-1", FORM)
     with pytest.raises(DeliveryFailed, match="can no longer be resumed"):
         _deliver(prefect_api, _event(run_id, value=3, outcome=Outcome.answered))
 
 
 def test_run_not_yet_paused_is_retried(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, {"type": "RUNNING"})
+    run_id = _flow_run({"type": "RUNNING"})
     with pytest.raises(RetryDelivery, match="is RUNNING, not yet waiting at pause 'signoff-1'"):
         _deliver(prefect_api, _event(run_id))
 
 
 def test_run_paused_elsewhere_is_retried(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, _paused("signoff-2"))
+    run_id = _flow_run(_paused("signoff-2"))
     with pytest.raises(RetryDelivery, match="at pause 'signoff-2', not yet waiting at pause "
                                             "'signoff-1'"):
         _deliver(prefect_api, _event(run_id))
 
 
 def test_finished_run_fails(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, {"type": "COMPLETED", "name": "Completed"})
+    run_id = _flow_run({"type": "COMPLETED", "name": "Completed"})
     with pytest.raises(DeliveryFailed, match="is COMPLETED: it no longer waits"):
         _deliver(prefect_api, _event(run_id))
 
 
 def test_taken_marker_means_delivered(prefect_api: str) -> None:
-    run_id = _flow_run(prefect_api, {"type": "COMPLETED", "name": "Completed"})
+    run_id = _flow_run({"type": "COMPLETED", "name": "Completed"})
     httpx.post(f"{prefect_api}/flow_runs/{run_id}/input", timeout=10,
                json={"key": "signoff-signoff-1-taken", "value": "{}"}).raise_for_status()
     _deliver(prefect_api, _event(run_id))

@@ -334,16 +334,16 @@ class SQLiteStore:
             except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch stays
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                failed.extend((f, exc) for f, _ in done)
-                failed.extend((f, exc) for f, _, _, _ in batch
-                              if not f.done() and f not in {g for g, _ in failed})
+                # every job fails with this, except one that already failed with its own error
+                # (a future takes only its first exception: see below)
+                failed.extend((f, exc) for f, _, _, _ in batch)
                 done.clear()
             finally:
                 self._local.batch = False
         for future, result in done:
             future.set_result(result)
         for future, error in failed:
-            if not future.done():
+            if not future.done():  # not cancelled, and not failed already
                 future.set_exception(error)
 
     def close(self) -> None:

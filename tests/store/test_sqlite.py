@@ -127,3 +127,34 @@ def test_close_finishes_the_queued_writes(tmp_path: Path) -> None:
     store = open_store(str(path))
     assert len(store.list_events(limit=100).events) == 50
     store.close()
+
+
+def test_a_failed_commit_fails_every_write_of_its_batch(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    assert isinstance(store, SQLiteStore)
+    before, after = make_event(), make_event()
+
+    def orphan_response() -> None:
+        # a foreign key checked only at COMMIT: the commit itself fails
+        store._writer.execute("PRAGMA defer_foreign_keys = ON")
+        store._writer.execute(
+            "INSERT INTO responses (id, event_id, by, value, channel, at)"
+            " VALUES ('rs_x', 'ev_nowhere', 'rita', 'true', 'api', 0)")
+
+    def refused() -> None:
+        raise RuntimeError("refused on its own")
+
+    release, held = hold_writer(store)
+    futures = [store.submit(store.create_event, before, channel="api"),
+               store.submit(refused),
+               store.submit(orphan_response),
+               store.submit(store.create_event, after, channel="api")]
+    release.set()
+    held.result(10)
+    errors = [f.exception(10) for f in futures]
+    assert isinstance(errors[1], RuntimeError) and "on its own" in str(errors[1])
+    assert all(isinstance(e, sqlite3.IntegrityError) for e in errors[::2] + errors[3:])
+    assert store.get_event(before.id) is None and store.get_event(after.id) is None
+    assert store.submit(store.create_event, after, channel="api").result(10)[1] is True
+    assert store.verify_audit().ok
+    store.close()

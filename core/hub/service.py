@@ -92,11 +92,17 @@ class Hub:
         """A store call in a worker thread (scans, and everything a plain store does)."""
         return await to_thread.run_sync(lambda: fn(*args, **kwargs))
 
-    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store write: queued for a group commit when the store batches, else a thread."""
+    def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Start a store write: queued for a group commit when the store batches, else a
+        worker thread. The returned future resolves once the write is durable.
+        """
         if self._batching is not None:
-            return await asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
-        return await self._run(fn, *args, **kwargs)
+            return asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        return asyncio.ensure_future(self._run(fn, *args, **kwargs))
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A store write (see :meth:`_submit`)."""
+        return await self._submit(fn, *args, **kwargs)
 
     async def _read_one(self, fn: Callable[..., T], *args: Any) -> T:
         """A read of one row by key: on the loop when the store says that is cheap."""
@@ -109,10 +115,7 @@ class Hub:
         """A write that may decide an event. Once queued it runs to the end, and a decision it
         writes wakes the waiters and the dispatcher even if the caller is cancelled meanwhile.
         """
-        if self._batching is not None:
-            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
-        else:
-            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+        write = self._submit(fn, *args, **kwargs)
 
         def announce(done: asyncio.Future[Event]) -> None:
             if done.cancelled() or done.exception() is not None:

@@ -227,7 +227,7 @@ class EgressGuard:
         forms = _embedded(ip)
         if any(form in network for form in forms for network in self.allow_private):
             return
-        for form in forms:
+        for form in [*forms[1:], ip]:  # the IPv4 address a v6 one carries says more
             why = _why_not_public(form)
             if why is not None:
                 shown = str(ip) if form == ip else f"{ip} ({form})"

@@ -12,10 +12,18 @@ functions here decide; the hub only stores and schedules:
 from __future__ import annotations
 
 import fnmatch
+import re
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ._expr import check_condition, evaluate
 from ._inputs import validate_value
@@ -24,6 +32,20 @@ __all__ = ["Policy", "PolicyFile", "PolicyFileRule", "Route", "Rule", "Tier", "r
            "tighten"]
 
 Impact = Literal["low", "medium", "high", "critical"]
+
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A notification channel's name (``[notify_channels] NAME = [...]`` in the hub's settings)."""
+
+
+def _channel_name(name: str) -> str:
+    if not CHANNEL_NAME.fullmatch(name):
+        raise ValueError("expected the name of a notification channel configured in the hub "
+                         "(notify_channels: 1-64 letters, digits, _ . -), not a URL")
+    return name
+
+
+ChannelName = Annotated[str, AfterValidator(_channel_name)]
+"""A notification channel, by name: events and policies never carry notification URLs."""
 
 
 class _Frozen(BaseModel):
@@ -50,7 +72,8 @@ class Tier(_Frozen):
     keep_previous: bool = Field(default=True, description="Keep the earlier assignees too.")
     fallback: str | None = Field(
         default=None, description="A decider decides at this tier ('auto': the hub's default).")
-    notify: list[str] = Field(default_factory=list, description="Apprise URLs told of the step.")
+    notify: list[ChannelName] = Field(
+        default_factory=list, description="Notification channels (by name) told of the step.")
 
     @field_validator("after")
     @classmethod
@@ -72,7 +95,8 @@ class Policy(_Frozen):
     on_timeout: Literal["default", "reject", "fail"] | None = None
     automation_counts: bool = Field(
         default=False, description="A decider's approval may count towards a quorum above 1.")
-    notify: list[str] = Field(default_factory=list, description="Apprise URLs for this event.")
+    notify: list[ChannelName] = Field(
+        default_factory=list, description="Notification channels (by name) for this event.")
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Policy:
@@ -169,7 +193,7 @@ class PolicyFileRule(_Frozen):
     forbid_self_approval: Literal[True] | None = None
     forbid_auto_approve: Literal[True] | None = None
     add_assignees: list[str] = Field(default_factory=list)
-    notify: list[str] = Field(default_factory=list)
+    notify: list[ChannelName] = Field(default_factory=list)
 
     @field_validator("forbid_self_approval", "forbid_auto_approve", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .._errors import InvalidInput
 from .._inputs import validate_value
 from .._model import Event, Response
-from ..deciders import DeciderFailed, load_decider
+from ..deciders import DeciderFailed
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -37,10 +37,13 @@ async def escalate(hub: Hub, event: Event) -> None:
     try:
         if name is None:
             raise DeciderFailed("fallback 'auto' needs default_decider in the hub's settings")
-        decider = load_decider(name, hub.settings.deciders.get(name, {}))
-        verdict = await decider.decide(event)
-        value = validate_value(event.input, verdict.value)
-    except (DeciderFailed, InvalidInput) as exc:
+        verdict = await hub.decider(name).decide(event)
+        try:
+            value = validate_value(event.input, verdict.value)
+        except InvalidInput as exc:  # what it expected, not the answer it got
+            raise DeciderFailed(f"decider {name}: its value does not fit the input "
+                                f"({exc.field}: expected {exc.expected})") from exc
+    except DeciderFailed as exc:
         # The humans can still answer and the deadline still applies; the tier is spent.
         await hub._write(hub.store.escalate, event.id, level=level, assignees=event.assignees,
                          data={"rule": label, "fallback": name, "error": str(exc)})

@@ -1,10 +1,12 @@
 """Notifications through apprise (Slack, e-mail, Teams, webhooks, ...).
 
-Targets come from the event's policy (``policy.notify``), the escalation tier
-(``Tier.notify``), and the hub's settings (``notify`` maps an assignee such as ``group:ops``,
-or ``*`` for every event, to apprise URLs). Links point at the event's page on the hub, which
-asks for a signed-in POST before anything changes: mail scanners that prefetch links act on
-nothing.
+Every URL comes from the hub's settings, never from an event: the event's policy
+(``policy.notify``) and its escalation tiers (``Tier.notify``) name channels defined in
+``notify_channels``, and ``notify`` maps an assignee such as ``group:ops`` (or ``*`` for every
+event) to apprise URLs. A channel name the settings no longer define is skipped and recorded.
+Links point at the event's page on the hub, which asks for a signed-in POST before anything
+changes: mail scanners that prefetch links act on nothing. A failure is recorded as the
+exception's class, never with what the remote answered.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ class Notifier:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def channels(self, event: Event, extra: list[str] | None = None) -> list[str]:
+        """The channel names this notification goes to (the policy's, then the tier's)."""
+        return list(dict.fromkeys([*(event.policy.notify if event.policy else []),
+                                   *(extra or [])]))
+
     def targets(self, event: Event, extra: list[str] | None = None) -> list[str]:
-        """The apprise URLs for this event."""
-        urls: list[str] = [*(event.policy.notify if event.policy else []), *(extra or [])]
+        """The apprise URLs for this event, all from the hub's settings."""
+        urls: list[str] = []
+        for name in self.channels(event, extra):
+            urls += self.settings.notify_channels.get(name, [])
         for who in ("*", *event.assignees):
             urls += self.settings.notify.get(who, [])
         return list(dict.fromkeys(urls))
@@ -54,17 +63,23 @@ class Notifier:
     async def send(self, event: Event, what: str, extra: list[str] | None = None) -> dict[str, Any]:
         """Notify; returns what the audit log records (targets count, success)."""
         urls = self.targets(event, extra)
+        unknown = [n for n in self.channels(event, extra) if n not in self.settings.notify_channels]
+        result: dict[str, Any] = {"what": what, "targets": len(urls), "ok": True}
+        if unknown:
+            result.update(ok=False, error=f"no notification channel {', '.join(unknown)} in "
+                                          "the hub's notify_channels")
         if not urls:
-            return {"what": what, "targets": 0, "ok": True}
+            return result
         try:
             import apprise
         except ImportError:
-            return {"what": what, "targets": len(urls), "ok": False,
+            return {**result, "ok": False,
                     "error": "apprise is not installed: pip install 'signoff[hub]'"}
         sender = apprise.Apprise()
         for url in urls:
             if not sender.add(url):
                 log.warning("notify: apprise refused a URL for event %s", event.id)
         title, body = self.message(event, what)
-        ok = bool(await sender.async_notify(title=title, body=body))
-        return {"what": what, "targets": len(urls), "ok": ok}
+        if not await sender.async_notify(title=title, body=body):
+            result.update(ok=False, error=result.get("error") or "a target refused or failed")
+        return result

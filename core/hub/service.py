@@ -38,8 +38,10 @@ from .._rules import (
     response_decision,
     timeout_decision,
 )
-from ..resumers import DeliveryFailed, Resumer, load_resumer
+from ..deciders import Decider, load_decider
+from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, Batching, DueDelivery, Store
+from .egress import check_event_egress
 from .escalation import escalate
 from .notify import Notifier
 from .settings import Settings
@@ -72,6 +74,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier = Notifier(settings)
         self._background: set[asyncio.Task[None]] = set()
+        self.egress = settings.egress_guard()
+        self._deciders: dict[str, Decider] = {}
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -87,6 +91,10 @@ class Hub:
         for resumer in self._resumers.values():
             if resumer is not None:
                 await resumer.aclose()
+        for decider in self._deciders.values():
+            close = getattr(decider, "aclose", None)
+            if close is not None:
+                await close()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store call in a worker thread (scans, and everything a plain store does)."""
@@ -152,6 +160,7 @@ class Hub:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
         if who.role == "reviewer":
             raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
+        check_event_egress(self.settings, self.egress, body)
         now = self.clock()
         fields = body.model_dump()
         draft = body.model_copy()
@@ -190,7 +199,8 @@ class Hub:
             try:
                 result = await self.notifier.send(event, what, extra)
             except Exception as exc:  # a notification never breaks the hub
-                result = {"what": what, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                log.warning("notifying about %s failed", event.id, exc_info=True)
+                result = {"what": what, "ok": False, "error": type(exc).__name__}
             await self._write(self.store.record, "notified", actor="hub", channel="apprise",
                               event_id=event.id, data=result)
 
@@ -389,13 +399,26 @@ class Hub:
             except asyncio.TimeoutError:
                 pass
 
+    def decider(self, name: str) -> Decider:
+        """The decider called ``name``, loaded once and kept (one HTTP client for its life).
+
+        Raises:
+            DeciderFailed: no decider of that name.
+        """
+        if name not in self._deciders:
+            self._deciders[name] = load_decider(name, self.settings.deciders.get(name, {}),
+                                                self.egress)
+        return self._deciders[name]
+
     # deliveries --------------------------------------------------------------------------
     def _resumer_exists(self, name: str) -> bool:
         if name not in self._resumers:
             try:
                 factory = load_resumer(name)
-                self._resumers[name] = (
-                    None if factory is None else factory(self.settings.resumers.get(name, {})))
+                config = dict(self.settings.resumers.get(name, {}))
+                if name in BUILTIN:  # the built-ins call out through the hub's egress guard
+                    config["egress"] = self.egress
+                self._resumers[name] = None if factory is None else factory(config)
             except Exception as exc:  # installed but broken: deliveries fail with the reason
                 log.exception("resumer %r could not be loaded", name)
                 self._resumers[name] = _BrokenResumer(f"resumer {name!r} could not be loaded: "

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,7 +31,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .._policy import PolicyFileRule
+from .._egress import EgressGuard
+from .._policy import CHANNEL_NAME, PolicyFileRule
 
 __all__ = ["Settings", "load_settings"]
 
@@ -116,6 +117,59 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    # -- part 4, egress: where the hub may call out ------------------------------------------
+    egress_allow: list[str] = Field(default_factory=list)
+    """Where webhook resumers and webhook deciders may call: ``scheme://host[:port]`` entries,
+    e.g. ``["https://hooks.example.com", "https://*.corp.example", "http://10.1.2.3:8080"]``.
+    ``host`` is a name, an IP, ``*.suffix`` or ``*`` (any host); no port means the scheme's
+    default, ``:*`` any port. Empty (the default) allows no call: egress is default-deny. A
+    webhook URL outside it is refused at creation (422) and at delivery."""
+
+    egress_allow_private: list[str] = Field(default_factory=list)
+    """Non-public networks the hub may connect to, in CIDR form (``["127.0.0.1/32"]``).
+    Loopback, private, link-local, metadata, unspecified and multicast addresses are refused
+    otherwise, checked on the resolved address of every connection (DNS rebinding)."""
+
+    notify_channels: dict[str, list[str]] = Field(default_factory=dict)
+    """Named notification channels: apprise URLs by name (``[notify_channels] ops =
+    ["slack://..."]``). Policies, tiers and the policy file name channels; they never carry
+    URLs."""
+
+    max_fanout: int = Field(default=10, ge=1, le=1000)
+    """Most outbound targets one event may name: its webhook plus the distinct notification
+    channels of its policy and tiers. More is refused at creation (422)."""
+
+    @field_validator("egress_allow", "egress_allow_private")
+    @classmethod
+    def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.field_name == "egress_allow":
+            EgressGuard(allow=value)
+        else:
+            EgressGuard(allow_private=value)
+        return value
+
+    @field_validator("notify_channels")
+    @classmethod
+    def _channel_names(cls, channels: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name in channels:
+            if not CHANNEL_NAME.fullmatch(name):
+                raise ValueError(f"notify_channels: {name!r} is not a channel name (letters, "
+                                 "digits, _ . - ; 1-64, starting with a letter or digit)")
+        return channels
+
+    @model_validator(mode="after")
+    def _policy_file_channels_exist(self) -> Settings:
+        for index, rule in enumerate(self.policies):
+            for name in rule.notify:
+                if name not in self.notify_channels:
+                    raise ValueError(f"policies.{index}.notify: no notification channel "
+                                     f"{name!r} in notify_channels")
+        return self
+
+    def egress_guard(self) -> EgressGuard:
+        """The guard every outbound call of the hub goes through, built from these settings."""
+        return EgressGuard(self.egress_allow, self.egress_allow_private)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -138,6 +138,11 @@ DOCUMENT_POLICY = Policy(
 )
 
 
+LOOPBACK_ALLOWED: dict[str, Any] = {"egress_allow": ["http://127.0.0.1:*"],
+                                    "egress_allow_private": ["127.0.0.1/32"]}
+"""The deciders here listen on loopback, which the hub refuses to call unless allowed."""
+
+
 def _actions(trail: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["action"], e["actor"]) for e in trail if e["action"] != "notified"]
 
@@ -150,7 +155,7 @@ def test_document_approval_scenario(tmp_path: Path, receiver: Receiver) -> None:
     hub = InProcessHub(
         tmp_path / "docs.db", clock,
         deciders={"ai-reviewer": {"url": f"http://127.0.0.1:{decider.port}/decide"}},
-        default_decider="ai-reviewer",
+        default_decider="ai-reviewer", **LOOPBACK_ALLOWED,
         notify={"group:managers": [f"json://127.0.0.1:{receiver.port}/notify"]},
     ).start()
     try:
@@ -206,7 +211,8 @@ def test_fallback_cannot_pass_a_human_quorum(tmp_path: Path) -> None:
     decider = Decider(free_port(), {"value": True, "comment": "ai: fine"}).start()
     clock = FakeClock()
     hub = InProcessHub(tmp_path / "q.db", clock,
-                       deciders={"ai": {"url": f"http://127.0.0.1:{decider.port}/"}}).start()
+                       deciders={"ai": {"url": f"http://127.0.0.1:{decider.port}/"}},
+                       **LOOPBACK_ALLOWED).start()
     try:
         flow = Client(hub.url, hub.token("f", role="workflow"))
         policy = Policy(quorum=2, escalate=[Tier(after=60, fallback="ai")])
@@ -321,9 +327,11 @@ def test_policy_check_command(tmp_path: Path) -> None:
 
 def test_notifications_on_created_and_decided(tmp_path: Path, receiver: Receiver) -> None:
     url = f"json://127.0.0.1:{receiver.port}/hook"
-    with HubProcess(tmp_path / "n.db") as hub:
+    channels = json.dumps({"deploys": [url]})
+    with HubProcess(tmp_path / "n.db", env={"SIGNOFF_NOTIFY_CHANNELS": channels}) as hub:
         flow = Client(hub.url, hub.token("f", role="workflow"))
-        event = flow.create(name="deploy", prompt="Deploy <v3>?", policy=Policy(notify=[url]))
+        event = flow.create(name="deploy", prompt="Deploy <v3>?",
+                            policy=Policy(notify=["deploys"]))
         Client(hub.url, hub.admin_token).respond(event.id, True)
         deadline = time.monotonic() + 10
         while len(receiver.calls) < 2 and time.monotonic() < deadline:

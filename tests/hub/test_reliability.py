@@ -63,7 +63,10 @@ class Receiver:
 @pytest.fixture
 def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
     env = {"SIGNOFF_SWEEP_INTERVAL": "0.2", "SIGNOFF_DELIVERY_BACKOFF": "0.2",
-           "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5", "SIGNOFF_RESUMERS__WEBHOOK__SECRET": SECRET}
+           "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5", "SIGNOFF_RESUMERS__WEBHOOK__SECRET": SECRET,
+           # the receivers here are on loopback, which egress refuses unless allowed
+           "SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
+           "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'}
     with HubProcess(tmp_path / "hub.db", env=env) as hub:
         yield hub
 

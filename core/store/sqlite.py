@@ -311,9 +311,14 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys=OFF")
             try:
                 for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                    conn.executescript(f"BEGIN IMMEDIATE;\n{script}\n"
-                                       f"PRAGMA user_version = {number};")
+                    conn.execute("BEGIN IMMEDIATE")
                     try:
+                        if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                            conn.execute("ROLLBACK")  # another process applied it meanwhile
+                            continue
+                        # statement by statement: executescript would commit what is open
+                        for statement in _statements(f"{script}\nPRAGMA user_version = {number};"):
+                            conn.execute(statement)
                         broken = conn.execute("PRAGMA foreign_key_check").fetchall()
                         if broken:
                             raise RuntimeError(f"{self.path}: migration {number} would break "
@@ -321,7 +326,8 @@ class SQLiteStore:
                         if number == 4:
                             self._seal_legacy_audit(conn)
                     except BaseException:
-                        conn.execute("ROLLBACK")
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
                         raise
                     conn.execute("COMMIT")
             finally:
@@ -946,6 +952,20 @@ class SQLiteStore:
             value = secrets.token_bytes(32)
             conn.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
             return value
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, split where SQLite itself says one is complete (so a
+    trigger's ``BEGIN ... END;`` stays whole).
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an incomplete statement ends the script: {pending.strip()[:80]}")
 
 
 def _batch_lost(cause: BaseException) -> Exception:

@@ -141,18 +141,23 @@ def entry_hash(key: bytes | None, prev: str, seq: int, at: float, event_id: str 
     return hmac.new(key, line, hashlib.sha256).hexdigest()
 
 
-def row_digest(table: str, row: Mapping[str, Any]) -> str:
-    """SHA-256 of a row as canonical JSON (sorted keys, no spaces; NULL columns left out, so a
-    later migration that adds a nullable column does not change the digest of older rows).
-    """
-    columns = {k: v for k, v in row.items() if v is not None}
-    text = json.dumps({"table": table, "row": columns}, sort_keys=True, separators=(",", ":"))
+def row_digest(table: str, row: Mapping[str, Any], columns: Iterable[str]) -> str:
+    """SHA-256 of the row's ``columns`` as canonical JSON (sorted keys, no spaces)."""
+    picked = {c: row.get(c, _ABSENT) for c in columns}
+    text = json.dumps({"table": table, "row": picked}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def row_seal(table: str, row_id: str, row: Mapping[str, Any]) -> dict[str, str]:
-    """What an audit entry carries about the row it wrote (``data["row"]``)."""
-    return {"table": table, "id": row_id, "sha256": row_digest(table, row)}
+_ABSENT = {"absent": "column"}  # a sealed column the table no longer has: never a real value
+
+
+def row_seal(table: str, row_id: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """What an audit entry carries about the row it wrote (``data["row"]``): the digest and the
+    columns it covers, so a column a later migration adds does not break older seals.
+    """
+    columns = sorted(row)
+    return {"table": table, "id": row_id, "columns": columns,
+            "sha256": row_digest(table, row, columns)}
 
 
 @dataclass
@@ -163,7 +168,7 @@ class ChainResult:
     legacy: int
     problems: list[AuditProblem]
     head: AuditAnchor | None
-    seals: dict[tuple[str, str], tuple[int, str]]
+    seals: dict[tuple[str, str], tuple[int, dict[str, Any]]]
     hashes: dict[int, str]
 
 
@@ -177,7 +182,7 @@ def check_chain(rows: Iterable[Mapping[str, Any]], key: bytes) -> ChainResult:
     """
     problems: list[AuditProblem] = []
     bad_macs: list[int] = []
-    seals: dict[tuple[str, str], tuple[int, str]] = {}
+    seals: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     hashes: dict[int, str] = {}
     prev, entries, legacy, keyed = GENESIS, 0, 0, 0
     head: AuditAnchor | None = None
@@ -215,8 +220,8 @@ def check_chain(rows: Iterable[Mapping[str, Any]], key: bytes) -> ChainResult:
                 except ValueError:
                     data = None
                 row = data.get("row") if isinstance(data, dict) else None
-                if isinstance(row, dict) and {"table", "id", "sha256"} <= row.keys():
-                    seals[(str(row["table"]), str(row["id"]))] = (seq, str(row["sha256"]))
+                if isinstance(row, dict) and {"table", "id", "sha256", "columns"} <= row.keys():
+                    seals[(str(row["table"]), str(row["id"]))] = (seq, row)
         prev = r["hash"]
     if keyed and len(bad_macs) == keyed:
         problems.append(AuditProblem(
@@ -230,7 +235,7 @@ def check_chain(rows: Iterable[Mapping[str, Any]], key: bytes) -> ChainResult:
     return ChainResult(entries, legacy, problems, head, seals, hashes)
 
 
-def check_rows(seals: Mapping[tuple[str, str], tuple[int, str]],
+def check_rows(seals: Mapping[tuple[str, str], tuple[int, dict[str, Any]]],
                rows: Iterable[tuple[str, str, Mapping[str, Any]]]) -> list[AuditProblem]:
     """Compare the current ``(table, id, row)`` rows with what the audit sealed: a row that
     differs is ``changed``, a sealed row that is gone is ``missing``, a row no entry sealed is
@@ -245,7 +250,7 @@ def check_rows(seals: Mapping[tuple[str, str], tuple[int, str]],
             problems.append(AuditProblem(
                 "extra", f"{table} row {row_id}: no audit entry wrote it (inserted behind the "
                          "hub's back)", table=table, row_id=row_id))
-        elif row_digest(table, row) != sealed[1]:
+        elif row_digest(table, row, sealed[1]["columns"]) != sealed[1]["sha256"]:
             problems.append(AuditProblem(
                 "changed", f"{table} row {row_id}: changed since audit entry {sealed[0]} sealed "
                            "it", seq=sealed[0], table=table, row_id=row_id))

@@ -115,6 +115,13 @@ def test_a_rewritten_entry_is_found_by_seq_even_with_a_recomputed_plain_hash(db:
     assert seqs == [3, 4]  # the entry itself, and the next one no longer follows it
 
 
+def test_a_column_a_later_migration_adds_does_not_break_older_seals(db: Path) -> None:
+    _sql(db, "ALTER TABLE responses ADD COLUMN relayed INTEGER NOT NULL DEFAULT 0")
+    assert _verify(db).ok
+    _sql(db, "UPDATE responses SET value = 'false' WHERE id = 'rs_1'")
+    assert [p.row_id for p in _verify(db).problems] == ["rs_1"]
+
+
 def test_a_cut_tail_needs_an_anchor_to_be_seen(db: Path) -> None:
     store = open_store(str(db))
     anchor = store.audit_head()

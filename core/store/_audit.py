@@ -223,6 +223,11 @@ def check_chain(rows: Iterable[Mapping[str, Any]], key: bytes) -> ChainResult:
                 if isinstance(row, dict) and {"table", "id", "sha256", "columns"} <= row.keys():
                     seals[(str(row["table"]), str(row["id"]))] = (seq, row)
         prev = r["hash"]
+    if legacy and not keyed:  # the migration writes audit_keyed with the legacy entries' count
+        problems.append(AuditProblem(
+            "chain", f"{legacy} unkeyed entries and no keyed one: the keyed chain the schema-4 "
+                     "migration starts is gone (cut off, or the log rewritten without the key)",
+            seq=legacy + 1))
     if keyed and len(bad_macs) == keyed:
         problems.append(AuditProblem(
             "key", f"none of the {keyed} keyed entries verifies with this audit key: the key is "

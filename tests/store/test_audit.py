@@ -145,6 +145,25 @@ def test_a_cut_tail_needs_an_anchor_to_be_seen(db: Path) -> None:
     assert problem.kind == "anchor" and "deleted from its end" in problem.message
 
 
+def test_a_log_rewritten_as_unkeyed_entries_is_refused(db: Path) -> None:
+    # without the key, the only chain one can rebuild is a plain SHA-256 one
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER audit_no_update")
+    prev = "0" * 64
+    for seq, at, event_id, actor, action, channel, data in conn.execute(
+            "SELECT seq, at, event_id, actor, action, channel, data FROM audit ORDER BY seq"
+            ).fetchall():
+        forged = entry_hash(None, prev, seq, at, event_id, actor, action, channel, data)
+        conn.execute("UPDATE audit SET alg = 'sha256', prev_hash = ?, hash = ? WHERE seq = ?",
+                     (prev, forged, seq))
+        prev = forged
+    conn.commit()
+    conn.close()
+    report = _verify(db)
+    assert not report.ok and report.legacy_entries == report.entries
+    assert "no keyed one" in report.problems[0].message
+
+
 def test_a_wrong_key_fails_clearly(db: Path) -> None:
     store = SQLiteStore(db, audit_key=b"not-the-key-at-all-0123456789")
     try:

@@ -101,9 +101,14 @@ def token_create(user: str, groups: tuple[str, ...], role: str, database: str | 
     """Mint a token; it is printed once, alone on the last line, and stored hashed."""
     from .hub.audit_key import open_hub_store
     from .hub.settings import load_settings
+    from .store import AuditKeyError
 
     settings = load_settings(config, database=database)
-    store, _ = open_hub_store(settings)  # the audit key the hub uses: token_created is audited
+    try:  # the audit key the hub uses: token_created is audited
+        store, _ = open_hub_store(settings)
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     try:
         minted = store.create_token(Identity(user=user, groups=groups, role=role))  # type: ignore[arg-type]
     finally:

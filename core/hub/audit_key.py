@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..store import AuditKey, Store, load_audit_key, open_store
+from pathlib import Path
+
+from ..store import AuditKey, AuditKeyError, Store, load_audit_key, open_store
 from .settings import Settings
 
 __all__ = ["hub_audit_key", "open_hub_store"]
@@ -23,6 +25,23 @@ def hub_audit_key(settings: Settings, *, create: bool) -> AuditKey:
 
 
 def open_hub_store(settings: Settings, *, create_key: bool = True) -> tuple[Store, AuditKey]:
-    """Open (and migrate) the hub's store with its audit key."""
+    """Open (and migrate) the hub's store with its audit key.
+
+    For a store that will be written (``create_key``), the key must verify the log's newest
+    keyed entry: a hub or ``token create`` with another key would fork the chain. A key file
+    made just now for a log written under another key is removed again.
+
+    Raises:
+        AuditKeyError: no usable key, or not the key the log was written with.
+    """
     key = hub_audit_key(settings, create=create_key)
-    return open_store(settings.database, audit_key=key.secret), key
+    store = open_store(settings.database, audit_key=key.secret)
+    if create_key:
+        try:
+            store.check_audit_key()
+        except AuditKeyError:
+            store.close()
+            if key.created:
+                Path(key.source).unlink(missing_ok=True)
+            raise
+    return store, key

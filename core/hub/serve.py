@@ -28,8 +28,7 @@ def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
     settings = load_settings(config, **overrides)
     try:
-        store, key = open_hub_store(settings)
-        store.check_audit_key()
+        store, key = open_hub_store(settings)  # and checks the key against the log
     except AuditKeyError as exc:
         print(f"signoff: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

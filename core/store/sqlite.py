@@ -529,7 +529,8 @@ class SQLiteStore:
 
     def check_audit_key(self) -> None:
         """Raise :class:`AuditKeyError` unless the newest keyed entry verifies with the key."""
-        rows = self._read(f"SELECT * FROM audit WHERE alg = '{KEYED}' ORDER BY seq DESC LIMIT 1")
+        rows = self._read("SELECT * FROM audit WHERE alg = ? ORDER BY seq DESC LIMIT 1",
+                          (KEYED,))
         if not rows:
             return
         r = rows[0]

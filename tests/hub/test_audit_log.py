@@ -164,10 +164,19 @@ def test_a_wrong_or_missing_key_fails_verify_and_the_hub_will_not_start(db: Path
         text=True, timeout=60)
     assert served.returncode == 2
     assert "not the key this log was written with" in served.stderr
-    Path(str(db) + ".audit-key").unlink()
+    tokens = _rows(db, "SELECT COUNT(*) FROM tokens")
+    minted = _cli("token", "create", "--user", "eve", "--db", str(db), env=wrong)
+    assert minted.exit_code == 2 and "not the key this log was written with" in minted.stderr
+    assert _rows(db, "SELECT COUNT(*) FROM tokens") == tokens  # nothing written under it
+
+    key_file = Path(str(db) + ".audit-key")
+    key_file.unlink()  # the key is lost: a new one must not be made for the old log
     missing = _cli("audit", "verify", "--db", str(db))
     assert missing.exit_code == 2 and "no audit key" in missing.stderr
-    assert not Path(str(db) + ".audit-key").exists()  # verify never makes a key
+    assert not key_file.exists()  # verify never makes a key
+    minted = _cli("token", "create", "--user", "eve", "--db", str(db))
+    assert minted.exit_code == 2 and "not the key this log was written with" in minted.stderr
+    assert not key_file.exists()  # the key it made for the attempt is gone again
 
 
 def test_a_key_from_the_environment(tmp_path: Path) -> None:

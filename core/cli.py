@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from ._errors import SignoffError
 from ._inputs import parse_text
 from ._model import Event
 from ._rules import Identity
+
+if TYPE_CHECKING:
+    from .store import Store
 
 __all__ = ["main"]
 
@@ -96,11 +99,16 @@ def token() -> None:
 def token_create(user: str, groups: tuple[str, ...], role: str, database: str | None,
                  config: str | None) -> None:
     """Mint a token; it is printed once, alone on the last line, and stored hashed."""
+    from .hub.audit_key import open_hub_store
     from .hub.settings import load_settings
-    from .store import open_store
+    from .store import AuditKeyError
 
     settings = load_settings(config, database=database)
-    store = open_store(settings.database)
+    try:  # the audit key the hub uses: token_created is audited
+        store, _ = open_hub_store(settings)
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     try:
         minted = store.create_token(Identity(user=user, groups=groups, role=role))  # type: ignore[arg-type]
     finally:
@@ -211,25 +219,82 @@ def audit_show(ctx: click.Context, event_id: str) -> None:
                        f"via {entry['channel']}")
 
 
+def _audited_store(database: str | None, config: str | None) -> tuple[Store, str]:
+    """The hub's store opened with its audit key (never a new key), and where the key is."""
+    from .hub.audit_key import open_hub_store
+    from .hub.settings import load_settings
+    from .store import AuditKeyError
+
+    try:
+        store, key = open_hub_store(load_settings(config, database=database), create_key=False)
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    return store, key.source
+
+
 @audit.command("verify")
 @click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
-def audit_verify(database: str | None, config: str | None) -> None:
-    """Check the audit log's hash chain; exit 1 if any line was changed or removed."""
-    from .hub.settings import load_settings
-    from .store import open_store
+@click.option("--anchor", default=None, metavar="LINE",
+              help="An anchor `signoff audit anchor` printed earlier: also check that no "
+                   "entry was deleted from the log's end since.")
+def audit_verify(database: str | None, config: str | None, anchor: str | None) -> None:
+    """Check the audit log with its key: every entry's keyed hash and link, every response and
+    decision row against the digest its entry sealed, and the anchor if given. Prints each
+    problem (which entry, or which table and row and how) and exits 1 if there is any.
+    """
+    from .store import AuditAnchor
 
-    store = open_store(load_settings(config, database=database).database)
     try:
-        report = store.verify_audit()
+        given = None if anchor is None else AuditAnchor.parse(anchor)
+    except SignoffError as exc:
+        raise click.BadParameter(str(exc), param_hint="--anchor") from None
+    store, source = _audited_store(database, config)
+    try:
+        report = store.verify_audit(given)
     finally:
         store.close()
+    legacy = (f", {report.legacy_entries} of them from before the log was keyed (plain "
+              "SHA-256, not covered by the key)" if report.legacy_entries else "")
     if report.ok:
-        click.echo(f"audit log intact: {report.entries} entries")
+        click.echo(f"audit log intact: {report.entries} entries{legacy}; key from {source}")
+        if given is not None:
+            click.echo(f"anchor at entry {given.seq}: matches")
         return
-    click.echo(f"audit log broken at entry {report.first_bad_seq} "
-               f"(after {report.entries} good entries)", err=True)
+    for problem in report.problems:
+        message = problem.message
+        if problem.kind == "key":
+            message += f"; the key came from {source}"
+        click.echo(f"audit problem ({problem.kind}): {message}", err=True)
+    click.echo(f"audit log NOT intact: {len(report.problems)} problem(s) in {report.entries} "
+               f"entries", err=True)
     sys.exit(1)
+
+
+@audit.command("anchor")
+@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
+def audit_anchor(database: str | None, config: str | None) -> None:
+    """Print the audit log's head (entry number and keyed hash) as one line. Keep it where the
+    hub cannot write (a ticket, a commit, another system); `audit verify --anchor LINE` then
+    notices entries deleted from the log's end.
+    """
+    from .store import AuditKeyError
+
+    store, _ = _audited_store(database, config)
+    try:
+        store.check_audit_key()  # an anchor made with the wrong key would anchor nothing
+        head = store.audit_head()
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        store.close()
+    if head is None:
+        click.echo("error: the audit log is empty: nothing to anchor", err=True)
+        sys.exit(1)
+    click.echo(str(head))
 
 
 @main.group()

@@ -109,9 +109,12 @@ class HubProcess:
     def token(self, user: str, role: str = "reviewer", groups: tuple[str, ...] = ()) -> str:
         """Mint a token in this hub's store (what ``signoff token create`` does)."""
         from ._rules import Identity
-        from .store import open_store
+        from .store import load_audit_key, open_store
 
-        store = open_store(self.database)
+        # the audit key the hub was started with (its env), else the file beside the database
+        key = load_audit_key(self.database, key=self.env.get("SIGNOFF_AUDIT_KEY"),
+                             key_file=self.env.get("SIGNOFF_AUDIT_KEY_FILE"), create=True)
+        store = open_store(self.database, audit_key=key.secret)
         try:
             return store.create_token(Identity(user=user, role=role, groups=groups))  # type: ignore[arg-type]
         finally:

@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import HubError, InvalidInput, PayloadTooLarge
-from ..store import Store, open_store
+from ..store import Store
+from .audit_key import open_hub_store
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
 
@@ -98,7 +99,7 @@ def create_app(settings: Settings, store: Store | None = None,
     from . import api, web
 
     owned = store is None
-    the_store = store if store is not None else open_store(settings.database)
+    the_store = store if store is not None else open_hub_store(settings)[0]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,8 +9,9 @@ from typing import Any
 import uvicorn
 
 from .._rules import Identity
-from ..store import open_store
+from ..store import AuditKeyError
 from .app import create_app
+from .audit_key import open_hub_store
 from .settings import load_settings
 
 __all__ = ["main"]
@@ -26,7 +27,17 @@ def _raise_open_files() -> None:
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
     settings = load_settings(config, **overrides)
-    store = open_store(settings.database)
+    try:
+        store, key = open_hub_store(settings)  # and checks the key against the log
+    except AuditKeyError as exc:
+        print(f"signoff: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    if key.created:
+        print(f"signoff: made a new audit key in {key.source} (keep a copy apart from the"
+              " database's backups: `signoff audit verify` needs it)", file=sys.stderr,
+              flush=True)
+    else:
+        print(f"signoff: the audit log is keyed with {key.source}", file=sys.stderr, flush=True)
     if store.count_tokens() == 0:
         # The Jupyter convention: a fresh store gets an admin token, shown once as a login URL.
         token = store.create_token(Identity(user="admin", role="admin"))

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +93,16 @@ class Settings(BaseSettings):
 
     secure_cookies: bool = False
     """Mark the session cookie Secure (turn on behind HTTPS)."""
+
+    # part 1 (keys+audit): the audit log's key, kept out of the database -----------------
+    audit_key: SecretStr | None = None
+    """The audit chain's HMAC key itself, at least 16 characters (``SIGNOFF_AUDIT_KEY``, e.g.
+    from a Kubernetes Secret). With neither this nor ``audit_key_file`` the hub makes a random
+    key in ``<database>.audit-key`` (mode 0600) on first start and logs where."""
+
+    audit_key_file: Path | None = None
+    """A file holding the audit key (``SIGNOFF_AUDIT_KEY_FILE``); its text, stripped. Given with
+    ``audit_key``, the two must agree."""
 
     @classmethod
     def settings_customise_sources(

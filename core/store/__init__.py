@@ -6,14 +6,29 @@
 
 from __future__ import annotations
 
-from ._protocol import AuditEntry, AuditReport, Batching, DueDelivery, Store
+from ._audit import AuditKey, AuditKeyError, key_file_for, load_audit_key
+from ._protocol import (
+    AuditAnchor,
+    AuditEntry,
+    AuditProblem,
+    AuditReport,
+    Batching,
+    DueDelivery,
+    Store,
+)
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
+           "Batching", "DueDelivery", "SQLiteStore", "Store", "key_file_for", "load_audit_key",
+           "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """Open (and migrate) the store a URL names: ``sqlite:///path``, a plain path, ``:memory:``."""
+def open_store(url: str, *, audit_key: bytes | None = None) -> Store:
+    """Open (and migrate) the store a URL names: ``sqlite:///path``, a plain path, ``:memory:``.
+
+    ``audit_key`` keys the audit chain; without it a SQLite store uses ``<path>.audit-key``
+    (made on first use; see :func:`load_audit_key`).
+    """
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" in url:
@@ -21,6 +36,6 @@ def open_store(url: str) -> Store:
         raise ValueError(f"database: expected a SQLite path or sqlite:/// URL, got scheme {scheme!r}")
     else:
         path = url
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, audit_key=audit_key)
     store.migrate()
     return store

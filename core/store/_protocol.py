@@ -1,7 +1,8 @@
 """The ``Store`` protocol: the hub's one durable record.
 
 A store keeps events, responses, decisions, API tokens (hashed), the outbox of resume
-deliveries and an append-only, hash-chained audit log. Every method is synchronous and
+deliveries and an append-only audit log, chained with a keyed hash (HMAC-SHA256 under a secret
+kept out of the database, see :mod:`signoff.store._audit`). Every method is synchronous and
 thread-safe; the hub calls them from worker threads. A method that returns has made its
 write durable.
 
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from .._errors import InvalidInput
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
-__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "Store"]
+__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DueDelivery",
+           "Store"]
 
 T = TypeVar("T")
 
@@ -41,12 +44,67 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AuditAnchor:
+    """The head of the audit log at one moment: its sequence number and keyed hash.
+
+    Kept outside the hub (``signoff audit anchor`` prints it), it lets ``audit verify`` notice a
+    log whose newest lines were deleted, which the chain alone cannot show.
+    """
+
+    seq: int
+    hash: str
+
+    PREFIX = "signoff-audit-anchor"
+
+    def __str__(self) -> str:
+        return f"{self.PREFIX}:{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, line: str) -> AuditAnchor:
+        """Read the line ``signoff audit anchor`` printed.
+
+        Raises:
+            InvalidInput: the line is not an anchor.
+        """
+        parts = line.strip().split(":")
+        if (len(parts) == 3 and parts[0] == cls.PREFIX and parts[1].isdigit()
+                and len(parts[2]) == 64 and all(c in "0123456789abcdef" for c in parts[2])):
+            return cls(seq=int(parts[1]), hash=parts[2])
+        raise InvalidInput("anchor", f"{cls.PREFIX}:SEQ:HMAC as `signoff audit anchor` prints it",
+                           line[:200])
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """One thing ``verify_audit`` found wrong.
+
+    ``kind`` is ``chain`` (an entry's hash or link does not hold, at ``seq``), ``key`` (no keyed
+    entry verifies: the key is wrong), ``changed``, ``missing`` or ``extra`` (a ``table`` row,
+    ``row_id``, differs from what its audit entry sealed, is gone, or has no audit entry), or
+    ``anchor`` (the log does not reach, or does not match, the anchor given).
+    """
+
+    kind: str
+    message: str
+    seq: int | None = None
+    table: str | None = None
+    row_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditReport:
-    """The result of checking the audit log's hash chain."""
+    """The result of checking the audit log: the chain, the sealed rows, and an anchor if given.
+
+    ``legacy_entries`` counts entries written before the log was keyed (plain SHA-256, checked
+    for consistency only: anyone with the file could rewrite them). ``head`` is the newest entry.
+    """
 
     ok: bool
     entries: int
     first_bad_seq: int | None = None
+    problems: tuple[AuditProblem, ...] = ()
+    legacy_entries: int = 0
+    head: AuditAnchor | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +132,10 @@ class Store(Protocol):
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
                      notes: list[str] | None = None) -> tuple[Event, bool]:
         """Store a new pending event, or return the one with the same key and ``False``.
+
+        A key belongs to the identity that created the event: the same key is looked up among
+        the events of ``event.requested_by`` only, so another identity using it gets an event of
+        its own and learns nothing about the first.
 
         With ``decision`` (a policy decided at creation) the event is stored decided, in the same
         transaction; ``notes`` are written to the audit log as policy lines.
@@ -198,8 +260,21 @@ class Store(Protocol):
     ) -> None:
         """Append one line to the audit log."""
 
-    def verify_audit(self) -> AuditReport:
-        """Recompute the hash chain over the whole log."""
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditReport:
+        """Check the whole log with the store's audit key: every entry's keyed hash and link,
+        every response and decision row against the digest its audit entry sealed (changed,
+        missing, or extra rows), and, with ``anchor``, that the log still reaches and matches it.
+        """
+
+    def audit_head(self) -> AuditAnchor | None:
+        """The newest audit entry as an anchor (``None`` for an empty log)."""
+
+    def check_audit_key(self) -> None:
+        """Check that the newest keyed entry verifies with the store's key (cheap, at start).
+
+        Raises:
+            AuditKeyError: it does not: the hub was given another key than the log's.
+        """
 
     def secret(self, name: str) -> bytes:
         """A random secret kept in the store (created on first use), e.g. for CSRF tokens."""

@@ -28,7 +28,7 @@ from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
-from ._protocol import Batching, Store
+from ._protocol import AuditAnchor, Batching, Store
 
 __all__ = ["StoreContract", "hold_writer", "make_event"]
 
@@ -107,6 +107,22 @@ class StoreContract:
         assert not created
         assert again.id == first.id and again.prompt == "first"
         assert len(store.list_events().events) == 1
+
+    def test_a_key_belongs_to_the_identity_that_created_the_event(self, store: Store) -> None:
+        mine = make_event(key="airflow:etl:run-1:approve:-1", requested_by="flow-a", prompt="a")
+        theirs = make_event(key="airflow:etl:run-1:approve:-1", requested_by="flow-b",
+                            prompt="b")
+        first, created_first = store.create_event(mine, channel="api")
+        second, created_second = store.create_event(theirs, channel="api")
+        assert created_first and created_second  # two identities: two events
+        assert second.id == theirs.id != first.id
+        assert (second.requested_by, second.prompt) == ("flow-b", "b")
+        again, created = store.create_event(
+            make_event(key="airflow:etl:run-1:approve:-1", requested_by="flow-b"), channel="api")
+        assert not created and again.id == theirs.id  # the same identity: its own event back
+        assert again.prompt == "b"
+        assert {e.id for e in store.list_events(requested_by="flow-a").events} == {mine.id}
+        assert [a.actor for a in store.audit(theirs.id)] == ["flow-b"]  # nothing of flow-a
 
     def test_list_orders_by_priority_then_age(self, store: Store) -> None:
         low = make_event(priority="low", at=T0)
@@ -267,6 +283,44 @@ class StoreContract:
         assert len({a.hash for a in trail}) == 3
         report = store.verify_audit()
         assert report.ok and report.entries >= 3
+
+    def test_audit_covers_responses_decisions_deliveries_and_tokens(self, store: Store) -> None:
+        store.create_token(Identity(user="ci-flow", role="workflow"))
+        event = make_event(source={"orchestrator": "webhook"})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), response=Response(
+            id="rs_cov", event_id=event.id, by="rita", value=True, channel="web", at=T0),
+            deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        store.delivery_attempted(due.id, state="pending", error="connection refused",
+                                 next_attempt_at=T0)
+        store.delivery_attempted(due.id, state="failed", error="gave up")
+        trail = store.audit(event.id)
+        assert [a.action for a in trail] == ["created", "responded", "approved",
+                                             "delivery_attempted", "delivery_failed"]
+        assert trail[1].data["row"]["table"] == "responses"
+        sealed = trail[2].data["row"]
+        assert (sealed["table"], sealed["id"], len(sealed["sha256"])) == ("decisions", event.id,
+                                                                          64)
+        assert {"value", "outcome", "by", "channel", "at"} <= set(sealed["columns"])
+        assert trail[2].data["delivery"]["resumer"] == "webhook"
+        assert [a.data["attempts"] for a in trail[3:]] == [1, 2]
+        head = store.audit_head()
+        assert head is not None and head.seq == max(a.seq for a in trail)
+        report = store.verify_audit(anchor=head)
+        assert report.ok and report.problems == () and report.head == head
+        store.check_audit_key()  # the key the log was written with
+
+    def test_verify_with_an_anchor_ahead_of_the_log_fails(self, store: Store) -> None:
+        store.record("note", actor="ops", channel="cli")
+        head = store.audit_head()
+        assert head is not None
+        ahead = AuditAnchor(seq=head.seq + 5, hash=head.hash)
+        [problem] = store.verify_audit(anchor=ahead).problems
+        assert problem.kind == "anchor" and f"ends at entry {head.seq}" in problem.message
+        other = AuditAnchor(seq=head.seq, hash="0" * 64)
+        [problem] = store.verify_audit(anchor=other).problems
+        assert problem.kind == "anchor" and not store.verify_audit(anchor=other).ok
 
     def test_secrets_are_stable(self, store: Store) -> None:
         assert store.secret("csrf") == store.secret("csrf") != store.secret("other")

@@ -4,6 +4,10 @@ One writer connection behind a lock, and one reader connection per thread, in WA
 ``synchronous=FULL``: a method that returned has its write on disk, and readers never wait
 for the writer. The schema is versioned with ``PRAGMA user_version`` (see ``_MIGRATIONS``).
 
+The audit log is chained with HMAC-SHA256 under an audit key kept out of the database (see
+:mod:`signoff.store._audit`): given to the constructor, or by default ``<path>.audit-key``,
+made on first use.
+
 Writes can also be queued with :meth:`SQLiteStore.submit`: a writer thread runs whatever is
 waiting in one transaction, each write in its own savepoint, and commits once (group commit).
 Every queued write is on disk before its future resolves, but a burst of them shares the
@@ -16,6 +20,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import hashlib
+import hmac
 import json
 import queue
 import secrets
@@ -32,7 +37,18 @@ from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from .._rules import Identity
-from ._protocol import AuditEntry, AuditReport, DueDelivery
+from ._audit import (
+    GENESIS,
+    KEYED,
+    AuditKeyError,
+    check_anchor,
+    check_chain,
+    check_rows,
+    entry_hash,
+    load_audit_key,
+    row_seal,
+)
+from ._protocol import AuditAnchor, AuditEntry, AuditReport, DueDelivery
 
 __all__ = ["SQLiteStore"]
 
@@ -134,9 +150,42 @@ _MIGRATIONS: list[str] = [
     """
     CREATE INDEX events_open ON events (status, assigned);
     """,
+    # 4: idempotency keys belong to the identity that created the event; a keyed audit chain.
+    # SQLite cannot drop a column's UNIQUE in place: the table is rebuilt the documented way
+    # (https://www.sqlite.org/lang_altertable.html#otheralter: create, copy, drop, rename,
+    # recreate the indexes; migrate() runs it with foreign keys off and checks them before the
+    # commit). Then _seal_legacy_audit starts the keyed chain.
+    """
+    CREATE TABLE events_new (
+        id TEXT PRIMARY KEY,
+        key TEXT,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'decided', 'cancelled')),
+        sort_priority INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        deadline REAL,
+        requested_by TEXT NOT NULL,
+        assigned INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        escalation_level INTEGER NOT NULL DEFAULT 0,
+        next_escalation REAL,
+        UNIQUE (requested_by, key)
+    );
+    INSERT INTO events_new (id, key, name, status, sort_priority, created_at, deadline,
+                            requested_by, assigned, body, escalation_level, next_escalation)
+        SELECT id, key, name, status, sort_priority, created_at, deadline, requested_by,
+               assigned, body, escalation_level, next_escalation FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_new RENAME TO events;
+    CREATE INDEX events_order ON events (status, sort_priority, created_at, id);
+    CREATE INDEX events_all_order ON events (sort_priority, created_at, id);
+    CREATE INDEX events_deadline ON events (deadline) WHERE status = 'pending';
+    CREATE INDEX events_requester ON events (requested_by, status);
+    CREATE INDEX events_escalation ON events (next_escalation) WHERE status = 'pending';
+    CREATE INDEX events_open ON events (status, assigned);
+    ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';
+    """,
 ]
-
-_GENESIS = "0" * 64
 
 
 def _ts(moment: datetime) -> float:
@@ -160,12 +209,6 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _chain(prev: str, seq: int, at: float, event_id: str | None, actor: str, action: str,
-           channel: str, data: str) -> str:
-    line = json.dumps([prev, seq, repr(at), event_id, actor, action, channel, data])
-    return hashlib.sha256(line.encode()).hexdigest()
-
-
 _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
                 "source", "labels", "recommendation", "confidence", "impact", "policy")
 
@@ -177,10 +220,12 @@ class SQLiteStore:
 
     inline_reads = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, audit_key: bytes | None = None) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._audit_key = audit_key if audit_key is not None else load_audit_key(
+            self.path, create=True).secret
         self._lock = threading.Lock()
         self._writer = self._connect()
         self._local = threading.local()
@@ -248,19 +293,63 @@ class SQLiteStore:
 
     # schema -----------------------------------------------------------------------------
     def migrate(self) -> int:
-        """Apply the migrations this file lacks, each in its own transaction."""
+        """Apply the migrations this file lacks, each in its own transaction.
+
+        Foreign keys are off while a migration runs (a table rebuild drops the parent table)
+        and checked before it commits.
+        """
         with self._lock:
-            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            conn = self._writer
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(_MIGRATIONS):
                 raise RuntimeError(
                     f"{self.path}: schema version {version} is newer than this signoff "
                     f"({len(_MIGRATIONS)}); upgrade signoff"
                 )
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                self._writer.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+            if version == len(_MIGRATIONS):
+                return int(version)
+            conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        if conn.execute("PRAGMA user_version").fetchone()[0] >= number:
+                            conn.execute("ROLLBACK")  # another process applied it meanwhile
+                            continue
+                        # statement by statement: executescript would commit what is open
+                        for statement in _statements(f"{script}\nPRAGMA user_version = {number};"):
+                            conn.execute(statement)
+                        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise RuntimeError(f"{self.path}: migration {number} would break "
+                                               f"{len(broken)} foreign key(s)")
+                        if number == 4:
+                            self._seal_legacy_audit(conn)
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
             return len(_MIGRATIONS)
+
+    def _seal_legacy_audit(self, conn: sqlite3.Connection) -> None:
+        """Start the keyed chain (migration 4): an ``audit_keyed`` entry that counts the legacy
+        entries before it, then one ``sealed`` entry per existing response and decision row.
+        """
+        legacy = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+        rows = [("responses", r["id"], r) for r in conn.execute("SELECT * FROM responses")]
+        rows += [("decisions", r["event_id"], r) for r in conn.execute("SELECT * FROM decisions")]
+        if not legacy and not rows:
+            return  # a new database: keyed from its first entry
+        now = _ts(_now())
+        self._append_audit(conn, "audit_keyed", actor="hub", channel="migration", event_id=None,
+                           data={"legacy_entries": legacy, "sealed_rows": len(rows)}, at=now)
+        for table, row_id, row in rows:
+            self._append_audit(conn, "sealed", actor="hub", channel="migration",
+                               event_id=row["event_id"],
+                               data={"row": row_seal(table, row_id, dict(row))}, at=now)
 
     # group commit -----------------------------------------------------------------------
     def submit(self, fn: Callable[..., T], /, *args: Any,
@@ -362,14 +451,22 @@ class SQLiteStore:
     def _append_audit(self, conn: sqlite3.Connection, action: str, *, actor: str, channel: str,
                       event_id: str | None, data: dict[str, Any], at: float) -> None:
         last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, _GENESIS)
+        seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
         text = json.dumps(data, sort_keys=True, default=str)
-        digest = _chain(prev, seq, at, event_id, actor, action, channel, text)
+        digest = entry_hash(self._audit_key, prev, seq, at, event_id, actor, action, channel,
+                            text)
         conn.execute(
-            "INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, at, event_id, actor, action, channel, text, prev, digest),
+            "INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash, hash,"
+            " alg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, at, event_id, actor, action, channel, text, prev, digest, KEYED),
         )
+
+    @staticmethod
+    def _seal(conn: sqlite3.Connection, table: str, row_id: str) -> dict[str, str]:
+        """The seal of a row as it now reads back (so columns other code adds are covered)."""
+        column = "event_id" if table == "decisions" else "id"
+        row = conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (row_id,)).fetchone()
+        return row_seal(table, row_id, dict(row))
 
     def record(self, action: str, *, actor: str, channel: str, event_id: str | None = None,
                data: dict[str, Any] | None = None) -> None:
@@ -388,16 +485,61 @@ class SQLiteStore:
             for r in rows
         ]
 
-    def verify_audit(self) -> AuditReport:
-        """Recompute every hash of the chain; report the first line that does not match."""
-        prev, count = _GENESIS, 0
-        for r in self._read("SELECT * FROM audit ORDER BY seq"):
-            expected = _chain(prev, r["seq"], r["at"], r["event_id"], r["actor"], r["action"],
-                              r["channel"], r["data"])
-            if r["prev_hash"] != prev or r["hash"] != expected:
-                return AuditReport(ok=False, entries=count, first_bad_seq=r["seq"])
-            prev, count = r["hash"], count + 1
-        return AuditReport(ok=True, entries=count)
+    def verify_audit(self, anchor: AuditAnchor | None = None) -> AuditReport:
+        """Check the chain, the sealed rows and the anchor; see
+        :meth:`signoff.store.Store.verify_audit`.
+        """
+        with self._read_snapshot() as read:
+            chain = check_chain((dict(r) for r in read("SELECT * FROM audit ORDER BY seq")),
+                                self._audit_key)
+            current = [("responses", r["id"], dict(r)) for r in read("SELECT * FROM responses")]
+            current += [("decisions", r["event_id"], dict(r))
+                        for r in read("SELECT * FROM decisions")]
+        problems = list(chain.problems)
+        if not any(p.kind == "key" for p in problems):  # with a wrong key no seal is trusted
+            problems += check_rows(chain.seals, current)
+        if anchor is not None:
+            problems += check_anchor(anchor, chain.hashes, chain.head)
+        first_bad = next((p.seq for p in chain.problems if p.seq is not None), None)
+        return AuditReport(ok=not problems, entries=chain.entries, first_bad_seq=first_bad,
+                           problems=tuple(problems), legacy_entries=chain.legacy,
+                           head=chain.head)
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[Callable[[str], list[sqlite3.Row]]]:
+        """Several reads from one snapshot (the log and the rows it seals must agree)."""
+        if self._in_batch():
+            yield lambda sql: self._writer.execute(sql).fetchall()
+            return
+        if self.path == ":memory:":
+            with self._lock:
+                yield lambda sql: self._writer.execute(sql).fetchall()
+            return
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield lambda sql: conn.execute(sql).fetchall()
+        finally:
+            conn.execute("COMMIT")
+
+    def audit_head(self) -> AuditAnchor | None:
+        """The newest audit entry, as an anchor."""
+        rows = self._read("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return AuditAnchor(seq=rows[0]["seq"], hash=rows[0]["hash"]) if rows else None
+
+    def check_audit_key(self) -> None:
+        """Raise :class:`AuditKeyError` unless the newest keyed entry verifies with the key."""
+        rows = self._read("SELECT * FROM audit WHERE alg = ? ORDER BY seq DESC LIMIT 1",
+                          (KEYED,))
+        if not rows:
+            return
+        r = rows[0]
+        expected = entry_hash(self._audit_key, r["prev_hash"], r["seq"], r["at"], r["event_id"],
+                              r["actor"], r["action"], r["channel"], r["data"])
+        if not hmac.compare_digest(expected, r["hash"]):
+            raise AuditKeyError(f"{self.path}: the audit key does not verify the newest audit "
+                                f"entry ({r['seq']}): it is not the key this log was written "
+                                "with (or that entry was changed; run `signoff audit verify`)")
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
@@ -410,9 +552,10 @@ class SQLiteStore:
         escalation = escalation_due(event.created_at, event.policy, 0)
         with self._write() as conn:
             existing = None
-            if event.key is not None:
-                existing = conn.execute("SELECT id FROM events WHERE key = ?",
-                                        (event.key,)).fetchone()
+            if event.key is not None:  # a key is looked up among the requester's own events
+                existing = conn.execute(
+                    "SELECT id FROM events WHERE requested_by = ? AND key = ?",
+                    (event.requested_by, event.key)).fetchone()
             if existing is None:
                 conn.execute(
                     "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
@@ -629,7 +772,8 @@ class SQLiteStore:
             (response.id, event_id, response.by, value, response.comment, response.channel, at))
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
                            event_id=event_id,
-                           data={"value": response.value, "comment": response.comment},
+                           data={"value": response.value, "comment": response.comment,
+                                 "row": self._seal(conn, "responses", response.id)},
                            at=at)
         return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
@@ -651,16 +795,19 @@ class SQLiteStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
              decision.channel, at, decision.rule))
-        data: dict[str, Any] = {"value": decision.value, "comment": decision.comment}
+        data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
+                                "row": self._seal(conn, "decisions", event_id)}
         if decision.rule:
             data["rule"] = decision.rule
-        self._append_audit(conn, decision.outcome.value, actor=decision.by,
-                           channel=decision.channel, event_id=event_id, data=data, at=at)
         delivery = None
         if deliver_via is not None:
             delivery = Delivery(id=f"dl_{uuid.uuid4().hex}", resumer=deliver_via,
                                 state="pending", attempts=0, next_attempt_at=_at(at),
                                 updated_at=_at(at))
+            data["delivery"] = {"id": delivery.id, "resumer": deliver_via}
+        self._append_audit(conn, decision.outcome.value, actor=decision.by,
+                           channel=decision.channel, event_id=event_id, data=data, at=at)
+        if delivery is not None:
             conn.execute(
                 "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
                 " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
@@ -746,7 +893,7 @@ class SQLiteStore:
 
     def delivery_attempted(self, delivery_id: str, *, state: str, error: str | None = None,
                            next_attempt_at: datetime | None = None) -> None:
-        """Record one attempt and, when it ends the delivery, an audit line."""
+        """Record one attempt, with its audit line."""
         if state not in ("pending", "delivered", "failed"):
             raise InvalidInput("state", "pending, delivered or failed", state)
         now = _ts(_now())
@@ -760,12 +907,15 @@ class SQLiteStore:
                 " next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (state, error, _ts(next_attempt_at) if next_attempt_at else None, now,
                  delivery_id))
-            if state != "pending":
-                self._append_audit(
-                    conn, f"delivery_{state}", actor="hub", channel=row["resumer"],
-                    event_id=row["event_id"],
-                    data={"delivery": delivery_id, "attempts": row["attempts"] + 1,
-                          "error": error}, at=now)
+            # every attempt is audited: delivery_attempted (failed, will retry),
+            # delivery_delivered or delivery_failed (final)
+            action = "delivery_attempted" if state == "pending" else f"delivery_{state}"
+            data: dict[str, Any] = {"delivery": delivery_id, "attempts": row["attempts"] + 1,
+                                    "error": error}
+            if next_attempt_at is not None:
+                data["next_attempt_at"] = next_attempt_at.isoformat()
+            self._append_audit(conn, action, actor="hub", channel=row["resumer"],
+                               event_id=row["event_id"], data=data, at=now)
 
     # tokens -----------------------------------------------------------------------------
     def create_token(self, identity: Identity) -> str:
@@ -803,6 +953,20 @@ class SQLiteStore:
             value = secrets.token_bytes(32)
             conn.execute("INSERT INTO secrets (name, value) VALUES (?, ?)", (name, value))
             return value
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a script, split where SQLite itself says one is complete (so a
+    trigger's ``BEGIN ... END;`` stays whole).
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an incomplete statement ends the script: {pending.strip()[:80]}")
 
 
 def _batch_lost(cause: BaseException) -> Exception:

@@ -44,7 +44,10 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Run a hub once and stop it; what it wrote is the starting point of every test."""
     path = tmp_path_factory.mktemp("audited") / "hub.db"
     hub = HubProcess(path, env={"SIGNOFF_SWEEP_INTERVAL": "0.2",
-                                "SIGNOFF_DELIVERY_BACKOFF": "0.05"})
+                                "SIGNOFF_DELIVERY_BACKOFF": "0.05",
+                                # the webhook receiver is on loopback: allowed explicitly
+                                "SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
+                                "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'})
     with hub:
         flow = Client(hub.url, hub.token("flow", role="workflow"))
         hub.token("rita", role="reviewer")

@@ -148,7 +148,7 @@ def claim_channel(role: str, user: str, claim: str | None, *, bound: Collection[
                              f"bound to it (channel_bindings), and {user}'s token is not")
     if role != "workflow":
         raise ChannelRefused(f"channel {claim!r} refused: an engine channel is for a workflow "
-                             f"relaying an answer given in that engine, not for a {role} token")
+                             f"relaying an answer given in that engine, not for {role} tokens")
     if owner != user:
         raise ChannelRefused(f"channel {claim!r} refused: a workflow may relay answers only "
                              f"on its own events")

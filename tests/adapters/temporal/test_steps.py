@@ -112,7 +112,7 @@ def test_duplicate_and_stale_signals_are_ignored(stack: Stack) -> None:
 
 def test_answer_signalled_to_the_workflow_is_relayed_to_the_hub(stack: Stack) -> None:
     """Someone answers in Temporal's UI or CLI (a signal with a value): the workflow records
-    it in the hub (channel temporal-ui), where a bad value is refused like any other."""
+    it in the hub (channel temporal), where a bad value is refused like any other."""
     handle = stack.start(AskOnce.run, {"prompt": "How many?",
                                      "input": {"kind": "int", "min": 1, "max": 10}})
     event = find_event(stack.hub, stack.key_prefix(handle))
@@ -127,8 +127,10 @@ def test_answer_signalled_to_the_workflow_is_relayed_to_the_hub(stack: Stack) ->
     assert signalled.returncode == 0, signalled.stderr
     assert stack.result(handle)["value"] == 7
     decided = stack.event(event["id"])
-    assert decided["decision"]["channel"] == "temporal-ui"
-    assert decided["decision"]["by"] == "temporal-worker"
+    assert decided["decision"]["channel"] == "temporal"
+    # a signal names nobody: unverified from Temporal, never the worker token's name
+    assert decided["decision"]["by"] == "temporal:unverified"
+    assert decided["decision"]["verified"] is False
     assert decided["decision"]["comment"] == "typed in the UI"
     assert [r["value"] for r in decided["responses"]] == [7]
 

@@ -135,6 +135,27 @@ def test_answer_signalled_to_the_workflow_is_relayed_to_the_hub(stack: Stack) ->
     assert [r["value"] for r in decided["responses"]] == [7]
 
 
+def test_a_signalled_self_approval_under_four_eyes_is_refused_and_audited(stack: Stack) -> None:
+    """A signal names nobody: under four-eyes the hub refuses the relayed approval, audits it,
+    and the workflow waits for a person to answer in the hub."""
+    handle = stack.start(AskOnce.run, {"prompt": "Ship?", "input": {"kind": "approval"},
+                                     "options": {"policy": {"forbid_self_approval": True}}})
+    event = find_event(stack.hub, stack.key_prefix(handle))
+    stack.loop.run(handle.signal("signoff:approve", {"value": True}))
+    deadline = time.monotonic() + 30
+    refused: list[dict[str, Any]] = []
+    while not refused and time.monotonic() < deadline:
+        trail = stack.api("GET", f"/events/{event['id']}/audit").json()["entries"]
+        refused = [e for e in trail if e["action"] == "relay_refused"]
+        time.sleep(0.2)
+    assert [(e["actor"], e["channel"]) for e in refused] == [("temporal:unverified", "temporal")]
+    assert "forbids self-approval" in refused[0]["data"]["reason"]
+    assert stack.event(event["id"])["status"] == "pending"
+    respond(stack, event["id"], True)
+    assert stack.result(handle)["value"] is True
+    assert stack.event(event["id"])["decision"]["verified"] is True
+
+
 def test_signalled_answers_can_be_turned_off(stack: Stack) -> None:
     handle = stack.start(AskOnce.run, {"prompt": "Hub only", "input": {"kind": "approval"},
                                      "options": {"signal_answers": False}})

@@ -88,6 +88,11 @@ class _BaseClient:
         return {"wait": min(max(wait, 0.0), MAX_WAIT)}
 
     @staticmethod
+    def _relay_body(value: Any, comment: str | None, actor: str | None) -> dict[str, Any]:
+        body = {"value": value, "comment": comment}
+        return body if actor is None else {**body, "relayed_by": actor}
+
+    @staticmethod
     def _decision(answer: httpx.Response) -> Decision | None:
         if answer.status_code == 204:
             return None
@@ -174,6 +179,22 @@ class Client(_BaseClient):
         """Answer an event as the token's identity."""
         answer = self._request("POST", f"/api/v1/events/{event_id}/responses",
                                json={"value": value, "comment": comment})
+        return Event.model_validate(answer.json())
+
+    def relay(self, event_id: str, value: Any, comment: str | None = None, *, engine: str,
+              actor: str | None = None) -> Event:
+        """Relay an answer a person gave in ``engine``'s own UI or CLI (a workflow token, on
+        its own event from that engine). The hub records it as given by ``actor`` (the person
+        the engine names) or, without one, as unverified from the engine; never in the
+        token's name.
+
+        Raises:
+            Forbidden: the hub refused the relay (the message says why: the channel, or the
+                relay policy); the refusal is in the event's audit trail.
+        """
+        answer = self._request("POST", f"/api/v1/events/{event_id}/responses",
+                               json=self._relay_body(value, comment, actor),
+                               headers={"X-Signoff-Channel": engine})
         return Event.model_validate(answer.json())
 
     def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:
@@ -289,6 +310,14 @@ class AsyncClient(_BaseClient):
         """Answer an event as the token's identity."""
         answer = await self._request("POST", f"/api/v1/events/{event_id}/responses",
                                      json={"value": value, "comment": comment})
+        return Event.model_validate(answer.json())
+
+    async def relay(self, event_id: str, value: Any, comment: str | None = None, *,
+                    engine: str, actor: str | None = None) -> Event:
+        """See :meth:`Client.relay`."""
+        answer = await self._request("POST", f"/api/v1/events/{event_id}/responses",
+                                     json=self._relay_body(value, comment, actor),
+                                     headers={"X-Signoff-Channel": engine})
         return Event.model_validate(answer.json())
 
     async def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:

@@ -154,6 +154,11 @@ class ResponseCreate(_Frozen):
 
     value: JsonValue = Field(description="The answer, checked against the event's input spec.")
     comment: str | None = Field(default=None, max_length=10_000)
+    relayed_by: str | None = Field(
+        default=None, max_length=128,
+        description="Only when an engine relays an answer given in its own UI or CLI "
+                    "(X-Signoff-Channel: the engine): the person the engine names. "
+                    "Recorded as '<engine>:<name>', unverified by signoff.")
 
 
 class Response(_Frozen):
@@ -166,6 +171,11 @@ class Response(_Frozen):
     comment: str | None = None
     channel: str
     at: datetime
+    relayed_from: str | None = Field(
+        default=None, description="The engine that relayed this answer from its own UI or CLI.")
+    verified: bool = Field(
+        default=True, description="False when signoff did not authenticate the responder "
+                                  "(an engine-relayed answer).")
 
 
 class Decision(_Frozen):
@@ -178,6 +188,11 @@ class Decision(_Frozen):
     channel: str = "api"
     at: datetime
     rule: str | None = Field(default=None, description="The policy rule or tier that decided.")
+    relayed_from: str | None = Field(
+        default=None, description="The engine that relayed the deciding answer, if any.")
+    verified: bool = Field(
+        default=True, description="False when the deciding answer was relayed by an engine "
+                                  "and signoff did not authenticate who gave it.")
 
     @property
     def ok(self) -> bool:

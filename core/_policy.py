@@ -28,8 +28,8 @@ from pydantic import (
 from ._expr import check_condition, evaluate
 from ._inputs import validate_value
 
-__all__ = ["Policy", "PolicyFile", "PolicyFileRule", "Route", "Rule", "Tier", "route", "settle",
-           "tighten"]
+__all__ = ["Policy", "PolicyFile", "PolicyFileRule", "RelayPolicy", "Route", "Rule", "Tier",
+           "relay_refusal", "route", "settle", "tighten"]
 
 Impact = Literal["low", "medium", "high", "critical"]
 
@@ -153,20 +153,63 @@ def route(event: Any) -> Route:
     return Route(action="review")
 
 
-def settle(kind: str, policy: Policy | None,
-           responses: list[Any]) -> tuple[Any, str | None] | None:
+class RelayPolicy(_Frozen):
+    """What unverified answers relayed from an engine's own UI or CLI may do (hub-wide).
+
+    Signoff cannot tell who pressed "resume" in an engine (or whether it was the workflow
+    itself), so by default such an answer decides only what one unknown person may decide.
+    """
+
+    counts_toward_quorum: bool = Field(
+        default=False, description="An unverified relayed approval counts towards a quorum "
+                                   "above one.")
+    satisfies_four_eyes: bool = Field(
+        default=False, description="An unverified relayed answer is accepted on an event whose "
+                                   "policy forbids self-approval.")
+    refused_impacts: list[Impact] = Field(
+        default_factory=lambda: list[Impact](["high", "critical"]),
+        description="Impacts at which an unverified relayed answer is refused.")
+
+
+def relay_refusal(event: Any, relays: RelayPolicy) -> str | None:
+    """Why an unverified relayed answer to ``event`` is refused, or ``None`` to accept it."""
+    if event.impact is not None and event.impact in relays.refused_impacts:
+        return (f"an unverified answer relayed from {event.source.orchestrator} is refused for "
+                f"a {event.impact}-impact event; answer it in the signoff inbox")
+    policy: Policy | None = event.policy
+    if policy is not None and policy.forbid_self_approval and not relays.satisfies_four_eyes:
+        return (f"the policy forbids self-approval, and an unverified answer relayed from "
+                f"{event.source.orchestrator} cannot show it comes from someone other than the "
+                f"requester; answer it in the signoff inbox")
+    return None
+
+
+def settle(kind: str, policy: Policy | None, responses: list[Any], *,
+           requester: str | None = None,
+           relays: RelayPolicy | None = None) -> tuple[Any, str | None] | None:
     """Whether the responses so far decide the event: ``(value, rule)`` or ``None``.
 
     Only approvals have a quorum; any other kind is decided by its first valid answer.
-    Answers from automated deciders (channel ``fallback``) count towards a quorum above one
-    only when the policy allows it.
+    Whatever the channel, an approval counts towards a quorum above one only when it comes from
+    a distinct responder who is not the ``requester`` (when the policy forbids self-approval),
+    not from an automated decider (channel ``fallback`` or ``decider:NAME``) unless the policy
+    allows it, and not unverified (relayed from an engine) unless ``relays`` allows it.
     """
     if not responses:
         return None
     if kind != "approval" or policy is None or policy.quorum == 1:
         return responses[-1].value, None
-    approvers = {r.by for r in responses if r.value is True
-                 and (policy.automation_counts or r.channel != "fallback")}
+    relays = relays or RelayPolicy()
+
+    def counts(r: Any) -> bool:
+        if policy.forbid_self_approval and requester is not None and r.by == requester:
+            return False
+        if not policy.automation_counts and (r.channel == "fallback"
+                                             or r.channel.startswith("decider:")):
+            return False
+        return relays.counts_toward_quorum or getattr(r, "verified", True)
+
+    approvers = {r.by for r in responses if r.value is True and counts(r)}
     rejecters = {r.by for r in responses if r.value is False}
     if rejecters and policy.rejection_rejects:
         return False, "a rejection rejects"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._channels import channel_kind
 from ._errors import Cancelled, Expired, Rejected
 from ._model import Decision, Event, Outcome
 
@@ -62,13 +63,15 @@ def can_answer(identity: Identity, event: Event, channel: str = "api") -> bool:
     """Admins answer everything; reviewers what is assigned to them or unassigned.
 
     A workflow may record an answer to its own event only when it relays one given in its
-    orchestrator's own UI (a channel other than ``api``, ``cli`` and ``web``, e.g.
-    ``prefect-ui``), so the inbox and the audit trail stay true.
+    orchestrator's own UI or CLI: on the engine channel its event's ``source.orchestrator``
+    names (see :mod:`signoff._channels`). Such an answer is never recorded in the workflow's
+    name.
     """
     if identity.role == "admin":
         return True
     if identity.role == "workflow":
-        return event.requested_by == identity.user and channel not in ("api", "cli", "web")
+        return (event.requested_by == identity.user and channel_kind(channel) == "engine"
+                and channel == event.source.orchestrator)
     return identity.role == "reviewer" and is_assigned(identity, event)
 
 
@@ -80,14 +83,16 @@ def can_cancel(identity: Identity, event: Event) -> bool:
 
 
 def response_decision(
-    event: Event, value: Any, by: str, comment: str | None, channel: str, at: datetime
+    event: Event, value: Any, by: str, comment: str | None, channel: str, at: datetime, *,
+    relayed_from: str | None = None, verified: bool = True,
 ) -> Decision:
     """The decision one accepted response makes (``value`` already validated)."""
     if event.input.kind == "approval":
         outcome = Outcome.approved if value else Outcome.rejected
     else:
         outcome = Outcome.answered
-    return Decision(value=value, outcome=outcome, by=by, comment=comment, channel=channel, at=at)
+    return Decision(value=value, outcome=outcome, by=by, comment=comment, channel=channel, at=at,
+                    relayed_from=relayed_from, verified=verified)
 
 
 def timeout_decision(event: Event, at: datetime) -> Decision:

@@ -14,18 +14,30 @@ Every task reads the hub's address and token from ``SIGNOFF_URL`` and ``SIGNOFF_
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flytekit import current_context, task
 
-from signoff import AlreadyDecided, Client, Decision, Event, InvalidInput
+from signoff import (
+    AlreadyAnswered,
+    AlreadyDecided,
+    Client,
+    Decision,
+    Event,
+    Forbidden,
+    InvalidInput,
+)
 
 from ._common import fail_for, request_event
 
 __all__ = ["SETTLE", "WAIT", "create_event", "execution_ids", "signoff_register",
            "signoff_settle_approval", "wait_event"]
 
-UI_CHANNEL = "flyte-ui"
+ENGINE = "flyte"
+"""The engine channel an answer given at a gate in Flyte's UI is relayed to the hub on."""
+
+log = logging.getLogger("signoff.adapters.flyte")
 
 
 def execution_ids() -> tuple[str, str, str]:
@@ -61,18 +73,28 @@ def _coerce(kind: type, value: Any) -> Any:
 
 
 def _settle(event_id: str, gate_value: Any) -> Any:
-    with Client(channel=UI_CHANNEL) as client:
+    with Client() as client:
         event = client.get(event_id)
         if event.decision is None:
-            # the hub decided nothing, so the gate was answered in Flyte's UI: record it there
+            # the hub decided nothing, so the gate was answered in Flyte's UI: relay it there.
+            # Flyte names nobody, so the hub records it as unverified from Flyte.
             try:
-                event = client.respond(event_id, gate_value, comment="answered in Flyte's UI")
-            except AlreadyDecided:
+                event = client.relay(event_id, gate_value, "answered in Flyte's UI",
+                                     engine=ENGINE)
+            except (AlreadyDecided, AlreadyAnswered):
                 event = client.get(event_id)
             except InvalidInput as exc:
                 raise InvalidInput(exc.field, exc.expected, exc.got,
                                    f"signoff step {event.name!r} ({event.id}): the answer given "
                                    f"in Flyte's UI was refused by the hub: {exc}") from None
+            except Forbidden as exc:  # the relay policy: a person must answer in the hub
+                log.error("signoff step %r (%s): the answer given in Flyte's UI was refused by "
+                          "the hub (%s); waiting for an answer in the hub", event.name, event.id,
+                          exc)
+            if event.decision is None:  # refused, or recorded without deciding (a quorum)
+                log.warning("signoff step %r (%s): waiting for the hub's decision", event.name,
+                            event.id)
+                event = event.model_copy(update={"decision": client.wait(event_id)})
         decision: Decision | None = event.decision
         assert decision is not None
         return fail_for(event, decision, approval=event.input.kind == "approval")

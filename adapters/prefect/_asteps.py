@@ -13,9 +13,9 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run, asuspend_flow_run
 from prefect.input import acreate_flow_run_input, adelete_flow_run_input, afilter_flow_run_input
 
-from signoff import AlreadyDecided, AsyncClient, Decision, Event, InvalidInput
+from signoff import AlreadyDecided, AsyncClient, Decision, Event, Forbidden, InvalidInput
 
-from ._common import CHANNEL, input_key, taken_key
+from ._common import CHANNEL, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
 from ._plan import FIRED, Step, disagreement, relay_comment
@@ -32,7 +32,7 @@ async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Deci
             return event.decision
         earlier, fired = await _earlier_answer(step)
         if earlier is not None:
-            return await _resumed_with(step, event, earlier, hub, hub_url, hub_token)
+            return await _resumed_with(step, event, earlier, hub)
         if fired:
             get_run_logger().warning(FIRED, step.place.pause_key, event.id)
             await _taken(step, event)
@@ -49,7 +49,7 @@ async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Deci
         finally:
             slot.lock.release()
         answer = {"value": got.value, "comment": got.comment, **(got.model_extra or {})}
-        return await _resumed_with(step, event, answer, hub, hub_url, hub_token)
+        return await _resumed_with(step, event, answer, hub)
 
 
 async def _pause(step: Step, event: Event) -> Any:
@@ -72,8 +72,8 @@ async def _pause(step: Step, event: Event) -> Any:
         raise
 
 
-async def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: AsyncClient,
-                        hub_url: str | None, hub_token: str | None) -> Decision:
+async def _resumed_with(step: Step, event: Event, answer: dict[str, Any],
+                        hub: AsyncClient) -> Decision:
     """The decision after Prefect resumed the run with ``answer``."""
     marker = answer.get("signoff")
     if isinstance(marker, dict) and marker.get("event_id") == event.id:
@@ -81,21 +81,28 @@ async def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: A
     given = answer.get("value")
     logger = get_run_logger()
     try:
-        async with AsyncClient(hub_url, hub_token, channel=CHANNEL) as relay:
-            relayed = await relay.respond(event.id, given,
-                                          relay_comment(step.place, answer.get("comment")))
+        # Prefect names nobody for a resume: the hub records it as unverified from Prefect
+        relayed = await hub.relay(event.id, given, relay_comment(step.place, answer.get("comment")),
+                            engine=CHANNEL)
     except AlreadyDecided:
         decision = await hub.wait(event.id)
         warning = disagreement(step.place, event, given, decision)
         if warning:
             logger.warning(warning)
         return decision
-    except InvalidInput as exc:
-        logger.warning("event %s: the answer given in Prefect was refused by the hub (%s); "
-                       "waiting for an answer in the hub", event.id, exc)
+    except (InvalidInput, Forbidden) as exc:
+        # a bad value, or an unverified answer the hub's relay policy refuses (four-eyes,
+        # high impact): the refusal is in the event's audit trail; a person answers in the hub
+        logger.error("event %s: the answer given in Prefect was refused by the hub (%s); "
+                     "waiting for an answer in the hub", event.id, exc)
         await _taken(step, event)  # nothing waits in Prefect any more: the resumer need not try
         return await hub.wait(event.id)
-    assert relayed.decision is not None
+    if relayed.decision is None:  # recorded, but an unverified answer cannot make a quorum
+        logger.warning("event %s: the answer given in Prefect was recorded in the hub as "
+                       "unverified and does not decide it alone; waiting for the hub's "
+                       "decision", event.id)
+        await _taken(step, event)
+        return await hub.wait(event.id)
     logger.info("event %s: the answer given in Prefect was recorded in the hub", event.id)
     return relayed.decision
 
@@ -123,7 +130,7 @@ async def _earlier_answer(step: Step) -> tuple[dict[str, Any] | None, bool]:
 async def _taken(step: Step, event: Event) -> None:
     """Tell the hub's resumer that this run took the decision from the hub itself."""
     decision = event.decision
-    if decision is not None and decision.channel == CHANNEL:
+    if decision is not None and from_prefect(decision):
         return
     try:
         await acreate_flow_run_input(taken_key(step.place.pause_key), {"event_id": event.id},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from signoff import Event, SignoffError
+from signoff import Decision, Event, SignoffError
 from signoff.adapters import MissingExtra
 
 __all__ = [
@@ -26,13 +26,23 @@ __all__ = [
     "MissingExtra",
     "NotInFlowRun",
     "check_pause_key",
+    "from_prefect",
     "input_key",
     "run_input_for",
     "taken_key",
 ]
 
-CHANNEL = "prefect-ui"
-"""The channel an answer given in Prefect's own UI or API is recorded under in the hub."""
+CHANNEL = "prefect"
+"""The engine channel an answer given in Prefect's own UI or API is relayed to the hub on. The
+hub records it as relayed from Prefect and unverified (``by="prefect:unverified"``): Prefect
+does not say who resumed a run, and the relaying token is the workflow's own."""
+
+_LEGACY_CHANNEL = "prefect-ui"  # what decisions relayed before channels were facts carry
+
+
+def from_prefect(decision: Decision) -> bool:
+    """True when ``decision`` is an answer given in Prefect itself, relayed to the hub."""
+    return decision.relayed_from == CHANNEL or decision.channel in (CHANNEL, _LEGACY_CHANNEL)
 
 Mode = Literal["pause", "suspend"]
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from signoff import Decision, Event, EventCreate, input_spec
 
-from ._common import CHANNEL
+from ._common import from_prefect
 from ._place import Place, locate
 
 __all__ = [
@@ -163,7 +163,7 @@ def relay_comment(place: Place, comment: Any) -> str:
 
 def disagreement(place: Place, event: Event, given: Any, decision: Decision) -> str | None:
     """The warning to log when Prefect and the hub disagree, or ``None`` when they agree."""
-    if decision.channel == CHANNEL and decision.value == given:
+    if from_prefect(decision) and decision.value == given:
         return None
     if decision.ok and decision.value == given:
         return None

@@ -10,9 +10,9 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import create_flow_run_input, delete_flow_run_input, filter_flow_run_input
 
-from signoff import AlreadyDecided, Client, Decision, Event, InvalidInput
+from signoff import AlreadyDecided, Client, Decision, Event, Forbidden, InvalidInput
 
-from ._common import CHANNEL, input_key, taken_key
+from ._common import CHANNEL, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
 from ._plan import FIRED, Step, disagreement, relay_comment
@@ -29,7 +29,7 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
             return event.decision
         earlier, fired = _earlier_answer(step)
         if earlier is not None:
-            return _resumed_with(step, event, earlier, hub, hub_url, hub_token)
+            return _resumed_with(step, event, earlier, hub)
         if fired:
             get_run_logger().warning(FIRED, step.place.pause_key, event.id)
             _taken(step, event)
@@ -46,7 +46,7 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
         finally:
             slot.lock.release()
         answer = {"value": got.value, "comment": got.comment, **(got.model_extra or {})}
-        return _resumed_with(step, event, answer, hub, hub_url, hub_token)
+        return _resumed_with(step, event, answer, hub)
 
 
 def _pause(step: Step, event: Event) -> Any:
@@ -68,8 +68,7 @@ def _pause(step: Step, event: Event) -> Any:
         raise
 
 
-def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: Client,
-                  hub_url: str | None, hub_token: str | None) -> Decision:
+def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: Client) -> Decision:
     """The decision after Prefect resumed the run with ``answer``."""
     marker = answer.get("signoff")
     if isinstance(marker, dict) and marker.get("event_id") == event.id:
@@ -77,21 +76,28 @@ def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: Client,
     given = answer.get("value")
     logger = get_run_logger()
     try:
-        with Client(hub_url, hub_token, channel=CHANNEL) as relay:
-            relayed = relay.respond(event.id, given,
-                                    relay_comment(step.place, answer.get("comment")))
+        # Prefect names nobody for a resume: the hub records it as unverified from Prefect
+        relayed = hub.relay(event.id, given, relay_comment(step.place, answer.get("comment")),
+                            engine=CHANNEL)
     except AlreadyDecided:
         decision = hub.wait(event.id)
         warning = disagreement(step.place, event, given, decision)
         if warning:
             logger.warning(warning)
         return decision
-    except InvalidInput as exc:
-        logger.warning("event %s: the answer given in Prefect was refused by the hub (%s); "
-                       "waiting for an answer in the hub", event.id, exc)
+    except (InvalidInput, Forbidden) as exc:
+        # a bad value, or an unverified answer the hub's relay policy refuses (four-eyes,
+        # high impact): the refusal is in the event's audit trail; a person answers in the hub
+        logger.error("event %s: the answer given in Prefect was refused by the hub (%s); "
+                     "waiting for an answer in the hub", event.id, exc)
         _taken(step, event)  # nothing waits in Prefect any more: the resumer need not try
         return hub.wait(event.id)
-    assert relayed.decision is not None
+    if relayed.decision is None:  # recorded, but an unverified answer cannot make a quorum
+        logger.warning("event %s: the answer given in Prefect was recorded in the hub as "
+                       "unverified and does not decide it alone; waiting for the hub's "
+                       "decision", event.id)
+        _taken(step, event)
+        return hub.wait(event.id)
     logger.info("event %s: the answer given in Prefect was recorded in the hub", event.id)
     return relayed.decision
 
@@ -124,7 +130,7 @@ def _earlier_answer(step: Step) -> tuple[dict[str, Any] | None, bool]:
 def _taken(step: Step, event: Event) -> None:
     """Tell the hub's resumer that this run took the decision from the hub itself."""
     decision = event.decision
-    if decision is not None and decision.channel == CHANNEL:
+    if decision is not None and from_prefect(decision):
         return
     try:
         create_flow_run_input(taken_key(step.place.pause_key), {"event_id": event.id},

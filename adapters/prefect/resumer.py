@@ -3,7 +3,7 @@
 It runs inside the hub and imports only signoff and httpx, so a hub without Prefect installed
 can resume flows on a Prefect server elsewhere. It speaks Prefect's REST API:
 
-1. A decision recorded from Prefect itself (channel ``prefect-ui``) needs no delivery.
+1. A decision relayed from Prefect itself (channel ``prefect``) needs no delivery.
 2. ``GET /flow_runs/{id}``: if the run waits at this event's pause key, ``POST
    /flow_runs/{id}/resume`` with ``{"run_input": ...}``. Prefect answers 200/201 with a status:
    ``ACCEPT`` is a delivery; ``REJECT`` with a ``FAILED`` state means the pause timed out (final);
@@ -40,7 +40,7 @@ import httpx
 from signoff import Event
 from signoff.resumers import DeliveryFailed, RetryDelivery
 
-from ._common import CHANNEL, MODES, input_key, run_input_for, taken_key
+from ._common import MODES, from_prefect, input_key, run_input_for, taken_key
 
 __all__ = ["PrefectResumer"]
 
@@ -75,7 +75,7 @@ class PrefectResumer:
         """Resume the event's flow run with its decision, or say why it cannot be done."""
         decision = event.decision
         assert decision is not None, "only decided events are delivered"
-        if decision.channel == CHANNEL:
+        if from_prefect(decision):
             return  # answered in Prefect: the flow resumed with it and relayed it here
         if self.api_url is None:
             raise RetryDelivery("the prefect resumer has no api_url: set [resumers.prefect] "

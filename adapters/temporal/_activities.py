@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from signoff import (
+    AlreadyAnswered,
     AlreadyDecided,
     AsyncClient,
     Decision,
@@ -33,7 +34,6 @@ from ._common import (
     CREATE_ACTIVITY,
     RELAY_ACTIVITY,
     SETTLE_ACTIVITY,
-    UI_CHANNEL,
 )
 from ._errors import error_type
 
@@ -131,14 +131,18 @@ class SignoffActivities:
 
     @activity.defn(name=RELAY_ACTIVITY)
     async def relay_answer(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Record an answer signalled to the workflow (channel ``temporal-ui``)."""
+        """Relay an answer signalled to the workflow (channel ``temporal``). A signal names
+        nobody, so the hub records it as unverified from Temporal, never as this worker's token;
+        its relay policy may refuse it (a non-retryable ``signoff.Forbidden`` the workflow logs).
+        """
         event_id = args["event_id"]
-        async with self._client(channel=UI_CHANNEL) as client:
+        async with self._client() as client:
             try:
-                event = await client.respond(event_id, args.get("value"), args.get("comment"))
+                event = await client.relay(event_id, args.get("value"), args.get("comment"),
+                                           engine=CHANNEL)
             except (InvalidInput, Forbidden) as exc:
                 raise _refused(exc) from exc
-            except AlreadyDecided:
+            except (AlreadyDecided, AlreadyAnswered):  # decided, or this relay was recorded
                 event = await client.get(event_id)
         decision = event.decision
         return {"decision": None if decision is None else decision.model_dump(mode="json")}

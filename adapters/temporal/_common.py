@@ -16,7 +16,6 @@ __all__ = [
     "RELAY_ACTIVITY",
     "SETTLE_ACTIVITY",
     "SIGNAL_PREFIX",
-    "UI_CHANNEL",
     "event_key",
     "signal_name",
 ]
@@ -28,7 +27,7 @@ SETTLE_ACTIVITY = "signoff.settle_deadline"
 """Runs when the workflow's own timer passed the deadline before a decision came."""
 
 RELAY_ACTIVITY = "signoff.relay_answer"
-"""Records an answer given as a Temporal signal (UI, CLI) in the hub, channel ``temporal-ui``."""
+"""Relays an answer given as a Temporal signal (UI, CLI) to the hub, channel ``temporal``."""
 
 CANCEL_ACTIVITY = "signoff.cancel_event"
 """Withdraws the event when the workflow itself is cancelled while it waits."""
@@ -37,10 +36,10 @@ SIGNAL_PREFIX = "signoff:"
 """Each event's decision arrives on its own signal, ``signoff:<step name>``."""
 
 CHANNEL = "temporal"
-"""The channel of decisions the workflow made itself; the resumer has nothing to deliver."""
-
-UI_CHANNEL = "temporal-ui"
-"""The channel of answers a person gave by signalling the workflow in Temporal's UI or CLI."""
+"""The engine channel: decisions the workflow made itself (its timer, its cancel) and answers a
+person gave by signalling the workflow in Temporal's UI or CLI, relayed to the hub (recorded
+there as ``by="temporal:unverified"``: a signal names nobody). The workflow already has these,
+so the resumer has nothing to deliver."""
 
 _MAX_KEY = 500  # EventCreate.key's limit
 

@@ -308,7 +308,8 @@ async def approve(
             hub's timeout decision before applying ``on_timeout`` itself.
         task_queue: where signoff's activities run (default: the workflow's task queue).
         signal_answers: accept answers signalled straight to the workflow
-            (``{"value": ...}`` on ``signoff:<name>``), recorded in the hub as ``temporal-ui``.
+            (``{"value": ...}`` on ``signoff:<name>``), relayed to the hub as unverified
+            from ``temporal``.
         **fields: further event fields the hub knows (for instance a ``policy``).
 
     Returns:

@@ -115,9 +115,14 @@ async def get_event(event_id: str, request: Request, who: Caller) -> Response:
                         422: {"description": "The value does not fit the input; nothing stored"}})
 async def respond(event_id: str, body: ResponseCreate, request: Request, who: Caller,
                   channel: Channel = None) -> Response:
-    """Answer an event as the token's identity."""
+    """Answer an event as the token's identity.
+
+    The channel is recorded from how the answer came; a token may claim only the channels its
+    role allows (403 naming the channel and why). An engine relaying an answer given in its own
+    UI claims the engine's channel and may name the person in ``relayed_by``.
+    """
     event = await hub_of(request).respond(who, event_id, body.value, body.comment,
-                                          check_channel(channel, "api"))
+                                          check_channel(channel, "api"), body.relayed_by)
     return _json(event)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -25,10 +24,11 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 
+from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
 from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
 from .._inputs import validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
-from .._policy import route, settle, tighten
+from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
 from .._rules import (
     Identity,
     can_answer,
@@ -156,10 +156,12 @@ class Hub:
         return identity
 
     # events ------------------------------------------------------------------------------
-    async def create(self, who: Identity, body: EventCreate, channel: str) -> tuple[Event, bool]:
+    async def create(self, who: Identity, body: EventCreate,
+                     channel: str | None) -> tuple[Event, bool]:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
         if who.role == "reviewer":
             raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
+        channel = self._channel(who, channel, body.source.orchestrator, who.user)
         check_event_egress(self.settings, self.egress, body)
         now = self.clock()
         fields = body.model_dump()
@@ -246,53 +248,106 @@ class Hub:
         return await self._run(self.store.count_events, status="pending", limit=limit, **scope)
 
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                      channel: str) -> Event:
+                      channel: str | None, relayed_by: str | None = None) -> Event:
         """Answer an event; the first valid answer decides it.
 
+        ``channel`` is the caller's checked claim (``web`` from the inbox); an engine channel
+        makes the answer a relay, recorded in the name of ``relayed_by`` (the person the
+        engine names) or as unverified, never in the caller's.
+
         Raises:
-            NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
+            NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written;
+            a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
         while True:
             try:
-                return await self._write_deciding(self._respond_now, who, event_id, value,
-                                                  comment, channel)
+                event = await self._write_deciding(self._respond_now, who, event_id, value,
+                                                   comment, channel, relayed_by)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
+            except RelayRefused as refused:  # audited, and shown in the event's history
+                await self._write(self.store.record, "relay_refused", actor=refused.by,
+                                  channel=refused.engine, event_id=event_id,
+                                  data={"reason": refused.reason, "relayed_by": refused.by})
+                raise
+            else:
+                await self._note_uncounted(event)
+                return event
+
+    def _channel(self, who: Identity, claim: str | None, orchestrator: str,
+                 owner: str | None) -> str:
+        """The channel recorded for ``who``'s claim on an event of ``orchestrator``."""
+        return claim_channel(who.role, who.user, claim,
+                             bound=self.settings.bound_channels(who.user),
+                             orchestrator=orchestrator, owner=owner)
 
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                     channel: str) -> Event:
+                     claim: str | None, relayed_by: str | None = None) -> Event:
         """Check and store an answer. The checks run inside the store's transaction, on the
         event as it reads it: what they saw is what the answer is written against.
         """
         def answer(event: Event) -> Response:
+            # part 3: the channel is a fact the hub sets; an engine channel is a relay
+            channel = self._channel(who, claim, event.source.orchestrator, event.requested_by)
+            relayed = channel_kind(channel) == "engine"
+            if relayed_by is not None and not relayed:
+                raise InvalidInput("relayed_by", "only with an engine channel (an engine "
+                                   "relaying an answer given in its own UI)", relayed_by)
+            by = relay_by(channel, relayed_by) if relayed else who.user
             if not can_answer(who, event, channel):
-                raise Forbidden(f"{who.user} may not answer event {event_id}")
+                why = (f"; a workflow answers only by relaying, on its own event, an answer "
+                       f"given in {event.source.orchestrator!r}"
+                       if who.role == "workflow" else "")
+                raise Forbidden(f"{who.user} may not answer event {event_id} through channel "
+                                f"{channel!r}{why}")
             if event.status != "pending":
                 raise AlreadyDecided(f"event {event_id} is already {event.status}")
             policy = event.policy
             if (policy is not None and policy.forbid_self_approval
-                    and who.user == event.requested_by):
+                    and who.user == event.requested_by and not relayed):
                 raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
                                 "self-approval")
-            return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
-                            value=validate_value(event.input, value), comment=comment,
-                            channel=channel, at=self.clock())
+            checked = validate_value(event.input, value)
+            if relayed:
+                reason = relay_refusal(event, self.settings.relays)
+                if reason is not None:
+                    raise RelayRefused(f"event {event_id}: {reason}", engine=channel, by=by)
+            return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=by,
+                            value=checked, comment=comment, channel=channel, at=self.clock(),
+                            relayed_from=channel if relayed else None, verified=not relayed)
 
-        return self.store.add_response(event_id, answer, settle=_settler(None),
+        return self.store.add_response(event_id, answer,
+                                       settle=_settler(None, self.settings.relays),
                                        deliver_via=self._route)
+
+    async def _note_uncounted(self, event: Event) -> None:
+        """A relayed approval that left a quorum event pending did not count: say so."""
+        policy = event.policy
+        last = event.responses[-1] if event.responses else None
+        if (event.status != "pending" or policy is None or policy.quorum < 2 or last is None
+                or last.verified or last.value is not True
+                or self.settings.relays.counts_toward_quorum):
+            return
+        await self._write(self.store.record, "policy", actor="policy", channel="hub",
+                          event_id=event.id,
+                          data={"note": f"the unverified approval relayed from "
+                                        f"{last.relayed_from} does not count towards the quorum "
+                                        f"of {policy.quorum}"})
 
     async def _add_response(self, event: Event, response: Response,
                             rule: str | None = None) -> Event:
         via = await self._via(event)
         return await self._write_deciding(self.store.add_response, event.id, response,
-                                          settle=_settler(rule), deliver_via=via)
+                                          settle=_settler(rule, self.settings.relays),
+                                          deliver_via=via)
 
     async def cancel(self, who: Identity, event_id: str, comment: str | None,
-                     channel: str) -> Event:
+                     channel: str | None) -> Event:
         """Cancel a pending event."""
         event = await self._load(event_id)
         if not can_cancel(who, event):
             raise Forbidden(f"{who.user} may not cancel event {event_id}")
+        channel = self._channel(who, channel, event.source.orchestrator, event.requested_by)
         decision = cancel_decision(who.user, comment, channel, self.clock())
         return await self._decide(event, decision, None)
 
@@ -499,29 +554,28 @@ class _ResumerNotLoaded(Exception):
         self.name = name
 
 
-def _settler(rule: str | None) -> Callable[[Event, list[Response]], Decision | None]:
+def _settler(rule: str | None,
+             relays: RelayPolicy) -> Callable[[Event, list[Response]], Decision | None]:
     """The store's question once a response is in: do the responses now decide the event."""
 
     def decide(current: Event, responses: list[Response]) -> Decision | None:
-        settled = settle(current.input.kind, current.policy, responses)
+        settled = settle(current.input.kind, current.policy, responses,
+                         requester=current.requested_by, relays=relays)
         if settled is None:
             return None
         value, settled_rule = settled
         last = responses[-1]
         decision = response_decision(current, value, last.by, last.comment, last.channel,
-                                     last.at)
+                                     last.at, relayed_from=last.relayed_from,
+                                     verified=last.verified)
         return decision.model_copy(update={"rule": settled_rule or rule})
 
     return decide
 
 
-def check_channel(channel: str | None, default: str) -> str:
-    """The channel a caller names (``X-Signoff-Channel``), checked; ``default`` when absent."""
-    if channel is None or channel == "":
-        return default
-    if channel in ("web", "sweeper", "policy") or not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}",
-                                                                    channel):
-        raise InvalidInput("X-Signoff-Channel",
-                           "lower-case letters, digits, - or _ (not web, sweeper or policy)",
-                           channel)
-    return channel
+def check_channel(channel: str | None, default: str | None) -> str | None:
+    """The channel a caller claims (``X-Signoff-Channel``), checked for form and for the
+    channels nobody may claim (see :mod:`signoff._channels`); ``default`` when absent. Whether
+    this caller may claim it on this event is the hub's to decide (:meth:`Hub._channel`).
+    """
+    return check_claim(channel) or default

@@ -31,8 +31,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
-from .._policy import CHANNEL_NAME, PolicyFileRule
+from .._errors import HubError
+from .._policy import CHANNEL_NAME, PolicyFileRule, RelayPolicy
 
 __all__ = ["Settings", "load_settings"]
 
@@ -103,6 +105,35 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = None
     """A file holding the audit key (``SIGNOFF_AUDIT_KEY_FILE``); its text, stripped. Given with
     ``audit_key``, the two must agree."""
+
+    # -- part 3 (channels): reserved channels bound to tokens; unverified relayed answers --
+    channel_bindings: dict[str, list[str]] = Field(default_factory=dict)
+    """Reserved channels bound to users, e.g. ``"decider:risk" = ["risk-bot"]``: those users'
+    tokens may claim the channel, and answer only through it (see :mod:`signoff._channels`).
+    Keys are ``decider:NAME`` or an engine's name; ``api``, ``cli``, ``web`` and the hub's own
+    channels cannot be bound."""
+
+    relays: RelayPolicy = Field(default_factory=RelayPolicy)
+    """What unverified answers relayed from an engine's own UI or CLI may do (``[relays]``):
+    by default they do not count towards a quorum above one, are refused where the policy
+    forbids self-approval, and are refused for high and critical impact."""
+
+    @field_validator("channel_bindings")
+    @classmethod
+    def _bindable(cls, bindings: dict[str, list[str]]) -> dict[str, list[str]]:
+        for channel in bindings:
+            try:
+                check_claim(channel)  # the form, and never web or a hub channel
+            except HubError as exc:
+                raise ValueError(f"channel_bindings: {exc}") from None
+            if channel_kind(channel) not in ("decider", "engine"):
+                raise ValueError(f"channel_bindings: {channel!r} cannot be bound; expected "
+                                 "decider:NAME or an engine's name")
+        return bindings
+
+    def bound_channels(self, user: str) -> tuple[str, ...]:
+        """The reserved channels ``user``'s tokens are bound to, in the settings' order."""
+        return tuple(c for c, users in self.channel_bindings.items() if user in users)
 
     @classmethod
     def settings_customise_sources(

@@ -394,6 +394,34 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.add_response("ev_missing", answer_as("dan"), settle=two_approvals)
 
+    def test_relayed_answers_keep_their_attribution(self, store: Store) -> None:
+        # issue 13, part 3: who relayed an answer, and that nobody verified the person
+        event = make_event(source={"orchestrator": "argo"})
+        store.create_event(event, channel="api")
+        relayed = Response(id="rs_relay", event_id=event.id, by="argo:alice", value=True,
+                           channel="argo", at=T0, relayed_from="argo", verified=False)
+
+        def as_given(current: Event, responses: list[Response]) -> Decision:
+            last = responses[-1]
+            return Decision(value=True, outcome=Outcome.approved, by=last.by,
+                            channel=last.channel, at=T0, relayed_from=last.relayed_from,
+                            verified=last.verified)
+
+        done = store.add_response(event.id, relayed, settle=as_given)
+        stored = store.get_event(event.id)
+        assert stored is not None and done == stored
+        assert stored.responses == [relayed]
+        assert stored.decision is not None
+        assert (stored.decision.relayed_from, stored.decision.verified) == ("argo", False)
+        trail = store.audit(event.id)
+        assert trail[1].data["verified"] is False and trail[1].data["relayed_from"] == "argo"
+        plain = make_event()
+        store.create_event(plain, channel="api")
+        store.decide(plain.id, _approved())
+        decided = store.get_event(plain.id)
+        assert decided is not None and decided.decision is not None
+        assert (decided.decision.relayed_from, decided.decision.verified) == (None, True)
+
     def test_escalation_tiers(self, store: Store) -> None:
         policy = Policy(escalate=[
             Tier(after=timedelta(seconds=60), assignees=["group:leads"]),

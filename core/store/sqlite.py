@@ -185,6 +185,19 @@ _MIGRATIONS: list[str] = [
     CREATE INDEX events_open ON events (status, assigned);
     ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';
     """,
+    # 5 (issue 13, part 3 "channels"): engine-relayed answers are
+    # marked relayed and unverified; the relays recorded before this (channels prefect-ui,
+    # temporal-ui, flyte-ui) move over as relayed from that engine, unverified
+    """
+    ALTER TABLE responses ADD COLUMN relayed_from TEXT;
+    ALTER TABLE responses ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE decisions ADD COLUMN relayed_from TEXT;
+    ALTER TABLE decisions ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+    UPDATE responses SET relayed_from = substr(channel, 1, length(channel) - 3), verified = 0
+        WHERE channel IN ('prefect-ui', 'temporal-ui', 'flyte-ui');
+    UPDATE decisions SET relayed_from = substr(channel, 1, length(channel) - 3), verified = 0
+        WHERE channel IN ('prefect-ui', 'temporal-ui', 'flyte-ui');
+    """,
 ]
 
 
@@ -604,7 +617,8 @@ class SQLiteStore:
                     f"SELECT * FROM responses WHERE event_id IN ({marks}) ORDER BY at", ids):
                 responses[r["event_id"]].append(Response(
                     id=r["id"], event_id=r["event_id"], by=r["by"], value=json.loads(r["value"]),
-                    comment=r["comment"], channel=r["channel"], at=_at(r["at"])))
+                    comment=r["comment"], channel=r["channel"], at=_at(r["at"]),
+                    relayed_from=r["relayed_from"], verified=bool(r["verified"])))
             for r in read(
                     f"SELECT * FROM deliveries WHERE event_id IN ({closed_marks})"
                     " ORDER BY created_at", closed) if closed else ():
@@ -617,7 +631,8 @@ class SQLiteStore:
             d = decisions.get(r["id"])
             decision = None if d is None else Decision(
                 value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
-                comment=d["comment"], channel=d["channel"], at=_at(d["at"]), rule=d["rule"])
+                comment=d["comment"], channel=d["channel"], at=_at(d["at"]), rule=d["rule"],
+                relayed_from=d["relayed_from"], verified=bool(d["verified"]))
             events.append(Event.model_validate({
                 **json.loads(r["body"]),
                 "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],
@@ -767,13 +782,16 @@ class SQLiteStore:
         value = json.dumps(response.value)
         at = _ts(response.at)
         conn.execute(
-            "INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (response.id, event_id, response.by, value, response.comment, response.channel, at))
+            "INSERT INTO responses (id, event_id, by, value, comment, channel, at,"
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (response.id, event_id, response.by, value, response.comment, response.channel, at,
+             response.relayed_from, int(response.verified)))
+        data: dict[str, Any] = {"value": response.value, "comment": response.comment}
+        if response.relayed_from is not None or not response.verified:
+            data.update(relayed_from=response.relayed_from, verified=response.verified)
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
                            event_id=event_id,
-                           data={"value": response.value, "comment": response.comment,
-                                 "row": self._seal(conn, "responses", response.id)},
+                           data={**data, "row": self._seal(conn, "responses", response.id)},
                            at=at)
         return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
@@ -791,14 +809,16 @@ class SQLiteStore:
             raise AlreadyDecided(f"event {event_id} is no longer pending")
         value = json.dumps(decision.value)
         conn.execute(
-            "INSERT INTO decisions (event_id, value, outcome, by, comment, channel, at, rule)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO decisions (event_id, value, outcome, by, comment, channel, at, rule,"
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
-             decision.channel, at, decision.rule))
+             decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified)))
         data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
                                 "row": self._seal(conn, "decisions", event_id)}
         if decision.rule:
             data["rule"] = decision.rule
+        if decision.relayed_from is not None or not decision.verified:
+            data.update(relayed_from=decision.relayed_from, verified=decision.verified)
         delivery = None
         if deliver_via is not None:
             delivery = Delivery(id=f"dl_{uuid.uuid4().hex}", resumer=deliver_via,

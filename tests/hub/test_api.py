@@ -169,17 +169,19 @@ def test_workflow_cannot_answer_through_the_api(api: Any) -> None:
 
 
 def test_workflow_relays_an_orchestrator_ui_answer_on_its_own_event_only(api: Any) -> None:
-    mine = api.create()
-    theirs = api.create("other_flow")
-    relay = {"X-Signoff-Channel": "prefect-ui"}
+    mine = api.create(source={"orchestrator": "prefect"})
+    theirs = api.create("other_flow", source={"orchestrator": "prefect"})
+    relay = {"X-Signoff-Channel": "prefect"}
     assert api("POST", f"/events/{theirs['id']}/responses", "flow", headers=dict(relay),
                json={"value": True}).status_code == 403
     answer = api("POST", f"/events/{mine['id']}/responses", "flow", headers=dict(relay),
                  json={"value": True})
     assert answer.status_code == 200
-    assert answer.json()["decision"]["channel"] == "prefect-ui"
+    decision = answer.json()["decision"]
+    assert (decision["by"], decision["channel"], decision["relayed_from"], decision["verified"]) \
+        == ("prefect:unverified", "prefect", "prefect", False)
     bad = api("POST", f"/events/{theirs['id']}/responses", "admin",
-              headers={"X-Signoff-Channel": "web"}, json={"value": True})
+              headers={"X-Signoff-Channel": "Web!"}, json={"value": True})
     assert bad.status_code == 422 and _error(bad)["field"] == "X-Signoff-Channel"
 
 

@@ -106,7 +106,8 @@ def test_migration_4_keeps_every_row_and_scopes_keys(tmp_path: Path) -> None:
         assert [r[2] for r in conn.execute(f"PRAGMA foreign_key_list({child})")] == ["events"]
     conn.execute("PRAGMA foreign_keys = ON")
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-        conn.execute("INSERT INTO responses VALUES ('rs_x', 'ev_gone', 'a', '1', NULL, 'api', 0)")
+        conn.execute("INSERT INTO responses (id, event_id, by, value, comment, channel, at)"
+                     " VALUES ('rs_x', 'ev_gone', 'a', '1', NULL, 'api', 0)")
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):  # one key per identity
         conn.execute("INSERT INTO events (id, key, name, status, sort_priority, created_at,"
                      " requested_by, assigned, body) VALUES ('ev_dup', 'argo:uid-1:approve',"

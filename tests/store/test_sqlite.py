@@ -158,3 +158,33 @@ def test_a_failed_commit_fails_every_write_of_its_batch(tmp_path: Path) -> None:
     assert store.submit(store.create_event, after, channel="api").result(10)[1] is True
     assert store.verify_audit().ok
     store.close()
+
+
+def test_the_relay_migration_marks_earlier_relays_unverified(tmp_path: Path) -> None:
+    # issue 13, part 3: answers relayed before channels were facts move over as unverified
+    path = tmp_path / "old.db"
+    mine = next(i for i, script in enumerate(_MIGRATIONS) if "relayed_from" in script)
+    conn = sqlite3.connect(path)
+    for script in _MIGRATIONS[:mine]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {mine}")
+    conn.execute("INSERT INTO events (id, name, status, sort_priority, created_at,"
+                 " requested_by, assigned, body) VALUES ('ev_1', 'a', 'decided', 0, 0, 'flow',"
+                 " 0, ?)", ('{"prompt": "p", "input": {"kind": "approval"}, "context": {},'
+                            ' "assignees": [], "priority": "normal", "timeout": null,'
+                            ' "on_timeout": "reject", "source": {}, "labels": {}}',))
+    for table, extra in (("responses", "'rs_1', 'ev_1', "), ("decisions", "'ev_1', ")):
+        columns = "id, event_id" if table == "responses" else "event_id"
+        outcome = "" if table == "responses" else "'approved', "
+        conn.execute(f"INSERT INTO {table} ({columns}, value, "
+                     f"{'outcome, ' if outcome else ''}by, channel, at)"
+                     f" VALUES ({extra}'true', {outcome}'flow', 'prefect-ui', 0)")
+    conn.commit()
+    conn.close()
+    store = open_store(str(path))
+    event = store.get_event("ev_1")
+    store.close()
+    assert event is not None and event.decision is not None
+    for record in (event.responses[0], event.decision):
+        assert (record.relayed_from, record.verified, record.channel) == \
+            ("prefect", False, "prefect-ui")

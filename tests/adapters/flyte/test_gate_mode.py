@@ -3,6 +3,9 @@ Flyte resumer answering gates on a FAKE flyteadmin SignalService (flyteidl's own
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -14,6 +17,8 @@ import httpx
 import pytest
 from flyteidl.core import literals_pb2, types_pb2
 
+from signoff import Client
+from signoff.adapters.flyte._tasks import _settle
 from signoff.testing import HubProcess
 
 from .container import Compiled, binding_literal, compile_workflow, run_container
@@ -214,7 +219,8 @@ def test_a_gate_answered_in_flytes_own_ui_is_recorded_in_the_hub(cluster: Cluste
     assert settled.outputs["o0"] == ui_value
     event = cluster.event(event_id)
     assert event["decision"]["value"] == 7
-    assert event["decision"]["channel"] == "flyte-ui"
+    assert (event["decision"]["channel"], event["decision"]["by"]) == \
+        ("flyte", "flyte:unverified")  # Flyte names nobody: never the workflow token's name
     # a value the hub refuses (out of 1..10) fails the node and says why
     other = run_container(
         compiled.tasks[next(n for n in compiled.tasks if n.endswith("signoff_register"))],
@@ -261,3 +267,30 @@ def test_flyteremote_client_answers_with_approve(tmp_path: Path, compiled: Compi
             simple=types_pb2.BOOLEAN))
         cluster.delivery(event_id, "delivered")
         assert cluster.admin.service.value((*cluster.execution, "publish")).scalar.primitive.boolean
+
+
+def test_a_gate_approved_in_flytes_ui_under_four_eyes_waits_for_the_hub(
+        flow: HubProcess, caplog: pytest.LogCaptureFixture) -> None:
+    """The settle task's relay is unverified: under four-eyes the hub refuses it (audited), the
+    task logs why and waits for a person's answer in the hub."""
+    with Client(flow.url, os.environ["SIGNOFF_TOKEN"]) as client:
+        event = client.create(name="gate", prompt="Go?", source={"orchestrator": "flyte"},
+                              policy={"forbid_self_approval": True})
+    result: list[object] = []
+    settle = threading.Thread(target=lambda: result.append(_settle(event.id, True)))
+    with caplog.at_level(logging.WARNING, logger="signoff.adapters.flyte"):
+        settle.start()
+        with Client(flow.url, flow.admin_token) as admin:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(
+                    e["action"] == "relay_refused" for e in admin.audit(event.id)):
+                time.sleep(0.1)
+            refused = [e for e in admin.audit(event.id) if e["action"] == "relay_refused"]
+            assert [(e["actor"], e["channel"]) for e in refused] == \
+                [("flyte:unverified", "flyte")]
+            assert admin.get(event.id).status == "pending"
+            admin.respond(event.id, True, "checked")
+        settle.join(30)
+    assert result == [True]
+    assert any("refused by the hub" in r.getMessage() and "self-approval" in r.getMessage()
+               for r in caplog.records)

@@ -135,7 +135,7 @@ def test_suspended_flow_answered_in_prefect(runner: Any, prefect_hub: HubProcess
     assert _wait_final(run_id) == "COMPLETED"
     assert _lines(out)[-1]["value"] == 8
     decision = hub_event(prefect_hub, event["id"])["decision"]
-    assert (decision["value"], decision["channel"]) == (8, "prefect-ui")
+    assert (decision["value"], decision["channel"]) == (8, "prefect")
     assert decision["comment"].endswith(": via Prefect")
 
 

@@ -47,4 +47,4 @@ def test_answer_in_prefect_while_the_hub_is_down(fresh_hub: HubProcess) -> None:
     fresh_hub.start()
     assert run.result(60).value == 12
     decision = hub_event(fresh_hub, event["id"])["decision"]
-    assert (decision["value"], decision["channel"]) == (12, "prefect-ui")
+    assert (decision["value"], decision["channel"]) == (12, "prefect")

@@ -37,14 +37,16 @@ def test_answer_in_prefect_is_recorded_in_the_hub(prefect_hub: HubProcess,
     assert run.result(60).value == 6
     stored = hub_event(prefect_hub, event["id"])
     decision = stored["decision"]
+    # Prefect names nobody: relayed, unverified, never in the workflow token's name
     assert (decision["outcome"], decision["value"], decision["channel"], decision["by"]) == (
-        "answered", 6, "prefect-ui", "prefect-flows")
+        "answered", 6, "prefect", "prefect:unverified")
+    assert (decision["relayed_from"], decision["verified"]) == ("prefect", False)
     assert decision["comment"] == (f"answered in Prefect (flow run {run.flow_run_id}, pause "
                                    f"signoff-1): from the UI")
-    assert [(r["channel"], r["value"]) for r in stored["responses"]] == [("prefect-ui", 6)]
+    assert [(r["channel"], r["value"]) for r in stored["responses"]] == [("prefect", 6)]
     audit = httpx.get(f"{prefect_hub.url}/api/v1/events/{event['id']}/audit",
                       headers=prefect_hub.headers()).json()["entries"]
-    assert "prefect-ui" in {entry["channel"] for entry in audit}
+    assert "prefect" in {entry["channel"] for entry in audit}
     # the decision came from Prefect: the resumer has nothing to deliver, and says so
     assert wait_delivery(prefect_hub, event["id"], "delivered")["attempts"] == 1
 
@@ -100,3 +102,28 @@ def test_answer_without_value_in_prefect_waits_for_the_hub(prefect_hub: HubProce
     assert run.result(60).value is True
     # the flow took the decision from the hub and marked it so: nothing failed to deliver
     assert wait_delivery(prefect_hub, event["id"], "delivered")["attempts"] == 1
+
+
+def test_a_self_approval_in_prefect_under_four_eyes_is_refused_and_logged(
+        prefect_hub: HubProcess, flow_token: str) -> None:
+    """Approving in Prefect's UI is unverified: under four-eyes the hub refuses it, audits the
+    refusal, the flow logs it and waits for a person to answer in the hub."""
+    def step() -> bool:
+        return approve("Ship?", hub_url=prefect_hub.url, hub_token=flow_token,
+                       policy={"forbid_self_approval": True})
+
+    run = FlowThread(step, name="ui-four-eyes").start()
+    event = find_event(prefect_hub, run.key_prefix)
+    wait_for_state(run.flow_run_id, "PAUSED")
+    assert resume_in_prefect(run.flow_run_id, {"value": True})["status"] == "ACCEPT"
+    [line] = logged(run.flow_run_id, "the answer given in Prefect was refused by the hub")
+    assert "forbids self-approval" in line
+    stored = hub_event(prefect_hub, event["id"])
+    assert stored["status"] == "pending" and stored["responses"] == []
+    audit = httpx.get(f"{prefect_hub.url}/api/v1/events/{event['id']}/audit",
+                      headers=prefect_hub.headers()).json()["entries"]
+    refused = [e for e in audit if e["action"] == "relay_refused"]
+    assert [(e["actor"], e["channel"]) for e in refused] == [("prefect:unverified", "prefect")]
+    assert respond(prefect_hub, event["id"], True).status_code == 200
+    assert run.result(60).value is True
+    assert hub_event(prefect_hub, event["id"])["decision"]["verified"] is True

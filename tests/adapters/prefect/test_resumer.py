@@ -190,10 +190,10 @@ def test_missing_api_url_is_retried_until_configured() -> None:
         _deliver(None, _event(str(uuid.uuid4())))
 
 
-def test_answer_from_prefect_needs_no_delivery() -> None:
+@pytest.mark.parametrize("channel", ["prefect", "prefect-ui"])  # prefect-ui: before relays
+def test_answer_from_prefect_needs_no_delivery(channel: str) -> None:
     # no API at all: returning without a call is the point
-    _deliver(f"http://127.0.0.1:{free_port()}/api",
-             _event(str(uuid.uuid4()), channel="prefect-ui"))
+    _deliver(f"http://127.0.0.1:{free_port()}/api", _event(str(uuid.uuid4()), channel=channel))
 
 
 def test_auth_settings_are_sent(prefect_api: str) -> None:

@@ -101,7 +101,7 @@ def test_pydantic_model_answered_in_prefect(prefect_hub: HubProcess, flow_token:
     assert accepted["status"] == "ACCEPT"
     assert run.result(60).value == Release(version="2.0", replicas=1, owner=Owner(name="bo"))
     decision = hub_event(prefect_hub, event["id"])["decision"]
-    assert decision["channel"] == "prefect-ui"
+    assert decision["channel"] == "prefect"
     assert decision["value"] == {"version": "2.0", "replicas": 1, "owner": {"name": "bo"}}
 
 

@@ -112,7 +112,7 @@ def test_duplicate_and_stale_signals_are_ignored(stack: Stack) -> None:
 
 def test_answer_signalled_to_the_workflow_is_relayed_to_the_hub(stack: Stack) -> None:
     """Someone answers in Temporal's UI or CLI (a signal with a value): the workflow records
-    it in the hub (channel temporal-ui), where a bad value is refused like any other."""
+    it in the hub (channel temporal), where a bad value is refused like any other."""
     handle = stack.start(AskOnce.run, {"prompt": "How many?",
                                      "input": {"kind": "int", "min": 1, "max": 10}})
     event = find_event(stack.hub, stack.key_prefix(handle))
@@ -127,10 +127,33 @@ def test_answer_signalled_to_the_workflow_is_relayed_to_the_hub(stack: Stack) ->
     assert signalled.returncode == 0, signalled.stderr
     assert stack.result(handle)["value"] == 7
     decided = stack.event(event["id"])
-    assert decided["decision"]["channel"] == "temporal-ui"
-    assert decided["decision"]["by"] == "temporal-worker"
+    assert decided["decision"]["channel"] == "temporal"
+    # a signal names nobody: unverified from Temporal, never the worker token's name
+    assert decided["decision"]["by"] == "temporal:unverified"
+    assert decided["decision"]["verified"] is False
     assert decided["decision"]["comment"] == "typed in the UI"
     assert [r["value"] for r in decided["responses"]] == [7]
+
+
+def test_a_signalled_self_approval_under_four_eyes_is_refused_and_audited(stack: Stack) -> None:
+    """A signal names nobody: under four-eyes the hub refuses the relayed approval, audits it,
+    and the workflow waits for a person to answer in the hub."""
+    handle = stack.start(AskOnce.run, {"prompt": "Ship?", "input": {"kind": "approval"},
+                                     "options": {"policy": {"forbid_self_approval": True}}})
+    event = find_event(stack.hub, stack.key_prefix(handle))
+    stack.loop.run(handle.signal("signoff:approve", {"value": True}))
+    deadline = time.monotonic() + 30
+    refused: list[dict[str, Any]] = []
+    while not refused and time.monotonic() < deadline:
+        trail = stack.api("GET", f"/events/{event['id']}/audit").json()["entries"]
+        refused = [e for e in trail if e["action"] == "relay_refused"]
+        time.sleep(0.2)
+    assert [(e["actor"], e["channel"]) for e in refused] == [("temporal:unverified", "temporal")]
+    assert "forbids self-approval" in refused[0]["data"]["reason"]
+    assert stack.event(event["id"])["status"] == "pending"
+    respond(stack, event["id"], True)
+    assert stack.result(handle)["value"] is True
+    assert stack.event(event["id"])["decision"]["verified"] is True
 
 
 def test_signalled_answers_can_be_turned_off(stack: Stack) -> None:

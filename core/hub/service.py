@@ -41,6 +41,7 @@ from .._rules import (
 from ..resumers import DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, Batching, DueDelivery, Store
 from .escalation import escalate
+from .limits import Limits
 from .notify import Notifier
 from .settings import Settings
 
@@ -72,6 +73,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier = Notifier(settings)
         self._background: set[asyncio.Task[None]] = set()
+        self.limits = Limits(settings, self._count_pending_by)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -174,8 +176,9 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        stored, created = await self._write(self.store.create_event, event, channel=channel,
-                                            decision=decision, notes=notes)
+        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
+            stored, created = await self._write(self.store.create_event, event,
+                                                channel=channel, decision=decision, notes=notes)
         if created:
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
@@ -235,13 +238,20 @@ class Hub:
             scope["visible_to"] = who.principals
         return await self._run(self.store.count_events, status="pending", limit=limit, **scope)
 
+    async def _count_pending_by(self, user: str, limit: int) -> int:
+        """How many pending events ``user`` requested, at most ``limit`` (for the quota)."""
+        return await self._run(self.store.count_events, status="pending", requested_by=user,
+                               limit=limit)
+
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
                       channel: str) -> Event:
         """Answer an event; the first valid answer decides it.
 
         Raises:
-            NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
+            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited: and nothing is
+                written.
         """
+        self.limits.answer(who.user)
         while True:
             try:
                 return await self._write_deciding(self._respond_now, who, event_id, value,
@@ -330,10 +340,11 @@ class Hub:
                 return event.decision
             if wait <= 0:
                 return None
-            try:
-                return await asyncio.wait_for(future, timeout=wait)
-            except asyncio.TimeoutError:
-                return None
+            with self.limits.long_poll(who.user):  # 429 past long_polls_per_token
+                try:
+                    return await asyncio.wait_for(future, timeout=wait)
+                except asyncio.TimeoutError:
+                    return None
         finally:
             waiters.discard(future)
             if not waiters:

@@ -7,6 +7,7 @@ test reaches them in a few requests; one test lifts them with 0.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,6 +117,26 @@ def test_answers_over_the_rate_get_429_and_change_nothing(small: HubProcess) -> 
     answer = httpx.post(f"{small.url}{EVENTS}/{second}/responses", json={"value": True},
                         headers=small.headers(), timeout=30)
     assert answer.status_code == 200
+
+
+def test_an_answer_from_the_web_form_over_the_rate_gets_a_429_page(tmp_path: Path) -> None:
+    with _hub(tmp_path, answer_rate="0.05", answer_burst="1") as hub:
+        flow = hub.token("flow", role="workflow")
+        first, second = (_create(hub, flow).json()["id"] for _ in range(2))
+        with httpx.Client(base_url=hub.url, timeout=30) as browser:
+            assert hub.login_url is not None
+            assert browser.get(hub.login_url).status_code == 303  # the admin's session
+            page = browser.get(f"/events/{first}").text
+            found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+            assert found is not None
+            form = {"csrf": found.group(1), "choice": "approve"}
+            assert browser.post(f"/events/{first}/respond", data=form).status_code == 303
+            refused = browser.post(f"/events/{second}/respond", data=form)
+        assert refused.status_code == 429 and "answer_rate" in refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 20
+        assert refused.headers["content-type"].startswith("text/html")
+        event = httpx.get(f"{hub.url}{EVENTS}/{second}", headers=hub.headers(), timeout=30)
+        assert event.json()["status"] == "pending"
 
 
 # long-polls ----------------------------------------------------------------------------------

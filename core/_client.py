@@ -3,8 +3,11 @@
 Both share :class:`_BaseClient`, which builds requests and reads answers without I/O; the two
 surfaces only send. The base URL and token come from the arguments or ``SIGNOFF_URL`` and
 ``SIGNOFF_TOKEN``. Connection failures are retried with backoff (any call when the request
-never left; reads, waits, and creates with a key also after a broken answer). Errors from the
-hub become the exception classes of :mod:`signoff._errors`, carrying the hub's message.
+never left; reads, waits, and creates with a key also after a broken answer). A hub that says
+"not now" (429 over a per-token limit, 503 unavailable) did nothing, so any call waits its
+``Retry-After`` and tries again while the retry budget lasts; past it, the 429 raises
+:class:`RateLimited` and the 503 :class:`HubUnavailable`. Errors from the hub become the
+exception classes of :mod:`signoff._errors`, carrying the hub's message.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from typing import Any
 
 import httpx
 
-from ._errors import HUB_ERRORS, HubError, HubUnavailable, InvalidInput, WaitTimeout
+from ._errors import (
+    HUB_ERRORS,
+    HubError,
+    HubUnavailable,
+    InvalidInput,
+    RateLimited,
+    WaitTimeout,
+)
 from ._inputs import input_spec
 from ._model import Decision, Event, EventCreate, EventPage
 
@@ -30,6 +40,7 @@ MAX_WAIT = 60.0
 _RETRY_ALWAYS = (httpx.ConnectError, httpx.ConnectTimeout)
 _RETRY_IDEMPOTENT = (*_RETRY_ALWAYS, httpx.ReadError, httpx.RemoteProtocolError,
                      httpx.ReadTimeout, httpx.WriteError)
+_NOT_NOW = (429, 503)  # the hub (or a proxy in front) did nothing: come back later
 
 
 class _BaseClient:
@@ -58,10 +69,24 @@ class _BaseClient:
         body.setdefault("key", f"client:{uuid.uuid4().hex}")
         return body
 
+    @classmethod
+    def _pause_for(cls, answer: httpx.Response, attempt: int, give_up: float) -> float | None:
+        """How long to wait before sending again after a 429 or 503, or ``None`` when the
+        answer is final (any other status, or a wait that would outlast the retry budget).
+        """
+        if answer.status_code not in _NOT_NOW:
+            return None
+        pause = _retry_after(answer.headers.get("retry-after"))
+        if pause is None:
+            pause = cls._backoff(attempt)
+        return pause if time.monotonic() + pause <= give_up else None
+
     @staticmethod
     def _raise_for(answer: httpx.Response) -> None:
         if answer.is_success:
             return
+        if answer.status_code == 503:
+            raise HubUnavailable(f"hub answered 503 (unavailable): {answer.text[:300]}")
         try:
             error = answer.json()["error"]
             code, message = error["code"], error["message"]
@@ -71,6 +96,10 @@ class _BaseClient:
         if cls is InvalidInput:
             raise InvalidInput(error.get("field", "?"), error.get("expected", "?"),
                                error.get("got"), message)
+        if cls is RateLimited:
+            retry_after = _retry_after(answer.headers.get("retry-after"))
+            raise RateLimited(str(error.get("limit", "?")), float(error.get("value") or 0),
+                              int(error.get("retry_after") or retry_after or 1), message)
         if cls is not None:
             raise cls(message)
         raise HubError(f"hub answered {answer.status_code}: {message}")
@@ -143,6 +172,11 @@ class Client(_BaseClient):
                 continue
             except httpx.HTTPError as exc:
                 raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            pause = self._pause_for(answer, attempt, give_up)
+            if pause is not None:
+                time.sleep(pause)
+                attempt += 1
+                continue
             self._raise_for(answer)
             return answer
 
@@ -271,6 +305,11 @@ class AsyncClient(_BaseClient):
                 continue
             except httpx.HTTPError as exc:
                 raise HubUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            pause = self._pause_for(answer, attempt, give_up)
+            if pause is not None:
+                await asyncio.sleep(pause)
+                attempt += 1
+                continue
             self._raise_for(answer)
             return answer
 
@@ -355,3 +394,14 @@ class AsyncClient(_BaseClient):
         answer = await self._request("GET", f"/api/v1/events/{event_id}/audit")
         entries: builtins.list[dict[str, Any]] = answer.json()["entries"]
         return entries
+
+
+def _retry_after(header: str | None) -> float | None:
+    """``Retry-After`` in seconds (the delta form; the hub never sends a date), or ``None``."""
+    if header is None:
+        return None
+    try:
+        seconds = float(header.strip())
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), 3600.0) if seconds == seconds else None

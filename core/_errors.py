@@ -9,7 +9,8 @@ SignoffError
 │   ├── NotFound               404  no such event
 │   ├── AlreadyDecided         409  the event is decided or cancelled; nothing was changed
 │   ├── AlreadyAnswered        409  this responder already answered (quorum events)
-│   └── PayloadTooLarge        413
+│   ├── PayloadTooLarge        413
+│   └── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
 └── DecisionError              a decision the workflow cannot continue with as a value
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "Rejected",
     "SignoffError",
     "Unauthenticated",
@@ -65,6 +67,10 @@ class HubError(SignoffError):
     def to_dict(self) -> dict[str, Any]:
         """The JSON body the hub answers with."""
         return {"error": {"code": self.code, "message": self.message}}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (none by default)."""
+        return {}
 
 
 class InvalidInput(HubError):
@@ -128,10 +134,39 @@ class PayloadTooLarge(HubError):
     code = "payload_too_large"
 
 
+class RateLimited(HubError):
+    """A per-token limit was reached; nothing was done. Try again after ``retry_after`` seconds.
+
+    ``limit`` names the setting that was reached (e.g. ``create_rate``) and ``value`` is its
+    value, so an operator knows which knob to turn.
+    """
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, limit: str, value: float, retry_after: int,
+                 message: str | None = None) -> None:
+        self.limit = limit
+        self.value = value
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message or f"{limit} ({value:g}) reached; retry after "
+                                    f"{self.retry_after} s")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body, naming the limit, its value and when to retry."""
+        body = super().to_dict()
+        body["error"].update(limit=self.limit, value=self.value, retry_after=self.retry_after)
+        return body
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After``, in whole seconds."""
+        return {"Retry-After": str(self.retry_after)}
+
+
 HUB_ERRORS: dict[str, type[HubError]] = {
     cls.code: cls
     for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided,
-                AlreadyAnswered, PayloadTooLarge)
+                AlreadyAnswered, PayloadTooLarge, RateLimited)
 }
 
 

@@ -2,6 +2,8 @@
 
 One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz`` and the
 OpenAPI document. Errors render by where they happen: JSON under ``/api``, a page elsewhere.
+Every answer carries the security headers and HEAD works wherever GET does
+(:mod:`signoff.hub.pages`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._errors import HubError, InvalidInput, PayloadTooLarge
 from ..store import Store
 from .audit_key import open_hub_store
+from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
 
@@ -54,30 +57,13 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-class SafeHeaders:
-    """``Cache-Control: no-store`` and ``nosniff`` on every answer (a plain ASGI wrapper: the
-    decorator-style middleware costs a task and a copy per request).
+class _HubApp(FastAPI):
+    """FastAPI with the security headers and HEAD outside everything, the 500 page included
+    (``add_middleware`` would put them inside Starlette's error middleware).
     """
 
-    _ADD = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in self._ADD if k not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(HeadAsGet(super().build_middleware_stack()))
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -113,12 +99,14 @@ def create_app(settings: Settings, store: Store | None = None,
             if owned:
                 the_store.close()
 
-    app = FastAPI(
+    app = _HubApp(
         title="signoff hub",
         version="1",
         description="Human approval and input steps for workflows: events, responses, "
                     "decisions. Every call needs `Authorization: Bearer TOKEN`.",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc from a CDN: see settings.api_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = the_store
@@ -126,8 +114,10 @@ def create_app(settings: Settings, store: Store | None = None,
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse(exc.to_dict(), status_code=exc.status)
-        return web.error_page(request, exc)
+            return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers())
+        page = web.error_page(request, exc)
+        page.headers.update(exc.headers())
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
@@ -145,10 +135,15 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(app.router.routes, request.scope)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": {"code": "http_error", "message": str(exc.detail)}},
-                                status_code=exc.status_code, headers=exc.headers)
-        return web.status_page(exc.status_code, str(exc.detail))
+                                status_code=exc.status_code, headers=headers)
+        page = web.status_page(exc.status_code, str(exc.detail))
+        page.headers.update(headers)
+        return page
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
@@ -159,6 +154,7 @@ def create_app(settings: Settings, store: Store | None = None,
 
     app.include_router(api.router)
     app.include_router(web.router)
+    if settings.api_docs:
+        app.include_router(docs_router())
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(SafeHeaders)
     return app

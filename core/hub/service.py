@@ -43,6 +43,7 @@ from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, Batching, DueDelivery, Store
 from .egress import check_event_egress
 from .escalation import escalate
+from .limits import Limits
 from .notify import Notifier
 from .settings import Settings
 
@@ -76,6 +77,7 @@ class Hub:
         self._background: set[asyncio.Task[None]] = set()
         self.egress = settings.egress_guard()
         self._deciders: dict[str, Decider] = {}
+        self.limits = Limits(settings, self._count_pending_by)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -185,8 +187,9 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        stored, created = await self._write(self.store.create_event, event, channel=channel,
-                                            decision=decision, notes=notes)
+        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
+            stored, created = await self._write(self.store.create_event, event,
+                                                channel=channel, decision=decision, notes=notes)
         if created:
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
@@ -247,6 +250,11 @@ class Hub:
             scope["visible_to"] = who.principals
         return await self._run(self.store.count_events, status="pending", limit=limit, **scope)
 
+    async def _count_pending_by(self, user: str, limit: int) -> int:
+        """How many pending events ``user`` requested, at most ``limit`` (for the quota)."""
+        return await self._run(self.store.count_events, status="pending", requested_by=user,
+                               limit=limit)
+
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
                       channel: str | None, relayed_by: str | None = None) -> Event:
         """Answer an event; the first valid answer decides it.
@@ -256,9 +264,10 @@ class Hub:
         engine names) or as unverified, never in the caller's.
 
         Raises:
-            NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written;
-            a refused relay (:class:`RelayRefused`) is written to the audit trail only.
+            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited: and nothing is
+            written; a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
+        self.limits.answer(who.user)
         while True:
             try:
                 event = await self._write_deciding(self._respond_now, who, event_id, value,
@@ -395,10 +404,11 @@ class Hub:
                 return event.decision
             if wait <= 0:
                 return None
-            try:
-                return await asyncio.wait_for(future, timeout=wait)
-            except asyncio.TimeoutError:
-                return None
+            with self.limits.long_poll(who.user):  # 429 past long_polls_per_token
+                try:
+                    return await asyncio.wait_for(future, timeout=wait)
+                except asyncio.TimeoutError:
+                    return None
         finally:
             waiters.discard(future)
             if not waiters:

@@ -135,6 +135,30 @@ class Settings(BaseSettings):
         """The reserved channels ``user``'s tokens are bound to, in the settings' order."""
         return tuple(c for c, users in self.channel_bindings.items() if user in users)
 
+    # --- limits and pages (issue 13, part 6) ---
+    create_rate: float = Field(default=50.0, ge=0)
+    """Events one token may create per second, sustained; 0 lifts the limit."""
+
+    create_burst: int = Field(default=200, ge=1)
+    """Creations one token may make at once before ``create_rate`` applies."""
+
+    answer_rate: float = Field(default=50.0, ge=0)
+    """Answers one token may give per second, sustained (API and web); 0 lifts the limit."""
+
+    answer_burst: int = Field(default=200, ge=1)
+    """Answers one token may give at once before ``answer_rate`` applies."""
+
+    pending_per_token: int = Field(default=10_000, ge=0)
+    """Pending events one token may have at a time; more creations get 429. 0 lifts it."""
+
+    long_polls_per_token: int = Field(default=100, ge=0)
+    """Decision long-polls one token may hold parked at once; 0 lifts the limit."""
+
+    api_docs: bool = False
+    """Serve the interactive API docs at ``/docs`` (Swagger UI from the ``swagger-ui-bundle``
+    package, never a CDN; needs ``pip install 'signoff[docs]'``). ``/openapi.json`` is always
+    served."""
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -44,16 +44,11 @@ PAGE_SIZE = 50
 COUNT_LIMIT = 1000
 """The inbox counts pending events up to here, then shows "1,000+": a count walks an index."""
 _HERE = Path(__file__).parent
-# No script runs on these pages, so none is allowed; styles come from our own route only.
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'none'; object-src 'none'; "
-                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+# No script runs on these pages: the CSP every answer carries (pages.SecurityHeaders) says so.
 _STATIC_TYPES = {"signoff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
 _TITLES = {403: "Not allowed", 404: "Not found", 405: "Method not allowed",
-           409: "Already decided", 413: "Too large", 422: "Not accepted"}
+           409: "Already decided", 413: "Too large", 422: "Not accepted",
+           429: "Too many requests"}
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -105,11 +100,11 @@ _templates.globals["static"] = _static_url
 def _page(template: str, code: int = 200, /, **context: Any) -> HTMLResponse:
     context.setdefault("session", None)
     html = _templates.get_template(template).render(**context)
-    return HTMLResponse(html, status_code=code, headers=_HEADERS)
+    return HTMLResponse(html, status_code=code)
 
 
 def _redirect(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303, headers=_HEADERS)
+    return RedirectResponse(url, status_code=303)
 
 
 def error_page(request: Request, exc: HubError) -> Response:

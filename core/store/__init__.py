@@ -6,10 +6,20 @@
 
 from __future__ import annotations
 
-from ._protocol import AuditEntry, AuditReport, Batching, DueDelivery, Store
+from ._protocol import (
+    AuditEntry,
+    AuditReport,
+    Batching,
+    DueDelivery,
+    SessionInfo,
+    Store,
+    TokenInfo,
+    token_id,
+)
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "SQLiteStore", "SessionInfo",
+           "Store", "TokenInfo", "open_store", "token_id"]
 
 
 def open_store(url: str) -> Store:

@@ -17,7 +17,6 @@ import asyncio
 import builtins
 import logging
 import re
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 
-from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
+from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
 from .._inputs import validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import route, settle, tighten
@@ -40,6 +39,7 @@ from .._rules import (
 )
 from ..resumers import DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, Batching, DueDelivery, Store
+from .access import Access
 from .escalation import escalate
 from .notify import Notifier
 from .settings import Settings
@@ -64,7 +64,6 @@ class Hub:
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
-        self._tokens: dict[str, tuple[Identity, float]] = {}
         self._resumers: dict[str, Resumer | None] = {}
         self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
@@ -72,6 +71,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier = Notifier(settings)
         self._background: set[asyncio.Task[None]] = set()
+        self.access = Access(self)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -128,24 +128,12 @@ class Hub:
 
     # identity ----------------------------------------------------------------------------
     async def authenticate(self, token: str | None) -> Identity:
-        """The identity behind a bearer token.
+        """The identity behind an active bearer token (see :class:`~.access.Access`).
 
         Raises:
-            Unauthenticated: no token, or an unknown one.
+            Unauthenticated: no token, an unknown one, or one revoked or expired.
         """
-        if not token:
-            raise Unauthenticated("an API token is required (Authorization: Bearer TOKEN)")
-        cached = self._tokens.get(token)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        identity = await self._read_one(self.store.identity_for, token)
-        if identity is None:
-            raise Unauthenticated("unknown API token")
-        if len(self._tokens) > 10_000:
-            self._tokens.clear()
-        self._tokens[token] = (identity, now + self.settings.token_cache_seconds)
-        return identity
+        return (await self.access.token(token)).identity
 
     # events ------------------------------------------------------------------------------
     async def create(self, who: Identity, body: EventCreate, channel: str) -> tuple[Event, bool]:

@@ -63,7 +63,10 @@ def parse_expires(text: str, now: datetime | None = None) -> datetime:
     text = text.strip()
     span = _SPAN.fullmatch(text)
     if span:
-        at = now + timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        delta = timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
+        if delta > timedelta(days=MAX_TOKEN_DAYS):  # checked before adding: no overflow
+            raise InvalidInput("expires", f"at most {MAX_TOKEN_DAYS} days ahead", text)
+        at = now + delta
     else:
         try:
             at = datetime.fromisoformat(text)

@@ -313,7 +313,8 @@ def test_token_create_list_revoke_on_the_cli(hub: HubProcess) -> None:
 
 @pytest.mark.parametrize(("expires", "says"), [
     ("soon", "a span like 90m"), ("0d", "a span like 90m"), ("2001-01-01", "in the future"),
-    ("9999d", "at most 730 days ahead"), ("2999-01-01", "at most 730 days ahead")])
+    ("9999d", "at most 730 days ahead"), ("999999w", "at most 730 days ahead"),
+    ("2999-01-01", "at most 730 days ahead")])
 def test_cli_expiry_is_bounded(hub: HubProcess, expires: str, says: str) -> None:
     before = len(cli(hub, "token", "list").stdout.splitlines())
     refused = cli(hub, "token", "create", "--user", "x", "--expires", expires)

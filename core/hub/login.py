@@ -23,6 +23,7 @@ from .web import (
     _login_nonce,
     _page,
     _redirect,
+    _replace_session,
     _set_login_nonce,
     _set_session,
 )
@@ -58,6 +59,7 @@ async def use_login_link(code: Code, request: Request,
     if used is None:
         return _page("login_link.html", 401, user=None, csrf="", message=_SPENT)
     session_id, _ = used
+    await _replace_session(request)
     response = _redirect("/")
     _set_session(request, response, session_id)
     return response

@@ -179,6 +179,13 @@ async def _posted(request: Request, session: _Session) -> FormData:
     return form
 
 
+async def _replace_session(request: Request) -> None:
+    """Signing in again ends the session this browser had (no orphan sessions left behind)."""
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await _hub(request).access.sign_out(old)
+
+
 def _set_session(request: Request, response: Response, session_id: str) -> None:
     """The session cookie: only the session's random id; the session itself is in the store."""
     response.set_cookie(SESSION_COOKIE, session_id,
@@ -253,6 +260,7 @@ async def login(request: Request, token: Annotated[str, Form(max_length=500)] = 
     except Unauthenticated:
         return await _login_page(request, 401, "That token is not known to this hub (or it "
                                                "was revoked or has expired).", next)
+    await _replace_session(request)
     response = _redirect(_safe_next(next))
     _set_session(request, response, session_id)
     return response

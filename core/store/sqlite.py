@@ -158,6 +158,7 @@ _MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     );
     CREATE INDEX sessions_token ON sessions (token_id);
+    CREATE INDEX sessions_expiry ON sessions (expires_at);
     CREATE TABLE login_links (
         hash TEXT PRIMARY KEY,                -- SHA-256 of the one-time code
         token_id TEXT NOT NULL REFERENCES tokens (id),
@@ -165,6 +166,7 @@ _MIGRATIONS: list[str] = [
         expires_at REAL NOT NULL
     );
     CREATE INDEX login_links_token ON login_links (token_id);
+    CREATE INDEX login_links_expiry ON login_links (expires_at);
     """,
 ]
 

@@ -205,6 +205,17 @@ def test_logout_ends_the_session_in_the_store(hub: HubProcess) -> None:
     assert me(hub, session) == 401  # a session id is no API token, before or after
 
 
+def test_signing_in_again_ends_the_previous_session(hub: HubProcess) -> None:
+    with sign_in(hub, "ada") as browser:
+        first = browser.cookies["signoff_session"]
+        link = new_link(hub, "bea")
+        assert browser.post(link, data={"csrf": confirm_page(browser, link)}).status_code == 303
+        assert browser.cookies["signoff_session"] != first
+        assert "Signed in as <strong>bea</strong>" in browser.get("/").text
+    with httpx.Client(base_url=hub.url, cookies={"signoff_session": first}) as kept:
+        assert kept.get("/").headers["location"] == "/login"
+
+
 def test_sessions_work_on_every_replica(hub: HubProcess) -> None:
     replica = HubProcess(hub.database)  # a second hub on the same store
     replica.admin_token = hub.admin_token

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,10 @@ from ._errors import SignoffError
 from ._inputs import parse_text
 from ._model import Event
 from ._rules import Identity
+
+if TYPE_CHECKING:
+    from .hub.settings import Settings
+    from .store import Store
 
 __all__ = ["main"]
 
@@ -87,7 +91,7 @@ def token() -> None:
     """API tokens (written straight into the hub's database)."""
 
 
-def _token_store(database: str | None, config: str | None) -> tuple[Any, Any]:
+def _token_store(database: str | None, config: str | None) -> tuple[Settings, Store]:
     """The hub's settings and its store, opened straight on the database."""
     from .hub.settings import load_settings
     from .store import open_store
@@ -133,8 +137,8 @@ def token_create(user: str, groups: tuple[str, ...], role: str, name: str | None
         raise click.BadParameter(exc.message, param_hint="--expires") from None
     settings, store = _token_store(database, config)
     try:
-        minted = store.create_token(Identity(user=user, groups=groups, role=role),  # type: ignore[arg-type]
-                                    name=name, expires_at=expires_at, actor="admin",
+        who = Identity(user=user, groups=groups, role=role)  # type: ignore[arg-type]
+        minted = store.create_token(who, name=name, expires_at=expires_at, actor="admin",
                                     channel="cli")
         link = make_link(settings, store, token_id(minted)) if login_link else None
     finally:

@@ -5,8 +5,9 @@ right widget for its input, its history) and ``/login``. A browser session lives
 (see :mod:`.login` for one-time login links); the HttpOnly cookie holds only the session's
 random id, never the API token, and logout deletes the session. ``/?token=...`` no longer
 signs in (a token in a URL stays in history and logs): it sends the browser to ``/login``.
-Every POST carries the session's CSRF token and nothing changes on GET. Templates escape everything they show, and the pages run
-no JavaScript at all, which the Content-Security-Policy enforces.
+Every POST carries the session's CSRF token and nothing changes on GET. Templates escape
+everything they show, and the pages run no JavaScript at all, which the
+Content-Security-Policy enforces.
 """
 
 from __future__ import annotations

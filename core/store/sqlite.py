@@ -833,7 +833,8 @@ class SQLiteStore:
             created_at=_at(r["created_at"]), expires_at=_dt(r["expires_at"]),
             last_used_at=_dt(r["last_used_at"]), revoked_at=_dt(r["revoked_at"]))
 
-    _TOKEN_COLUMNS = "id, user, groups, role, name, created_at, expires_at, last_used_at, revoked_at"
+    _TOKEN_COLUMNS = ("id, user, groups, role, name, created_at, expires_at, last_used_at,"
+                      " revoked_at")
 
     def find_token(self, token: str) -> TokenInfo | None:
         """What is known about a token, whatever its state."""

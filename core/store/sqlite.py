@@ -879,8 +879,13 @@ class SQLiteStore:
         return self._token_info(rows[0])
 
     def token_generation(self) -> int:
-        """Moves on at every revocation."""
-        return int(self._read("SELECT value FROM token_generation")[0][0])
+        """Moves on at every revocation. Read on every request: the shortest path to the
+        calling thread's reader connection.
+        """
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._in_batch():
+            return int(self._read("SELECT value FROM token_generation")[0][0])
+        return int(conn.execute("SELECT value FROM token_generation").fetchone()[0])
 
     def touch_tokens(self, used: dict[str, datetime]) -> None:
         """Record last use; never moves a time backwards."""

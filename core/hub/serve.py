@@ -37,6 +37,8 @@ def main(config: str | None = None, **overrides: Any) -> None:
         print(f"signoff: a new hub. Open the inbox with this one-time link (it signs you in as"
               f" admin; it works once, within {minutes:g} min):", flush=True)
         print(f"    {login_link(settings, store, token_id(token))}", flush=True)
+        print(f"signoff: a fresh link later: signoff token create --user admin --role admin"
+              f" --login-link --db {settings.database}", file=sys.stderr, flush=True)
     print(f"signoff: serving on {settings.base_url} (database {settings.database})",
           file=sys.stderr, flush=True)
     _raise_open_files()

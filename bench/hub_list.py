@@ -5,7 +5,7 @@
    input kinds, creation times over 30 days, and assignees (nobody, one of 200 users, one of
    20 groups, or both). ``--dir`` with an already filled store skips this.
 2. Start the hub on it and, one request at a time, time ``--requests`` fetches of each:
-   the web inbox ``GET /`` signed in (``/?token=...`` sets the ``signoff_session`` cookie) as
+   the web inbox ``GET /`` signed in (the token pasted on ``/login`` starts a session) as
    the admin and as a reviewer with two groups; ``GET /api/v1/events?status=pending&limit=50``
    with the admin's and that reviewer's token; and the 2nd and 10th API page by cursor.
    Each answer is checked (status, 50 rows, pending only, urgent-then-oldest order, only
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -160,10 +161,12 @@ async def _time(label: str, fetch: Callable[[], Awaitable[httpx.Response]],
 
 
 async def _login(http: httpx.AsyncClient, token: str) -> bool:
-    answer = await http.get("/", params={"token": token})
-    if answer.status_code in (302, 303, 307) and "signoff_session" in http.cookies:
-        return True
-    return False
+    form = await http.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    if csrf is None:
+        return False
+    answer = await http.post("/login", data={"token": token, "csrf": csrf.group(1)})
+    return answer.status_code in (302, 303, 307) and "signoff_session" in http.cookies
 
 
 async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: int,
@@ -202,7 +205,7 @@ async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: in
         for who, token in (("admin", admin), ("reviewer", reviewer)):
             async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
                 if not await _login(browser, token):
-                    report.note(f"inbox: /?token= did not sign the {who} in (no "
+                    report.note(f"inbox: /login did not sign the {who} in (no "
                                 "signoff_session cookie); inbox not measured")
                     results[f"inbox {who} first page"] = "not available"
                     continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -19,6 +20,7 @@ from ._model import Event
 from ._rules import Identity
 
 if TYPE_CHECKING:
+    from .hub.settings import Settings
     from .store import Store
 
 __all__ = ["main"]
@@ -89,33 +91,121 @@ def token() -> None:
     """API tokens (written straight into the hub's database)."""
 
 
-@token.command("create")
-@click.option("--user", required=True, help="The identity the token stands for.")
-@click.option("--group", "groups", multiple=True, help="A group (repeat for more).")
-@click.option("--role", type=click.Choice(["workflow", "reviewer", "admin"]), default="reviewer",
-              show_default=True)
-@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
-@click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
-def token_create(user: str, groups: tuple[str, ...], role: str, database: str | None,
-                 config: str | None) -> None:
-    """Mint a token; it is printed once, alone on the last line, and stored hashed."""
+def _token_store(database: str | None, config: str | None) -> tuple[Settings, Store]:
+    """The hub's settings and its store, opened straight on the database."""
     from .hub.audit_key import open_hub_store
     from .hub.settings import load_settings
     from .store import AuditKeyError
 
     settings = load_settings(config, database=database)
-    try:  # the audit key the hub uses: token_created is audited
+    try:  # the audit key the hub uses: token changes are audited under it
         store, _ = open_hub_store(settings)
     except AuditKeyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    return settings, store
+
+
+_DB = click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+_CONFIG = click.option("--config", type=click.Path(dir_okay=False), default=None,
+                       envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
+
+
+@token.command("create")
+@click.option("--user", required=True, help="The identity the token stands for.")
+@click.option("--group", "groups", multiple=True, help="A group (repeat for more).")
+@click.option("--role", type=click.Choice(["workflow", "reviewer", "admin"]), default="reviewer",
+              show_default=True)
+@click.option("--name", default=None, help="What the token is for (shown in `token list`).")
+@click.option("--expires", default=None, metavar="WHEN",
+              help="Expiry: a span (90m, 12h, 30d, 2w) or a date (2027-01-01, UTC); at most "
+                   "730 days ahead. Default: never.")
+@click.option("--login-link", is_flag=True,
+              help="Print a one-time login link for a browser instead of the token (reviewer "
+                   "and admin tokens; the token's secret is then never shown).")
+@_DB
+@_CONFIG
+def token_create(user: str, groups: tuple[str, ...], role: str, name: str | None,
+                 expires: str | None, login_link: bool, database: str | None,
+                 config: str | None) -> None:
+    """Mint a token; it is printed once, alone on the last line, and stored hashed."""
+    from ._errors import InvalidInput
+    from .hub.access import login_link as make_link
+    from .hub.access import parse_expires
+    from .store import token_id
+
+    if login_link and role == "workflow":
+        raise click.BadParameter("login links are for reviewer and admin tokens",
+                                 param_hint="--login-link")
     try:
-        minted = store.create_token(Identity(user=user, groups=groups, role=role))  # type: ignore[arg-type]
+        expires_at = parse_expires(expires) if expires is not None else None
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.message, param_hint="--expires") from None
+    settings, store = _token_store(database, config)
+    try:
+        who = Identity(user=user, groups=groups, role=role)  # type: ignore[arg-type]
+        minted = store.create_token(who, name=name, expires_at=expires_at, actor="admin",
+                                    channel="cli")
+        link = make_link(settings, store, token_id(minted)) if login_link else None
     finally:
         store.close()
-    click.echo(f"token for {user} ({role}{', groups ' + ', '.join(groups) if groups else ''}):",
-               err=True)
-    click.echo(minted)
+    click.echo(f"token {token_id(minted)} for {user} ({role}"
+               f"{', groups ' + ', '.join(groups) if groups else ''}"
+               f"{', expires ' + _when(expires_at) if expires_at else ''}):", err=True)
+    if link is not None:
+        minutes = settings.login_link_seconds / 60
+        click.echo(f"one-time login link (works once, within {minutes:g} min):", err=True)
+        click.echo(link)
+    else:
+        click.echo(minted)
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+@token.command("list")
+@_DB
+@_CONFIG
+def token_list(database: str | None, config: str | None) -> None:
+    """Every token (never a secret): id, user, role, groups, created, expires, last used, state.
+
+    Times are UTC.
+    """
+    _, store = _token_store(database, config)
+    try:
+        tokens = store.list_tokens()
+    finally:
+        store.close()
+    now = datetime.now(timezone.utc)
+    rows = [("ID", "USER", "ROLE", "GROUPS", "NAME", "CREATED", "EXPIRES", "LAST USED", "STATE")]
+    rows += [(t.id, t.identity.user, t.identity.role, ",".join(t.identity.groups) or "-",
+              t.name or "-", _when(t.created_at), _when(t.expires_at), _when(t.last_used_at),
+              t.state(now)) for t in tokens]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@_DB
+@_CONFIG
+def token_revoke(token_id: str, database: str | None, config: str | None) -> None:
+    """Revoke the token TOKEN_ID (see `token list`): it gets 401 from its next request on, also
+    on a running hub, and its browser sessions end.
+    """
+    from ._errors import NotFound
+
+    _, store = _token_store(database, config)
+    try:
+        info = store.revoke_token(token_id, actor="admin", channel="cli")
+    except NotFound:
+        raise click.ClickException(f"no token {token_id} (see `signoff token list`)") from None
+    finally:
+        store.close()
+    click.echo(f"token {info.id} of {info.identity.user} revoked at {_when(info.revoked_at)}")
 
 
 @main.command("list")

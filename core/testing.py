@@ -27,7 +27,7 @@ import httpx
 
 __all__ = ["HubProcess", "free_port"]
 
-_LOGIN = re.compile(r"\?token=(\S+)")
+_LOGIN = re.compile(r"(http\S+/login/link/\S+)")
 
 
 def free_port() -> int:
@@ -49,7 +49,10 @@ class HubProcess:
         self.env = {**os.environ, **(env or {})}
         self.config = config
         self.admin_token: str | None = None
+        """An admin API token (minted by :meth:`start` on a fresh store)."""
         self.login_url: str | None = None
+        """The one-time login link the hub printed on a fresh store (signs a browser in as
+        admin, once)."""
         self.process: subprocess.Popen[str] | None = None
         self.log_path = Path(self.database + f".{self.port}.log")
 
@@ -65,14 +68,15 @@ class HubProcess:
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         if self.admin_token is None:
-            # a fresh store prints the admin login URL first, then nothing more on stdout
+            # a fresh store prints the admin's one-time login link first, then nothing more on
+            # stdout; the tests' own admin API token is minted beside it
             line = self.process.stdout.readline() + self.process.stdout.readline()
             found = _LOGIN.search(line)
             if found is None:
                 self.stop()
-                raise RuntimeError(f"hub printed no login URL: {line!r}; see {self.log_path}")
-            self.admin_token = found.group(1)
-            self.login_url = f"{self.url}/?token={self.admin_token}"
+                raise RuntimeError(f"hub printed no login link: {line!r}; see {self.log_path}")
+            self.login_url = found.group(1)
+            self.admin_token = self.token("admin", role="admin")
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub exited with {self.process.returncode}; "

@@ -3,7 +3,7 @@
     pip install uv && uv run --no-project --with '.[hub]' python examples/quickstart.py
 
 It starts `signoff serve` on http://127.0.0.1:8765 with a fresh store in a temporary folder,
-prints the URL that logs your browser in, and runs a two-step "release" workflow that asks for
+prints a one-time link that signs your browser in, and runs a two-step "release" workflow that asks for
 an approval and then for a typed answer. Answer both in the inbox and watch the workflow go on.
 Ctrl-C stops everything. `--port` picks another port; `--once` exits when the workflow ends.
 """
@@ -64,7 +64,8 @@ def main() -> int:
     hub = HubProcess(folder / "signoff.db", port=args.port).start()
     try:
         print("", flush=True)
-        print("signoff hub running. Open the inbox (this URL logs you in as admin):", flush=True)
+        print("signoff hub running. Open the inbox with this one-time link (it signs you in as"
+              " admin, once):", flush=True)
         print(f"    {hub.login_url}", flush=True)
         print("", flush=True)
         client = Client(hub.url, hub.token("quickstart", role="workflow"))

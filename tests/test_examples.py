@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -30,25 +31,31 @@ def test_quickstart_waits_in_the_inbox_and_goes_on_when_answered() -> None:
                 return found
         raise AssertionError(f"{pattern!r} never printed:\n{''.join(lines)}")
 
-    try:
-        token = read_until(r"\?token=(\S+)").group(1)
-        headers = {"Authorization": f"Bearer {token}"}
+    with contextlib.ExitStack() as stack:
+        stack.callback(process.wait)
+        stack.callback(process.kill)
+        # the printed one-time link signs a browser in; the reviewer answers in the inbox
+        link = read_until(r"(http\S+/login/link/\S+)").group(1)
+        browser = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
+        confirm = browser.get(link)
+        assert confirm.status_code == 200 and "Sign in as admin" in confirm.text
+        login_csrf = re.search(r'name="csrf" value="([^"]+)"', confirm.text)
+        assert login_csrf is not None
+        assert browser.post(link, data={"csrf": login_csrf.group(1)}).status_code == 303
         approval = read_until(r"waiting for approval -> (\S+)/events/(\S+)").group(2)
-        inbox = httpx.get(f"http://127.0.0.1:{port}/api/v1/events",
-                          params={"status": "pending"}, headers=headers).json()["events"]
-        assert [e["id"] for e in inbox] == [approval]
-        answered = httpx.post(f"http://127.0.0.1:{port}/api/v1/events/{approval}/responses",
-                              json={"value": True, "comment": "ship it"}, headers=headers)
-        assert answered.status_code == 200
+        inbox = browser.get("/")
+        assert inbox.status_code == 200 and f"/events/{approval}" in inbox.text
+        found = re.search(r'name="csrf" value="([0-9a-f]{64})"', inbox.text)
+        assert found is not None
+        csrf = found.group(1)
+        answered = browser.post(f"/events/{approval}/respond",
+                                data={"csrf": csrf, "choice": "approve", "comment": "ship it"})
+        assert answered.status_code == 303
         read_until(r"approved, deploying")
         share = read_until(r"waiting for the rollout share -> \S+/events/(\S+)").group(1)
-        bad = httpx.post(f"http://127.0.0.1:{port}/api/v1/events/{share}/responses",
-                         json={"value": "50%"}, headers=headers)
+        bad = browser.post(f"/events/{share}/respond", data={"csrf": csrf, "value": "50%"})
         assert bad.status_code == 422
-        httpx.post(f"http://127.0.0.1:{port}/api/v1/events/{share}/responses",
-                   json={"value": "25%"}, headers=headers).raise_for_status()
+        done = browser.post(f"/events/{share}/respond", data={"csrf": csrf, "value": "25%"})
+        assert done.status_code == 303
         read_until(r"rolling out to 25% of traffic")
         assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-        process.wait()

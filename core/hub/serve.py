@@ -9,7 +9,8 @@ from typing import Any
 import uvicorn
 
 from .._rules import Identity
-from ..store import AuditKeyError
+from ..store import AuditKeyError, token_id
+from .access import login_link
 from .app import create_app
 from .audit_key import open_hub_store
 from .settings import load_settings
@@ -39,11 +40,16 @@ def main(config: str | None = None, **overrides: Any) -> None:
     else:
         print(f"signoff: the audit log is keyed with {key.source}", file=sys.stderr, flush=True)
     if store.count_tokens() == 0:
-        # The Jupyter convention: a fresh store gets an admin token, shown once as a login URL.
-        token = store.create_token(Identity(user="admin", role="admin"))
-        print("signoff: a new hub. Open the inbox with this URL (it logs you in as admin;"
-              " it is shown only this once):", flush=True)
-        print(f"    {settings.base_url}/?token={token}", flush=True)
+        # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
+        # with a one-time link instead (the token never travels in a URL).
+        token = store.create_token(Identity(user="admin", role="admin"), name="first admin",
+                                   actor="hub", channel="serve")
+        minutes = settings.login_link_seconds / 60
+        print(f"signoff: a new hub. Open the inbox with this one-time link (it signs you in as"
+              f" admin; it works once, within {minutes:g} min):", flush=True)
+        print(f"    {login_link(settings, store, token_id(token))}", flush=True)
+        print(f"signoff: a fresh link later: signoff token create --user admin --role admin"
+              f" --login-link --db {settings.database}", file=sys.stderr, flush=True)
     print(f"signoff: serving on {settings.base_url} (database {settings.database})",
           file=sys.stderr, flush=True)
     _raise_open_files()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
+from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
 from .._inputs import validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
@@ -41,6 +40,7 @@ from .._rules import (
 from ..deciders import Decider, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
 from ..store import AuditEntry, Batching, DueDelivery, Store
+from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
@@ -67,7 +67,6 @@ class Hub:
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
-        self._tokens: dict[str, tuple[Identity, float]] = {}
         self._resumers: dict[str, Resumer | None] = {}
         self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
@@ -78,6 +77,7 @@ class Hub:
         self.egress = settings.egress_guard()
         self._deciders: dict[str, Decider] = {}
         self.limits = Limits(settings, self._count_pending_by)
+        self.access = Access(self)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -138,24 +138,12 @@ class Hub:
 
     # identity ----------------------------------------------------------------------------
     async def authenticate(self, token: str | None) -> Identity:
-        """The identity behind a bearer token.
+        """The identity behind an active bearer token (see :class:`~.access.Access`).
 
         Raises:
-            Unauthenticated: no token, or an unknown one.
+            Unauthenticated: no token, an unknown one, or one revoked or expired.
         """
-        if not token:
-            raise Unauthenticated("an API token is required (Authorization: Bearer TOKEN)")
-        cached = self._tokens.get(token)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        identity = await self._read_one(self.store.identity_for, token)
-        if identity is None:
-            raise Unauthenticated("unknown API token")
-        if len(self._tokens) > 10_000:
-            self._tokens.clear()
-        self._tokens[token] = (identity, now + self.settings.token_cache_seconds)
-        return identity
+        return (await self.access.token(token)).identity
 
     # events ------------------------------------------------------------------------------
     async def create(self, who: Identity, body: EventCreate,

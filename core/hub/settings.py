@@ -159,6 +159,17 @@ class Settings(BaseSettings):
     package, never a CDN; needs ``pip install 'signoff[docs]'``). ``/openapi.json`` is always
     served."""
 
+    # --- issue 13 part 2: tokens, login links, sessions -----------------------------------
+    login_link_seconds: float = Field(default=900.0, gt=0, le=7 * 86_400)
+    """How long a one-time login link stays usable (at most 7 days)."""
+
+    session_seconds: float = Field(default=30 * 86_400.0, gt=0, le=365 * 86_400)
+    """How long a browser session lasts after sign-in (at most 365 days)."""
+
+    token_touch_seconds: float = Field(default=60.0, ge=1, le=86_400)
+    """A token's last-used time is written at most this often per token and hub process
+    (seconds), off the request path."""
+
     @classmethod
     def settings_customise_sources(
         cls,

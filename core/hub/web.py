@@ -1,11 +1,13 @@
 """The web inbox: HTML pages for reviewers, beside the JSON API and on the same code paths.
 
 Pages: ``/`` (the inbox), ``/events/{id}`` (one event: prompt, context, a form with the
-right widget for its input, its history) and ``/login``. A browser session is the reviewer's
-API token in an HttpOnly cookie; ``/?token=...`` sets it (the Jupyter convention), then
-redirects so the token leaves the address bar. Every POST carries a CSRF token bound to the
-session and nothing changes on GET. Templates escape everything they show, and the pages run
-no JavaScript at all, which the Content-Security-Policy enforces.
+right widget for its input, its history) and ``/login``. A browser session lives in the store
+(see :mod:`.login` for one-time login links); the HttpOnly cookie holds only the session's
+random id, never the API token, and logout deletes the session. ``/?token=...`` no longer
+signs in (a token in a URL stays in history and logs): it sends the browser to ``/login``.
+Every POST carries the session's CSRF token and nothing changes on GET. Templates escape
+everything they show, and the pages run no JavaScript at all, which the
+Content-Security-Policy enforces.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ router = APIRouter(include_in_schema=False)
 
 SESSION_COOKIE = "signoff_session"
 LOGIN_COOKIE = "signoff_login"
-SESSION_DAYS = 30
 PAGE_SIZE = 50
 COUNT_LIMIT = 1000
 """The inbox counts pending events up to here, then shows "1,000+": a count walks an index."""
@@ -128,7 +129,7 @@ def status_page(status: int, message: str) -> HTMLResponse:
 @dataclass(frozen=True)
 class _Session:
     who: Identity
-    token: str
+    id: str
     csrf: str
 
 
@@ -155,11 +156,11 @@ def _same(sent: object, expected: str) -> bool:
 
 
 async def _session(request: Request) -> _Session:
-    token = request.cookies.get(SESSION_COOKIE)
-    who = await _hub(request).authenticate(token)  # Unauthenticated → error_page → /login
-    assert token is not None
-    key = await _csrf_key(request)
-    return _Session(who, token, _sign(key, hashlib.sha256(token.encode()).digest()))
+    session_id = request.cookies.get(SESSION_COOKIE)
+    # Unauthenticated → error_page → /login
+    info = await _hub(request).access.session(session_id)
+    assert session_id is not None
+    return _Session(info.token.identity, session_id, info.csrf)
 
 
 Session = Annotated[_Session, Depends(_session)]
@@ -174,10 +175,48 @@ async def _posted(request: Request, session: _Session) -> FormData:
     return form
 
 
-def _set_session(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_DAYS * 86_400, path="/",
+async def _replace_session(request: Request) -> None:
+    """Signing in again ends the session this browser had (no orphan sessions left behind)."""
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await _hub(request).access.sign_out(old)
+
+
+def _set_session(request: Request, response: Response, session_id: str) -> None:
+    """The session cookie: only the session's random id; the session itself is in the store."""
+    response.set_cookie(SESSION_COOKIE, session_id,
+                        max_age=int(request.app.state.settings.session_seconds), path="/",
                         httponly=True, samesite="lax",
                         secure=request.app.state.settings.secure_cookies)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+
+
+async def _login_nonce(request: Request) -> tuple[str, str]:
+    """Login CSRF: a signed double-submit cookie (there is no session to bind to yet).
+
+    Returns the nonce for the cookie and the token for the form.
+    """
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[0-9a-f]{32}", nonce):
+        nonce = secrets.token_hex(16)
+    key = await _csrf_key(request)
+    return nonce, _sign(key, b"login:" + nonce.encode())
+
+
+def _set_login_nonce(request: Request, response: Response, nonce: str) -> None:
+    # SameSite=Strict: a form posted from another site arrives without it, and is refused
+    response.set_cookie(LOGIN_COOKIE, nonce, path="/login", httponly=True, samesite="strict",
+                        secure=request.app.state.settings.secure_cookies)
+
+
+async def _check_login_csrf(request: Request, csrf: str) -> None:
+    """Refuse a sign-in POST that did not come from our own sign-in page in this browser."""
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    key = await _csrf_key(request)
+    if (request.headers.get("sec-fetch-site") == "cross-site" or not nonce
+            or not _same(csrf, _sign(key, b"login:" + nonce.encode()))):
+        raise Forbidden("the sign-in form's CSRF token is missing or wrong; "
+                        "open the sign-in page again and resubmit")
 
 
 def _safe_next(target: str | None) -> str:
@@ -192,15 +231,9 @@ def _safe_next(target: str | None) -> str:
 
 async def _login_page(request: Request, status: int = 200, error: str | None = None,
                       next_: str = "/") -> HTMLResponse:
-    # Login CSRF: a signed double-submit cookie (there is no session to bind to yet).
-    nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not re.fullmatch(r"[0-9a-f]{32}", nonce):
-        nonce = secrets.token_hex(16)
-    key = await _csrf_key(request)
-    response = _page("login.html", status, csrf=_sign(key, b"login:" + nonce.encode()),
-                     next=_safe_next(next_), error=error)
-    response.set_cookie(LOGIN_COOKIE, nonce, path="/login", httponly=True, samesite="strict",
-                        secure=request.app.state.settings.secure_cookies)
+    nonce, csrf = await _login_nonce(request)
+    response = _page("login.html", status, csrf=csrf, next=_safe_next(next_), error=error)
+    _set_login_nonce(request, response, nonce)
     return response
 
 
@@ -214,26 +247,28 @@ async def login_form(request: Request, next: str = "/") -> Response:
 async def login(request: Request, token: Annotated[str, Form(max_length=500)] = "",
                 csrf: Annotated[str, Form(max_length=200)] = "",
                 next: Annotated[str, Form(max_length=2000)] = "/") -> Response:
-    """Check the pasted token and start a session with it."""
-    nonce = request.cookies.get(LOGIN_COOKIE, "")
-    key = await _csrf_key(request)
-    if not nonce or not _same(csrf, _sign(key, b"login:" + nonce.encode())):
-        raise Forbidden("the sign-in form's CSRF token is missing or wrong; "
-                        "open /login again and resubmit")
+    """Check the pasted token and start a session with it (the session, not the token, goes
+    into the cookie).
+    """
+    await _check_login_csrf(request, csrf)
     try:
-        await _hub(request).authenticate(token.strip())
+        session_id, _ = await _hub(request).access.sign_in(token.strip())
     except Unauthenticated:
-        return await _login_page(request, 401, "That token is not known to this hub.", next)
+        return await _login_page(request, 401, "That token is not known to this hub (or it "
+                                               "was revoked or has expired).", next)
+    await _replace_session(request)
     response = _redirect(_safe_next(next))
-    _set_session(request, response, token.strip())
-    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    _set_session(request, response, session_id)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, session: Session) -> Response:
-    """Forget the token in this browser (the token itself stays valid)."""
+    """End the session: its row is deleted, so the cookie is worthless even if kept (the token
+    itself stays valid).
+    """
     await _posted(request, session)
+    await _hub(request).access.sign_out(session.id)
     response = _redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -257,14 +292,9 @@ async def inbox(request: Request, token: Annotated[str | None, Query(max_length=
     """The inbox: what waits for the signed-in reviewer, most urgent and oldest first."""
     hub = _hub(request)
     if token is not None:
-        try:
-            await hub.authenticate(token)
-        except Unauthenticated:
-            return await _login_page(request, 401, "The token in that link is not known to "
-                                                   "this hub.")
-        response = _redirect("/")  # the token leaves the address bar and the history
-        _set_session(request, response, token)
-        return response
+        # A token in a URL is not a way in any more: it would stay in history and logs, and a
+        # link could sign a victim into someone else's session. The token is ignored.
+        return _redirect("/login")
     session = await _session(request)
     page, pending = await asyncio.gather(  # two readers, side by side
         hub.list(session.who, status=status, limit=PAGE_SIZE, cursor=cursor),

@@ -14,13 +14,16 @@ from ._protocol import (
     AuditReport,
     Batching,
     DueDelivery,
+    SessionInfo,
     Store,
+    TokenInfo,
+    token_id,
 )
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DueDelivery", "SQLiteStore", "Store", "key_file_for", "load_audit_key",
-           "open_store"]
+           "Batching", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
+           "key_file_for", "load_audit_key", "open_store", "token_id"]
 
 
 def open_store(url: str, *, audit_key: bytes | None = None) -> Store:

@@ -1,8 +1,9 @@
 """The ``Store`` protocol: the hub's one durable record.
 
-A store keeps events, responses, decisions, API tokens (hashed), the outbox of resume
-deliveries and an append-only audit log, chained with a keyed hash (HMAC-SHA256 under a secret
-kept out of the database, see :mod:`signoff.store._audit`). Every method is synchronous and
+A store keeps events, responses, decisions, API tokens (hashed, revocable, expiring), browser
+sessions and one-time login links (hashed), the outbox of resume deliveries and an
+append-only audit log, chained with a keyed hash (HMAC-SHA256 under a secret kept out of the
+database, see :mod:`signoff.store._audit`). Every method is synchronous and
 thread-safe; the hub calls them from worker threads. A method that returns has made its
 write durable.
 
@@ -14,6 +15,7 @@ the hub that reading one event by id is cheap enough to do on its event loop.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +26,7 @@ from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DueDelivery",
-           "Store"]
+           "SessionInfo", "Store", "TokenInfo", "token_id"]
 
 T = TypeVar("T")
 
@@ -116,6 +118,45 @@ class DueDelivery:
     resumer: str
     attempts: int
     created_at: datetime
+
+
+def token_id(token: str) -> str:
+    """A token's public id: ``tk_`` and the first 16 hex digits of its SHA-256.
+
+    Safe to show and log: the secret is 256 random bits, so a prefix of its hash says nothing
+    about it. Every store derives the id this way, so ``create_token``'s caller knows it too.
+    """
+    return "tk_" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a store knows about one API token (never the secret)."""
+
+    id: str
+    identity: Identity
+    name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime) -> str:
+        """``revoked``, ``expired`` or ``active`` at ``now``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live browser session: the token it signs in with and its CSRF secret."""
+
+    token: TokenInfo
+    csrf: str
+    expires_at: datetime
 
 
 @runtime_checkable
@@ -236,14 +277,81 @@ class Store(Protocol):
         """Record one attempt: ``delivered``, ``failed`` (final) or ``pending`` (retry later)."""
 
     # tokens -----------------------------------------------------------------------------
-    def create_token(self, identity: Identity) -> str:
-        """Mint a token for ``identity``; only its hash is kept. Returns the token."""
+    def create_token(self, identity: Identity, *, name: str | None = None,
+                     expires_at: datetime | None = None, actor: str = "admin",
+                     channel: str = "cli") -> str:
+        """Mint a token for ``identity``; only its hash is kept. Returns the token (its public
+        id is :func:`token_id` of it). Audited as ``token.created`` by ``actor``.
+        """
 
     def identity_for(self, token: str) -> Identity | None:
-        """The identity a token stands for, or ``None``."""
+        """The identity an active token stands for; ``None`` if unknown, revoked or expired."""
+
+    def find_token(self, token: str) -> TokenInfo | None:
+        """What is known about a token, whatever its state, or ``None`` if unknown."""
+
+    def get_token(self, token_id: str) -> TokenInfo | None:
+        """A token by its public id, or ``None``."""
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token, oldest first."""
+
+    def revoke_token(self, token_id: str, *, actor: str, channel: str) -> TokenInfo:
+        """Revoke a token now: its sessions and login links end with it, and
+        :meth:`token_generation` moves on. Audited as ``token.revoked``; revoking a revoked
+        token changes nothing.
+
+        Raises:
+            NotFound: no token with that id.
+        """
+
+    def token_generation(self) -> int:
+        """A number that changes whenever a token is revoked (by any process): a hub may cache
+        tokens for as long as it reads the same number.
+        """
+
+    def touch_tokens(self, used: dict[str, datetime]) -> None:
+        """Record when tokens were last used (by id); an older time never replaces a newer."""
 
     def count_tokens(self) -> int:
         """How many tokens exist (zero on a fresh store)."""
+
+    # browser sessions and login links ---------------------------------------------------
+    def create_login_link(self, token_id: str, *, expires_at: datetime) -> str:
+        """A one-time code that signs a browser in with that token until ``expires_at``;
+        only its hash is kept.
+
+        Raises:
+            NotFound: no token with that id.
+        """
+
+    def login_link(self, code: str) -> TokenInfo | None:
+        """The active token an unused, unexpired code would sign in with (reading changes
+        nothing), or ``None``.
+        """
+
+    def use_login_link(self, code: str, *,
+                       session_expires_at: datetime) -> tuple[str, SessionInfo] | None:
+        """Spend a code: in one transaction, delete it and start a session. Returns the new
+        session's id and the session, or ``None`` when the code is unknown, used, expired, or
+        its token is no longer active (then nothing is written).
+        """
+
+    def create_session(self, token_id: str, *,
+                       expires_at: datetime) -> tuple[str, SessionInfo]:
+        """Start a browser session for a token; returns its id (kept hashed) and the session.
+
+        Raises:
+            NotFound: no token with that id.
+        """
+
+    def session_for(self, session_id: str) -> SessionInfo | None:
+        """The live session with this id, or ``None`` if unknown, ended, expired, or its token
+        is revoked or expired.
+        """
+
+    def end_session(self, session_id: str) -> None:
+        """Delete a session (logout); an unknown id is fine."""
 
     # audit and secrets ------------------------------------------------------------------
     def audit(self, event_id: str) -> list[AuditEntry]:
@@ -289,8 +397,9 @@ class Batching(Protocol):
     """
 
     inline_reads: bool
-    """True when ``get_event`` and ``identity_for`` answer in tens of microseconds (a local
-    file in the page cache), so the hub may call them on its event loop."""
+    """True when reads of one row by key (``get_event``, ``identity_for``, ``find_token``,
+    ``token_generation``, ``session_for``, ``login_link``) answer in tens of microseconds (a
+    local file in the page cache), so the hub may call them on its event loop."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any,
                **kwargs: Any) -> concurrent.futures.Future[T]:

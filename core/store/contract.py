@@ -28,7 +28,7 @@ from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
-from ._protocol import AuditAnchor, Batching, Store
+from ._protocol import AuditAnchor, Batching, Store, token_id
 
 __all__ = ["StoreContract", "hold_writer", "make_event"]
 
@@ -270,6 +270,104 @@ class StoreContract:
         assert store.identity_for(token + "x") is None
         assert store.count_tokens() == 1
         assert store.create_token(who) != token
+
+    def test_tokens_have_a_public_id_a_name_and_a_list(self, store: Store) -> None:
+        audited = store.verify_audit().entries
+        until = datetime.now(timezone.utc) + timedelta(days=30)
+        token = store.create_token(Identity(user="rita", role="admin"), name="laptop",
+                                   expires_at=until, actor="root", channel="api")
+        assert store.verify_audit().entries == audited + 1  # token.created
+        info = store.find_token(token)
+        assert info is not None and info.id == token_id(token)
+        assert token_id(token).startswith("tk_") and token[3:] not in info.id
+        assert (info.identity.user, info.identity.role, info.name) == ("rita", "admin", "laptop")
+        assert info.expires_at is not None and abs(info.expires_at - until) < timedelta(seconds=1)
+        assert info.last_used_at is None and info.revoked_at is None
+        assert info.state(datetime.now(timezone.utc)) == "active"
+        assert store.get_token(info.id) == info
+        assert store.get_token("tk_0000000000000000") is None
+        assert store.find_token("so_unknown") is None
+        other = store.create_token(Identity(user="flow", role="workflow"))
+        assert [t.id for t in store.list_tokens()] == [info.id, token_id(other)]
+
+    def test_revoked_and_expired_tokens_stand_for_nobody(self, store: Store) -> None:
+        now = datetime.now(timezone.utc)
+        kept = store.create_token(Identity(user="kept"))
+        gone = store.create_token(Identity(user="gone"))
+        old = store.create_token(Identity(user="old"), expires_at=now - timedelta(seconds=1))
+        assert store.identity_for(old) is None
+        old_info = store.find_token(old)
+        assert old_info is not None and old_info.state(now) == "expired"
+
+        generation = store.token_generation()
+        audited = store.verify_audit().entries
+        revoked = store.revoke_token(token_id(gone), actor="root", channel="cli")
+        assert revoked.revoked_at is not None and revoked.state(now) == "revoked"
+        assert store.identity_for(gone) is None
+        assert store.identity_for(kept) is not None
+        assert store.token_generation() != generation
+        assert store.verify_audit().entries == audited + 1  # token.revoked
+        again = store.revoke_token(token_id(gone), actor="root", channel="cli")
+        assert again.revoked_at == revoked.revoked_at  # a second revoke changes nothing
+        assert store.verify_audit().entries == audited + 1
+        with pytest.raises(NotFound):
+            store.revoke_token("tk_nope", actor="root", channel="cli")
+
+    def test_last_use_only_moves_forward(self, store: Store) -> None:
+        token = store.create_token(Identity(user="rita"))
+        later = datetime.now(timezone.utc).replace(microsecond=0)
+        store.touch_tokens({token_id(token): later})
+        store.touch_tokens({token_id(token): later - timedelta(minutes=5), "tk_nope": later})
+        info = store.find_token(token)
+        assert info is not None and info.last_used_at == later
+
+    def test_login_links_are_single_use_and_expire(self, store: Store) -> None:
+        now = datetime.now(timezone.utc)
+        token = store.create_token(Identity(user="rita"))
+        code = store.create_login_link(token_id(token), expires_at=now + timedelta(minutes=15))
+        assert code not in (token, token_id(token))
+        shown = store.login_link(code)
+        assert shown is not None and shown.identity.user == "rita"
+        assert store.login_link(code) == shown  # reading spends nothing
+        used = store.use_login_link(code, session_expires_at=now + timedelta(days=1))
+        assert used is not None
+        session_id, session = used
+        assert session.token.id == token_id(token)
+        assert store.session_for(session_id) == session
+        assert store.use_login_link(code, session_expires_at=now + timedelta(days=1)) is None
+        assert store.login_link(code) is None
+
+        stale = store.create_login_link(token_id(token), expires_at=now - timedelta(seconds=1))
+        assert store.login_link(stale) is None
+        assert store.use_login_link(stale, session_expires_at=now + timedelta(days=1)) is None
+        with pytest.raises(NotFound):
+            store.create_login_link("tk_nope", expires_at=now + timedelta(minutes=1))
+
+    def test_sessions_end_at_logout_expiry_and_revocation(self, store: Store) -> None:
+        now = datetime.now(timezone.utc)
+        token = store.create_token(Identity(user="rita"))
+        session_id, session = store.create_session(token_id(token),
+                                                   expires_at=now + timedelta(days=1))
+        assert session_id not in (token, token_id(token))
+        assert len(session.csrf) >= 32
+        assert store.session_for(session_id) == session
+        assert store.session_for(session_id + "x") is None
+        other_id, other = store.create_session(token_id(token),
+                                               expires_at=now + timedelta(days=1))
+        assert other.csrf != session.csrf
+        store.end_session(session_id)
+        assert store.session_for(session_id) is None
+        assert store.session_for(other_id) is not None
+        store.end_session("never-was")
+
+        stale_id, _ = store.create_session(token_id(token), expires_at=now - timedelta(seconds=1))
+        assert store.session_for(stale_id) is None
+        link = store.create_login_link(token_id(token), expires_at=now + timedelta(minutes=5))
+        store.revoke_token(token_id(token), actor="root", channel="cli")
+        assert store.session_for(other_id) is None
+        assert store.login_link(link) is None
+        with pytest.raises(NotFound):
+            store.create_session("tk_nope", expires_at=now + timedelta(days=1))
 
     def test_audit_trail_is_chained(self, store: Store) -> None:
         event = make_event()

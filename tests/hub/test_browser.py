@@ -52,8 +52,13 @@ def test_reviewer_answers_an_event_in_chromium(hub: HubProcess, chromium: Path) 
         browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(hub.login_url)
-            assert page.url == f"{hub.url}/"  # the token left the address bar
+            page.goto(hub.login_url)  # the one-time link: a confirm page, nothing spent yet
+            expect(page.get_by_text("signs this browser in as")).to_contain_text("admin")
+            page.get_by_role("button", name="Sign in as admin").click()
+            expect(page).to_have_url(f"{hub.url}/")  # the code left the address bar
+            page.go_back()  # what the history kept is spent
+            expect(page.get_by_text("already used")).to_be_visible()
+            page.goto(f"{hub.url}/")
             expect(page.get_by_text("Signed in as")).to_contain_text("admin")
             row = page.get_by_role("link", name="Deploy churn model v3 to production?")
             expect(row).to_be_visible()

@@ -21,6 +21,8 @@ from signoff.hub import load_settings
 from signoff.hub.limits import Limits
 from signoff.testing import HubProcess
 
+from .test_web import sign_in
+
 EVENTS = "/api/v1/events"
 
 
@@ -123,15 +125,17 @@ def test_an_answer_from_the_web_form_over_the_rate_gets_a_429_page(tmp_path: Pat
     with _hub(tmp_path, answer_rate="0.05", answer_burst="1") as hub:
         flow = hub.token("flow", role="workflow")
         first, second = (_create(hub, flow).json()["id"] for _ in range(2))
-        with httpx.Client(base_url=hub.url, timeout=30) as browser:
-            assert hub.login_url is not None
-            assert browser.get(hub.login_url).status_code == 303  # the admin's session
+        assert hub.admin_token is not None
+        browser = sign_in(hub, hub.admin_token, "admin").client  # the admin's session
+        try:
             page = browser.get(f"/events/{first}").text
             found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
             assert found is not None
             form = {"csrf": found.group(1), "choice": "approve"}
             assert browser.post(f"/events/{first}/respond", data=form).status_code == 303
             refused = browser.post(f"/events/{second}/respond", data=form)
+        finally:
+            browser.close()
         assert refused.status_code == 429 and "answer_rate" in refused.text
         assert 1 <= int(refused.headers["retry-after"]) <= 20
         assert refused.headers["content-type"].startswith("text/html")

@@ -14,6 +14,8 @@ import pytest
 
 from signoff.testing import HubProcess
 
+from .test_web import sign_in
+
 CSP_MUST = ("default-src 'self'", "script-src 'none'", "object-src 'none'",
             "frame-ancestors 'none'", "base-uri 'none'")
 
@@ -21,10 +23,12 @@ CSP_MUST = ("default-src 'self'", "script-src 'none'", "object-src 'none'",
 @pytest.fixture(scope="module")
 def browser(shared_hub: HubProcess) -> Iterator[httpx.Client]:
     """A signed-in browser (the admin's session cookie), not following redirects."""
-    with httpx.Client(base_url=shared_hub.url, timeout=30) as http:
-        assert shared_hub.login_url is not None
-        assert http.get(shared_hub.login_url).status_code == 303
+    assert shared_hub.admin_token is not None
+    http = sign_in(shared_hub, shared_hub.admin_token, "admin").client
+    try:
         yield http
+    finally:
+        http.close()
 
 
 @pytest.fixture(scope="module")

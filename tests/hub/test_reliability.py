@@ -208,7 +208,8 @@ def test_first_start_prints_the_login_url_once(tmp_path: Path) -> None:
     finally:
         second.terminate()
         out, err = second.communicate(timeout=15)
-    assert "token=" not in out + err and hub.admin_token not in out + err
+    assert "token=" not in out + err and "/login/link/" not in out + err
+    assert hub.admin_token not in out + err
     assert "serving on" in err
 
 

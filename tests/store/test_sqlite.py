@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from signoff import Identity
-from signoff.store import SQLiteStore, Store, open_store
+from signoff.store import SQLiteStore, Store, open_store, token_id
 from signoff.store.contract import StoreContract, hold_writer, make_event
 from signoff.store.sqlite import _MIGRATIONS
 
@@ -188,3 +189,41 @@ def test_the_relay_migration_marks_earlier_relays_unverified(tmp_path: Path) -> 
     for record in (event.responses[0], event.decision):
         assert (record.relayed_from, record.verified, record.channel) == \
             ("prefect", False, "prefect-ui")
+
+
+def test_tokens_made_before_migration_5_keep_working_with_an_id(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for number, script in enumerate(_MIGRATIONS[:3], start=1):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    token = "so_" + "a" * 43
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    conn.execute("INSERT INTO tokens (hash, user, groups, role, created_at)"
+                 " VALUES (?, 'rita', '[\"ops\"]', 'reviewer', 1.0)", (digest,))
+    conn.commit()
+    conn.close()
+    store = open_store(str(path))
+    try:
+        assert store.identity_for(token) == Identity(user="rita", groups=("ops",))
+        info = store.find_token(token)
+        assert info is not None and info.id == token_id(token)
+        assert (info.expires_at, info.revoked_at, info.last_used_at) == (None, None, None)
+        assert [t.id for t in store.list_tokens()] == [token_id(token)]
+        store.revoke_token(info.id, actor="admin", channel="cli")
+        assert store.identity_for(token) is None
+    finally:
+        store.close()
+
+
+def test_token_changes_are_audited_without_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = open_store(str(path))
+    token = store.create_token(Identity(user="rita"), name="ci", actor="root", channel="api")
+    store.revoke_token(token_id(token), actor="root", channel="api")
+    store.close()
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT action, actor, channel, data FROM audit ORDER BY seq").fetchall()
+    conn.close()
+    assert [r[:3] for r in rows] == [("token.created", "root", "api"),
+                                    ("token.revoked", "root", "api")]
+    assert all(token not in r[3] and token_id(token) in r[3] for r in rows)

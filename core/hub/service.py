@@ -242,17 +242,34 @@ class Hub:
         Raises:
             NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
         """
+        checked = await self._checked(await self._load(event_id), value)
         while True:
             try:
-                return await self._write_deciding(self._respond_now, who, event_id, value,
+                return await self._write_deciding(self._respond_now, who, event_id, checked,
                                                   comment, channel)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
 
+    async def _checked(self, event: Event, value: Any) -> Any | InvalidInput:
+        """The value checked against the event's input spec, before any write is queued: the
+        spec never changes, so it stays valid. A form's JSON schema runs in a worker thread.
+        A refusal is returned, not raised, so the rights and state checks still speak first.
+        """
+        def check() -> Any | InvalidInput:
+            try:
+                return validate_value(event.input, value)
+            except InvalidInput as refused:
+                return refused
+
+        if event.input.kind == "form":
+            return await to_thread.run_sync(check)
+        return check()
+
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
                      channel: str) -> Event:
-        """Check and store an answer. The checks run inside the store's transaction, on the
-        event as it reads it: what they saw is what the answer is written against.
+        """Check and store an answer (``value`` already checked by :meth:`_checked`). The rights
+        and state checks run inside the store's transaction, on the event as it reads it: what
+        they saw is what the answer is written against.
         """
         def answer(event: Event) -> Response:
             if not can_answer(who, event, channel):
@@ -264,9 +281,10 @@ class Hub:
                     and who.user == event.requested_by):
                 raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
                                 "self-approval")
+            if isinstance(value, InvalidInput):
+                raise value
             return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=who.user,
-                            value=validate_value(event.input, value), comment=comment,
-                            channel=channel, at=self.clock())
+                            value=value, comment=comment, channel=channel, at=self.clock())
 
         return self.store.add_response(event_id, answer, settle=_settler(None),
                                        deliver_via=self._route)

@@ -17,6 +17,7 @@ import base64
 import concurrent.futures
 import hashlib
 import json
+import math
 import queue
 import secrets
 import sqlite3
@@ -816,12 +817,18 @@ def _encode_cursor(sort_priority: int, created_at: float, event_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
 def _decode_cursor(cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        sort_priority, created_at, event_id = json.loads(raw)
-        if not (isinstance(sort_priority, int) and isinstance(created_at, (int, float))
-                and isinstance(event_id, str)):
+        sort_priority, created_at, event_id = json.loads(raw, parse_constant=_no_constant)
+        if not (type(sort_priority) is int and -3 <= sort_priority <= 0  # noqa: E721
+                and type(created_at) in (int, float) and math.isfinite(created_at)
+                and abs(created_at) < 1e12 and isinstance(event_id, str)
+                and len(event_id) <= 100 and event_id.isascii()):
             raise ValueError
     except (ValueError, TypeError):
         raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None

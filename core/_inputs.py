@@ -445,7 +445,7 @@ def parse_text(spec: Any, text: str, field: str = "value") -> Any:
     if kind == "form":
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError, too deep, too many digits
             raise InvalidInput(field, "a JSON object", text) from None
     return text
 

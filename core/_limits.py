@@ -53,6 +53,7 @@ __all__ = [
     "check_json",
     "compile_pattern",
     "first_bad_string",
+    "where",
 ]
 
 MAX_JSON_DEPTH = 16
@@ -85,8 +86,12 @@ MAX_TIERS = 10
 MAX_NOTIFY = 20
 
 
-def _where(path: list[str | int]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+def where(path: list[str | int], empty: str = "value") -> str:
+    """``a.b.2`` (the way a 422 names a field), with what cannot be encoded (a lone surrogate)
+    escaped so the name itself can be shown.
+    """
+    text = ".".join(str(p) for p in path) or empty
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _valid_unicode(text: str) -> bool:
@@ -114,21 +119,21 @@ def check_json(value: Any, *, depth: int = MAX_JSON_DEPTH, nodes: int = MAX_JSON
             raise ValueError(f"more than {nodes} values in one JSON value")
         if isinstance(item, str):
             if not _valid_unicode(item):
-                raise ValueError(f"{_where(path) or 'value'}: text that is not valid Unicode "
+                raise ValueError(f"{where(path)}: text that is not valid Unicode "
                                  "(a lone surrogate)")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise ValueError(f"{_where(path) or 'value'}: a number that is not finite")
+                raise ValueError(f"{where(path)}: a number that is not finite")
         elif isinstance(item, (dict, list)):
             if len(path) >= depth:
-                raise ValueError(f"{_where(path) or 'value'}: nested deeper than {depth}")
+                raise ValueError(f"{where(path)}: nested deeper than {depth}")
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH:
-                        raise ValueError(f"{_where(path) or 'value'}: a key longer than "
+                        raise ValueError(f"{where(path)}: a key longer than "
                                          f"{MAX_KEY_LENGTH} characters")
                     if not _valid_unicode(key):
-                        raise ValueError(f"{_where(path) or 'value'}: a key that is not valid "
+                        raise ValueError(f"{where(path)}: a key that is not valid "
                                          "Unicode (a lone surrogate)")
                     stack.append((child, [*path, key]))
             else:

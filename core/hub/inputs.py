@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from .._errors import InvalidInput
-from .._limits import first_bad_string
+from .._limits import first_bad_string, where
 
 __all__ = ["StrictJsonRoute", "strict_json"]
 
@@ -36,21 +36,16 @@ def _float(text: str) -> float | _NotFinite:
     return number if math.isfinite(number) else _NotFinite(text)
 
 
-def _where(path: list[str | int]) -> str:
-    parts = [str(p) for p in path]
-    return ".".join(parts) or "body"
-
-
 def _find(value: Any, path: list[str | int]) -> tuple[list[str | int], str] | None:
     stack: list[tuple[Any, list[str | int]]] = [(value, path)]
     while stack:
-        item, where = stack.pop()
+        item, at = stack.pop()
         if isinstance(item, _NotFinite):
-            return where, item.text
+            return at, item.text
         if isinstance(item, dict):
-            stack.extend((v, [*where, k]) for k, v in item.items())
+            stack.extend((v, [*at, k]) for k, v in item.items())
         elif isinstance(item, list):
-            stack.extend((v, [*where, i]) for i, v in enumerate(item))
+            stack.extend((v, [*at, i]) for i, v in enumerate(item))
     return None
 
 
@@ -90,11 +85,11 @@ def strict_json(body: bytes) -> Any:
     if found_constant:
         hit = _find(value, [])
         if hit is not None:
-            raise InvalidInput(_where(hit[0]), "a finite number", hit[1])
+            raise InvalidInput(where(hit[0], "body"), "a finite number", hit[1])
     if "\\u" in text:  # raw surrogate bytes are not UTF-8: only an escape makes one
         bad = first_bad_string(value)
         if bad is not None:
-            raise InvalidInput(_where(bad), "valid Unicode text (no lone surrogates)",
+            raise InvalidInput(where(bad, "body"), "valid Unicode text (no lone surrogates)",
                                "a lone surrogate")
     return value
 

@@ -154,7 +154,7 @@ async def respond(event_id: str, body: ResponseCreate, request: Request, who: Ca
 @router.get("/events/{event_id}/decision", response_model=Decision,
             responses={**_ERRORS, 204: {"description": "Still pending when the wait ran out"}})
 async def wait_decision(event_id: str, request: Request, who: Caller,
-                        wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0) -> Response:
+                        wait: Annotated[float, Query(ge=0, le=MAX_WAIT, allow_inf_nan=False)] = 0) -> Response:
     """The decision, as soon as it exists; waits up to ``wait`` seconds, then 204."""
     decision = await hub_of(request).wait_decision(who, event_id, wait)
     if decision is None:

@@ -34,9 +34,11 @@ from ._limits import (
     MAX_PATTERN_LENGTH,
     MAX_SCHEMA_DEPTH,
     MAX_TEXT_LENGTH,
+    JsonRefused,
     bounded_json,
     check_json,
     compile_pattern,
+    where,
 )
 
 __all__ = [
@@ -261,8 +263,9 @@ def validate_value(spec: Any, value: Any, field: str = "value") -> Any:
     kind = spec.kind
     try:
         check_json(value)
-    except ValueError as exc:
-        raise InvalidInput(field, "a value that can be shown again", str(exc)) from None
+    except JsonRefused as exc:
+        raise InvalidInput(".".join([field, where(exc.path)]) if exc.path else field,
+                           exc.expected, "a value that cannot be shown again") from None
     if kind in ("approval", "bool"):
         if not isinstance(value, bool):
             raise InvalidInput(field, "true or false", value)

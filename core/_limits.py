@@ -49,6 +49,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MAX_TIERS",
     "MAX_WAIT",
+    "JsonRefused",
     "bounded_json",
     "check_json",
     "compile_pattern",
@@ -102,13 +103,22 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
+class JsonRefused(ValueError):
+    """What :func:`check_json` refused: ``path`` inside the value, and ``expected``."""
+
+    def __init__(self, path: list[str | int], expected: str) -> None:
+        self.path = path
+        self.expected = expected
+        super().__init__(f"{where(path)}: expected {expected}" if path else f"expected {expected}")
+
+
 def check_json(value: Any, *, depth: int = MAX_JSON_DEPTH, nodes: int = MAX_JSON_NODES) -> None:
     """Refuse a JSON value that could not be shown again, or is too big to show.
 
     Raises:
-        ValueError: saying where (``a.b[2]``) and why: a lone surrogate, a number that is not
-            finite, nesting deeper than ``depth``, more than ``nodes`` values, a key longer
-            than :data:`MAX_KEY_LENGTH`.
+        JsonRefused: a ``ValueError`` saying where (``a.b.2``) and what was expected instead
+            of a lone surrogate, a number that is not finite, nesting deeper than ``depth``,
+            more than ``nodes`` values, or a key longer than :data:`MAX_KEY_LENGTH`.
     """
     count = 0
     stack: list[tuple[Any, list[str | int]]] = [(value, [])]
@@ -116,25 +126,22 @@ def check_json(value: Any, *, depth: int = MAX_JSON_DEPTH, nodes: int = MAX_JSON
         item, path = stack.pop()
         count += 1
         if count > nodes:
-            raise ValueError(f"more than {nodes} values in one JSON value")
+            raise JsonRefused([], f"at most {nodes} values in one JSON value")
         if isinstance(item, str):
             if not _valid_unicode(item):
-                raise ValueError(f"{where(path)}: text that is not valid Unicode "
-                                 "(a lone surrogate)")
+                raise JsonRefused(path, "valid Unicode text (no lone surrogates)")
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise ValueError(f"{where(path)}: a number that is not finite")
+                raise JsonRefused(path, "a finite number")
         elif isinstance(item, (dict, list)):
             if len(path) >= depth:
-                raise ValueError(f"{where(path)}: nested deeper than {depth}")
+                raise JsonRefused(path, f"JSON nested at most {depth} deep")
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH:
-                        raise ValueError(f"{where(path)}: a key longer than "
-                                         f"{MAX_KEY_LENGTH} characters")
+                        raise JsonRefused(path, f"keys of at most {MAX_KEY_LENGTH} characters")
                     if not _valid_unicode(key):
-                        raise ValueError(f"{where(path)}: a key that is not valid "
-                                         "Unicode (a lone surrogate)")
+                        raise JsonRefused(path, "keys in valid Unicode (no lone surrogates)")
                     stack.append((child, [*path, key]))
             else:
                 stack.extend((child, [*path, i]) for i, child in enumerate(item))

@@ -129,7 +129,8 @@ class Source(_Frozen):
 class EventCreate(_Frozen):
     """What a workflow sends to ask for human input."""
 
-    name: str = Field(description="A short machine-friendly name, e.g. 'approve-deploy'.")
+    name: str = Field(description="A short machine-friendly name, e.g. 'approve-deploy'.",
+                      json_schema_extra={"pattern": _NAME.pattern, "maxLength": 200})
     prompt: str = Field(min_length=1, max_length=10_000, description="The question, as shown.")
     input: InputSpec = Field(default_factory=ApprovalInput, description="The expected answer.")
     key: str | None = Field(
@@ -142,6 +143,7 @@ class EventCreate(_Frozen):
     assignees: list[str] = Field(
         default_factory=list, max_length=MAX_ASSIGNEES,
         description="User names and 'group:NAME'; empty means anyone.",
+        json_schema_extra={"items": {"type": "string", "pattern": _ASSIGNEE.pattern}},
     )
     priority: Priority = Priority.normal
     timeout: float | None = Field(
@@ -162,7 +164,7 @@ class EventCreate(_Frozen):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError("name must be 1-200 letters, digits or _.:@/+- and start alnum")
         return name
 
@@ -170,7 +172,7 @@ class EventCreate(_Frozen):
     @classmethod
     def _assignees(cls, assignees: list[str]) -> list[str]:
         for who in assignees:
-            if not _ASSIGNEE.match(who):
+            if not _ASSIGNEE.fullmatch(who):
                 raise ValueError(f"assignee {who!r} is not a user name or 'group:NAME'")
         return list(dict.fromkeys(assignees))
 

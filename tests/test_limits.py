@@ -46,13 +46,13 @@ def refused(**fields: Any) -> str:
 
 # --- JSON values ------------------------------------------------------------------------------
 @pytest.mark.parametrize(("value", "reason"), [
-    ({"x": float("nan")}, "x: a number that is not finite"),
-    ({"x": [1, float("inf")]}, "x.1: a number that is not finite"),
-    ({"x": "\ud800"}, "x: text that is not valid Unicode"),
-    ({"\udfff": 1}, "a key that is not valid Unicode"),
-    ({"k" * 201: 1}, "a key longer than 200"),
-    (nested(MAX_JSON_DEPTH + 1), f"nested deeper than {MAX_JSON_DEPTH}"),
-    (list(range(MAX_JSON_NODES)), f"more than {MAX_JSON_NODES} values"),
+    ({"x": float("nan")}, "x: expected a finite number"),
+    ({"x": [1, float("inf")]}, "x.1: expected a finite number"),
+    ({"x": "\ud800"}, "x: expected valid Unicode text"),
+    ({"\udfff": 1}, "expected keys in valid Unicode"),
+    ({"k" * 201: 1}, "expected keys of at most 200"),
+    (nested(MAX_JSON_DEPTH + 1), f"nested at most {MAX_JSON_DEPTH} deep"),
+    (list(range(MAX_JSON_NODES)), f"at most {MAX_JSON_NODES} values"),
 ])
 def test_check_json_refuses_what_could_not_be_shown_again(value: Any, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
@@ -161,7 +161,7 @@ def test_a_catastrophic_form_schema_pattern_is_linear() -> None:
      "schema.properties.a.$ref"),
     ({"type": "object", "patternProperties": {"a": {}}, "unevaluatedProperties": False},
      "unevaluatedProperties"),
-    (nested(40) | {"type": "object"}, "nested deeper than 32"),
+    (nested(40) | {"type": "object"}, "nested at most 32 deep"),
 ])
 def test_form_schemas_are_refused_naming_where(schema: dict[str, Any], where: str) -> None:
     with pytest.raises(ValidationError) as caught:

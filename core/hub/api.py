@@ -110,8 +110,20 @@ class Me(BaseModel):
     role: Literal["workflow", "reviewer", "admin"]
 
 
+def _links() -> dict[str, Any]:
+    """OpenAPI links from a created event to the calls that take its id."""
+    base = "#/paths/~1api~1v1~1events~1{event_id}"
+    targets = {"GetEvent": "/get", "RespondToEvent": "~1responses/post",
+               "WaitForDecision": "~1decision/get", "CancelEvent": "~1cancel/post",
+               "EventAudit": "~1audit/get"}
+    return {name: {"operationRef": base + tail, "parameters": {"event_id": "$response.body#/id"}}
+            for name, tail in targets.items()}
+
+
 @router.post("/events", status_code=201, response_model=Event,
-             responses={200: {"model": Event, "description": "An event with this key exists"},
+             responses={201: {"description": "The event, created", "links": _links()},
+                        200: {"model": Event, "description": "An event with this key exists",
+                              "links": _links()},
                         **_ERRORS, **_CONFLICT})
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:

@@ -361,3 +361,20 @@ def test_answers_are_validated_before_the_write_is_queued(tmp_path: Path,
         hub.stop()
     assert len(threads) == 3
     assert not [name for name in threads if "writer" in name], threads
+
+
+@pytest.mark.parametrize(("typed", "field", "expected"), [
+    ('{"a": NaN}', "value.j.a", "a finite number"),
+    ('{"a": "\\ud800"}', "value.j.a", "valid Unicode"),
+    ("[" * 5000, "value.j", "JSON"),
+])
+def test_web_form_refusals_name_the_field(shared_hub: HubProcess, who: dict[str, str],
+                                          admin_browser: Browser, typed: str, field: str,
+                                          expected: str) -> None:
+    event = create(shared_hub, who["flow"], input={"kind": "form", "schema": {
+        "type": "object", "properties": {"j": {"type": "object"}}}})
+    page = admin_browser.answer(event["id"], {"f.j": typed})
+    assert page.status_code == 422, page.text
+    assert field in page.text and expected in page.text
+    stored = call(shared_hub, who["admin"], "GET", f"/events/{event['id']}").json()
+    assert stored["status"] == "pending" and stored["responses"] == []

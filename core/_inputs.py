@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -115,14 +116,15 @@ class TextInput(_Spec):
     multiline: bool = False
     default: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
 
-    @model_validator(mode="after")
-    def _check(self) -> TextInput:
-        if self.pattern is not None:
+    @field_validator("pattern")
+    @classmethod
+    def _linear(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
             try:
-                compile_pattern(self.pattern)
+                compile_pattern(pattern)
             except ValueError as exc:
-                raise ValueError(f"pattern: expected {exc}") from None
-        return self
+                raise ValueError(f"expected {exc}") from None
+        return pattern
 
 
 Option = Annotated[str, StringConstraints(max_length=MAX_OPTION_LENGTH)]
@@ -175,20 +177,21 @@ class FormInput(_Spec):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _check(self) -> FormInput:
+    @field_validator("schema_")
+    @classmethod
+    def _check(cls, schema: dict[str, Any]) -> dict[str, Any]:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
-        check_json(self.schema_, depth=MAX_SCHEMA_DEPTH)
+        check_json(schema, depth=MAX_SCHEMA_DEPTH)
         try:
-            Draft202012Validator.check_schema(self.schema_)
+            Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(f"schema is not a valid JSON schema: {exc.message}") from exc
-        if self.schema_.get("type", "object") != "object":
+        if schema.get("type", "object") != "object":
             raise ValueError("a form schema must describe an object")
-        _check_schema_keywords(self.schema_)
-        return self
+        _check_schema_keywords(schema)
+        return schema
 
 
 InputSpec = Annotated[

@@ -136,7 +136,7 @@ def test_a_catastrophic_text_pattern_is_linear() -> None:
 
 @pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)a", r"(?<!b)a", "(unclosed"])
 def test_a_pattern_re2_cannot_compile_is_refused_at_creation(pattern: str) -> None:
-    assert refused(input={"kind": "text", "pattern": pattern}) == "input.text"
+    assert refused(input={"kind": "text", "pattern": pattern}) == "input.text.pattern"
 
 
 def test_a_catastrophic_form_schema_pattern_is_linear() -> None:

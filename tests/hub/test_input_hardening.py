@@ -146,12 +146,12 @@ def test_responses_and_cancels_refuse_them_too(shared_hub: HubProcess, who: dict
     ({"assignees": [f"u{i}" for i in range(MAX_ASSIGNEES + 1)]}, "assignees"),
     ({"input": {"kind": "choice", "options": [f"o{i}" for i in range(MAX_OPTIONS + 1)]}},
      "input.choice.options"),
-    ({"input": {"kind": "text", "pattern": r"(\w+)\s\1"}}, "input.text"),
-    ({"input": {"kind": "text", "pattern": "(?=lookahead)"}}, "input.text"),
+    ({"input": {"kind": "text", "pattern": r"(\w+)\s\1"}}, "input.text.pattern"),
+    ({"input": {"kind": "text", "pattern": "(?=lookahead)"}}, "input.text.pattern"),
     ({"input": {"kind": "form", "schema": {"type": "object", "properties": {
-        "a": {"type": "string", "pattern": r"(?<=x)y"}}}}}, "input.form"),
+        "a": {"type": "string", "pattern": r"(?<=x)y"}}}}}, "input.form.schema"),
     ({"input": {"kind": "form", "schema": {"type": "object", "properties": {
-        "a": {"$ref": "http://169.254.169.254/latest/meta-data"}}}}}, "input.form"),
+        "a": {"$ref": "http://169.254.169.254/latest/meta-data"}}}}}, "input.form.schema"),
 ])
 def test_bounds_are_422_naming_the_field(shared_hub: HubProcess, who: dict[str, str],
                                          fields: dict[str, Any], field: str) -> None:

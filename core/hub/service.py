@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound, Unauthenticated
-from .._inputs import validate_value
+from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import route, settle, tighten
 from .._rules import (
@@ -65,6 +65,7 @@ class Hub:
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
         self._tokens: dict[str, tuple[Identity, float]] = {}
+        self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self._resumers: dict[str, Resumer | None] = {}
         self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
@@ -176,6 +177,7 @@ class Hub:
             notes.append(routed.rule)
         stored, created = await self._write(self.store.create_event, event, channel=channel,
                                             decision=decision, notes=notes)
+        self._remember_spec(stored)
         if created:
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
@@ -242,7 +244,10 @@ class Hub:
         Raises:
             NotFound, Forbidden, AlreadyDecided, InvalidInput: and nothing is written.
         """
-        checked = await self._checked(await self._load(event_id), value)
+        spec = self._specs.get(event_id)
+        if spec is None:
+            spec = (await self._load(event_id)).input
+        checked = await self._checked(spec, value)
         while True:
             try:
                 return await self._write_deciding(self._respond_now, who, event_id, checked,
@@ -250,18 +255,25 @@ class Hub:
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
 
-    async def _checked(self, event: Event, value: Any) -> Any | InvalidInput:
+    def _remember_spec(self, event: Event) -> None:
+        """Keep a small input spec (of a fixed size) so an answer is checked without a read."""
+        if event.input.kind in ("approval", "bool", "int", "float") and event.status == "pending":
+            if len(self._specs) >= 10_000:
+                self._specs.clear()
+            self._specs[event.id] = event.input
+
+    async def _checked(self, spec: InputSpec, value: Any) -> Any | InvalidInput:
         """The value checked against the event's input spec, before any write is queued: the
         spec never changes, so it stays valid. A form's JSON schema runs in a worker thread.
         A refusal is returned, not raised, so the rights and state checks still speak first.
         """
         def check() -> Any | InvalidInput:
             try:
-                return validate_value(event.input, value)
+                return validate_value(spec, value)
             except InvalidInput as refused:
                 return refused
 
-        if event.input.kind == "form":
+        if spec.kind == "form":
             return await to_thread.run_sync(check)
         return check()
 

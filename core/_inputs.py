@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +40,7 @@ from ._limits import (
     bounded_json,
     check_json,
     compile_pattern,
+    from_store,
     where,
 )
 
@@ -56,6 +58,9 @@ __all__ = [
     "parse_text",
     "validate_value",
 ]
+
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Spec(BaseModel):
@@ -80,9 +85,9 @@ class IntInput(_Spec):
     """A whole number, optionally bounded (``min`` and ``max`` inclusive)."""
 
     kind: Literal["int"] = "int"
-    min: int | None = None
-    max: int | None = None
-    default: int | None = None
+    min: Int64 | None = None
+    max: Int64 | None = None
+    default: Int64 | None = None
 
     @model_validator(mode="after")
     def _check(self) -> IntInput:
@@ -118,8 +123,8 @@ class TextInput(_Spec):
 
     @field_validator("pattern")
     @classmethod
-    def _linear(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
+    def _linear(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        if pattern is not None and not from_store(info):
             try:
                 compile_pattern(pattern)
             except ValueError as exc:
@@ -179,9 +184,12 @@ class FormInput(_Spec):
 
     @field_validator("schema_")
     @classmethod
-    def _check(cls, schema: dict[str, Any]) -> dict[str, Any]:
+    def _check(cls, schema: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
+
+        if from_store(info):
+            return schema
 
         check_json(schema, depth=MAX_SCHEMA_DEPTH)
         try:
@@ -375,6 +383,14 @@ def _no_retrieval() -> Any:
     return Registry()
 
 
+def _schema_pattern(pattern: str) -> Any:
+    try:
+        return compile_pattern(pattern)
+    except ValueError:  # stored before patterns were RE2: never fall back to backtracking
+        raise InvalidInput("input.schema", "a form schema whose patterns RE2 can check",
+                           pattern) from None
+
+
 @functools.cache
 def _form_validator() -> Any:
     """Draft 2020-12 with every regular expression matched by RE2 (linear time)."""
@@ -382,7 +398,7 @@ def _form_validator() -> Any:
     from jsonschema.exceptions import ValidationError
 
     def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
-        if validator.is_type(instance, "string") and not compile_pattern(patrn).search(instance):
+        if validator.is_type(instance, "string") and not _schema_pattern(patrn).search(instance):
             yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
     def pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
@@ -390,7 +406,7 @@ def _form_validator() -> Any:
         if not validator.is_type(instance, "object"):
             return
         for patrn, subschema in patterns.items():
-            compiled = compile_pattern(patrn)
+            compiled = _schema_pattern(patrn)
             for key, child in instance.items():
                 if compiled.search(key):
                     yield from validator.descend(child, subschema, path=key, schema_path=patrn)
@@ -399,7 +415,7 @@ def _form_validator() -> Any:
         if not validator.is_type(instance, "object"):
             return
         known = schema.get("properties", {})
-        patterns = [compile_pattern(p) for p in schema.get("patternProperties", {})]
+        patterns = [_schema_pattern(p) for p in schema.get("patternProperties", {})]
         extras = [k for k in instance
                   if k not in known and not any(p.search(k) for p in patterns)]
         if validator.is_type(extra, "object"):

@@ -4,7 +4,7 @@ always be stored, listed and shown again.
 | what                                          | bound                                  |
 | --------------------------------------------- | -------------------------------------- |
 | any string                                    | valid Unicode (no lone surrogates)     |
-| any number                                    | finite (no NaN, no Infinity)           |
+| any number                                    | finite (no NaN, no Infinity); integers within 64 bits |
 | JSON values (context, recommendation, source params, answers, form defaults) | nested at most :data:`MAX_JSON_DEPTH` deep, at most :data:`MAX_JSON_NODES` values, keys at most :data:`MAX_KEY_LENGTH` characters |
 | ``context`` / ``source.params``               | at most :data:`MAX_CONTEXT_KEYS` top-level keys |
 | a form's JSON schema                          | nested at most :data:`MAX_SCHEMA_DEPTH` deep, at most :data:`MAX_JSON_NODES` values |
@@ -28,6 +28,8 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from pydantic import ValidationInfo
+
 __all__ = [
     "MAX_ASSIGNEES",
     "MAX_CONDITION_DEPTH",
@@ -49,11 +51,13 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MAX_TIERS",
     "MAX_WAIT",
+    "STORED",
     "JsonRefused",
     "bounded_json",
     "check_json",
     "compile_pattern",
     "first_bad_string",
+    "from_store",
     "where",
 ]
 
@@ -133,6 +137,9 @@ def check_json(value: Any, *, depth: int = MAX_JSON_DEPTH, nodes: int = MAX_JSON
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise JsonRefused(path, "a finite number")
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if not -(2**63) <= item < 2**63:
+                raise JsonRefused(path, "an integer that fits in 64 bits")
         elif isinstance(item, (dict, list)):
             if len(path) >= depth:
                 raise JsonRefused(path, f"JSON nested at most {depth} deep")
@@ -147,9 +154,22 @@ def check_json(value: Any, *, depth: int = MAX_JSON_DEPTH, nodes: int = MAX_JSON
                 stack.extend((child, [*path, i]) for i, child in enumerate(item))
 
 
-def bounded_json(value: Any) -> Any:
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context for a model read back from the store: it passed every check when it came
+in, so the costly ones (patterns, form schemas, conditions, JSON bounds) are not run again,
+and a value accepted under older bounds still loads.
+"""
+
+
+def from_store(info: ValidationInfo) -> bool:
+    """Whether a validator runs on a model read back from the store (see :data:`STORED`)."""
+    return isinstance(info.context, dict) and info.context.get("stored") is True
+
+
+def bounded_json(value: Any, info: ValidationInfo) -> Any:
     """A pydantic after-validator: :func:`check_json` with the default bounds."""
-    check_json(value)
+    if not from_store(info):
+        check_json(value)
     return value
 
 

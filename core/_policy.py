@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,7 @@ from ._limits import (
     MAX_NOTIFY,
     MAX_RULES,
     MAX_TIERS,
+    from_store,
 )
 
 __all__ = ["Policy", "PolicyFile", "PolicyFileRule", "Route", "Rule", "Tier", "route", "settle",
@@ -56,8 +58,8 @@ class Rule(_Frozen):
 
     @field_validator("when")
     @classmethod
-    def _valid(cls, when: str) -> str:
-        return check_condition(when)
+    def _valid(cls, when: str, info: ValidationInfo) -> str:
+        return when if from_store(info) else check_condition(when)
 
 
 class Tier(_Frozen):
@@ -75,10 +77,10 @@ class Tier(_Frozen):
 
     @field_validator("after")
     @classmethod
-    def _positive(cls, after: timedelta) -> timedelta:
+    def _positive(cls, after: timedelta, info: ValidationInfo) -> timedelta:
         if after.total_seconds() <= 0:
             raise ValueError("after must be positive")
-        if after.total_seconds() > MAX_DURATION:
+        if after.total_seconds() > MAX_DURATION and not from_store(info):
             raise ValueError(f"after must be at most {MAX_DURATION:.0f} seconds (a year)")
         return after
 

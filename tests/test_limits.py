@@ -53,6 +53,8 @@ def refused(**fields: Any) -> str:
     ({"k" * 201: 1}, "expected keys of at most 200"),
     (nested(MAX_JSON_DEPTH + 1), f"nested at most {MAX_JSON_DEPTH} deep"),
     (list(range(MAX_JSON_NODES)), f"at most {MAX_JSON_NODES} values"),
+    ({"n": 2**63}, "n: expected an integer that fits in 64 bits"),
+    ({"n": [-(2**63) - 1]}, "n.0: expected an integer"),
 ])
 def test_check_json_refuses_what_could_not_be_shown_again(value: Any, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
@@ -83,6 +85,7 @@ def test_check_json_takes_the_limits_themselves() -> None:
      "input.choice.options"),
     ({"input": {"kind": "multichoice", "options": ["x" * 501]}}, "input.multichoice.options.0"),
     ({"input": {"kind": "float", "max": float("inf")}}, "input.float.max"),
+    ({"input": {"kind": "int", "max": 10**30}}, "input.int.max"),
     ({"input": {"kind": "text", "max_length": 10**9}}, "input.text.max_length"),
     ({"input": {"kind": "text", "pattern": "x" * 1001}}, "input.text.pattern"),
     ({"policy": {"escalate": [{"after": MAX_DURATION + 1}]}}, "policy.escalate.0.after"),

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._limits import STORED
 from .._model import Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from .._rules import Identity
@@ -483,7 +484,7 @@ class SQLiteStore:
                 "requested_by": r["requested_by"], "decision": decision,
                 "escalation_level": r["escalation_level"],
                 "responses": responses[r["id"]], "deliveries": deliveries[r["id"]],
-            }))
+            }, context=STORED))  # checked when it came in: not again on every read
         return events
 
     def get_event(self, event_id: str) -> Event | None:

@@ -17,6 +17,7 @@ import pytest
 
 from signoff._limits import (
     MAX_ASSIGNEES,
+    MAX_DURATION,
     MAX_JSON_DEPTH,
     MAX_LABEL_KEY,
     MAX_LABEL_VALUE,
@@ -378,3 +379,36 @@ def test_web_form_refusals_name_the_field(shared_hub: HubProcess, who: dict[str,
     assert field in page.text and expected in page.text
     stored = call(shared_hub, who["admin"], "GET", f"/events/{event['id']}").json()
     assert stored["status"] == "pending" and stored["responses"] == []
+
+
+def test_an_event_stored_before_these_checks_still_lists_renders_and_refuses_cleanly(
+        shared_hub: HubProcess, who: dict[str, str], admin_browser: Browser) -> None:
+    from signoff._limits import STORED
+    from signoff._model import Event
+    from signoff.store import open_store
+    from signoff.store.contract import make_event
+
+    # as a hub before RE2 stored it: a lookahead, a tier two years out, a backreference form
+    fields = make_event().model_dump(by_alias=True) | {
+        "input": {"kind": "text", "pattern": r"(?=\w)(\w+)\1"},
+        "policy": {"escalate": [{"after": 2 * MAX_DURATION}]}}
+    old = Event.model_validate(fields, context=STORED)
+    form = Event.model_validate(make_event().model_dump(by_alias=True) | {"input": {
+        "kind": "form", "schema": {"type": "object", "properties": {
+            "a": {"type": "string", "pattern": r"(a)\1"}}}}}, context=STORED)
+    store = open_store(shared_hub.database)
+    try:
+        for event in (old, form):
+            store.create_event(event, channel="api")
+    finally:
+        store.close()
+    assert {old.id, form.id} <= {e["id"] for e in everything(shared_hub)}
+    for event in (old, form):
+        assert admin_browser.page(event.id).status_code == 200
+    answer = call(shared_hub, who["admin"], "POST", f"/events/{old.id}/responses",
+                  json={"value": "abab"})
+    refused(answer, "input.pattern")
+    answer = call(shared_hub, who["admin"], "POST", f"/events/{form.id}/responses",
+                  json={"value": {"a": "aa"}})
+    refused(answer, "input.schema")
+

@@ -18,9 +18,12 @@ comparison with ``None`` is false, so ``confidence >= 0.9`` never matches an eve
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ._limits import MAX_CONDITION_DEPTH, MAX_CONDITION_LENGTH
 
 __all__ = ["NAMES", "check_condition", "evaluate"]
 
@@ -37,34 +40,43 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 
 
 def _parse(text: str) -> ast.expr:
+    if len(text) > MAX_CONDITION_LENGTH:
+        raise ValueError(f"a condition of at most {MAX_CONDITION_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"not a condition: {exc.msg} at column {exc.offset}") from None
+    except (RecursionError, MemoryError, ValueError):  # nesting the parser cannot hold
+        raise ValueError("not a condition: nested too deeply") from None
     _check(tree.body)
     return tree.body
 
 
-def _check(node: ast.expr) -> None:
+def _check(node: ast.expr, depth: int = 0) -> None:
+    if depth > MAX_CONDITION_DEPTH:
+        raise ValueError(f"a condition nested at most {MAX_CONDITION_DEPTH} deep")
+    depth += 1
     if isinstance(node, ast.BoolOp):
         for value in node.values:
-            _check(value)
+            _check(value, depth)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
-        _check(node.operand)
+        _check(node.operand, depth)
     elif isinstance(node, ast.Compare):
         for op in node.ops:
             if type(op) not in _COMPARE:
                 raise ValueError(f"operator {type(op).__name__} is not allowed")
         for part in (node.left, *node.comparators):
-            _check(part)
+            _check(part, depth)
     elif isinstance(node, ast.Constant):
         if not isinstance(node.value, (str, int, float, bool, type(None))):
             raise ValueError(f"literal {node.value!r} is not allowed")
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise ValueError("numbers in a condition must be finite")
     elif isinstance(node, (ast.List, ast.Tuple)):
         for element in node.elts:
             if not isinstance(element, ast.Constant):
                 raise ValueError("lists may hold only literals")
-            _check(element)
+            _check(element, depth)
     elif isinstance(node, ast.Name):
         if node.id not in NAMES and node.id not in _WORDS:
             raise ValueError(f"unknown name {node.id!r}; known: {', '.join(sorted(NAMES))}")

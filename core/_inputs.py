@@ -11,15 +11,38 @@ a Python type, a pydantic model, or a spec.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
-import re
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import InvalidInput
+from ._limits import (
+    MAX_JSON_NODES,
+    MAX_OPTION_LENGTH,
+    MAX_OPTIONS,
+    MAX_PATTERN_LENGTH,
+    MAX_SCHEMA_DEPTH,
+    MAX_TEXT_LENGTH,
+    JsonRefused,
+    bounded_json,
+    check_json,
+    compile_pattern,
+    from_store,
+    where,
+)
 
 __all__ = [
     "ApprovalInput",
@@ -35,6 +58,9 @@ __all__ = [
     "parse_text",
     "validate_value",
 ]
+
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Spec(BaseModel):
@@ -59,9 +85,9 @@ class IntInput(_Spec):
     """A whole number, optionally bounded (``min`` and ``max`` inclusive)."""
 
     kind: Literal["int"] = "int"
-    min: int | None = None
-    max: int | None = None
-    default: int | None = None
+    min: Int64 | None = None
+    max: Int64 | None = None
+    default: Int64 | None = None
 
     @model_validator(mode="after")
     def _check(self) -> IntInput:
@@ -73,9 +99,9 @@ class FloatInput(_Spec):
     """A number, optionally bounded (``min`` and ``max`` inclusive)."""
 
     kind: Literal["float"] = "float"
-    min: float | None = None
-    max: float | None = None
-    default: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    default: float | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _check(self) -> FloatInput:
@@ -87,26 +113,33 @@ class TextInput(_Spec):
     """Free text, optionally limited in length or matched against a regular expression."""
 
     kind: Literal["text"] = "text"
-    max_length: int | None = Field(default=None, ge=1)
-    pattern: str | None = None
+    max_length: int | None = Field(default=None, ge=1, le=MAX_TEXT_LENGTH)
+    pattern: str | None = Field(
+        default=None, max_length=MAX_PATTERN_LENGTH,
+        description="A regular expression in RE2 syntax the whole answer must match (matched "
+                    "in linear time: no backreferences or lookarounds).")
     multiline: bool = False
-    default: str | None = None
+    default: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
 
-    @model_validator(mode="after")
-    def _check(self) -> TextInput:
-        if self.pattern is not None:
+    @field_validator("pattern")
+    @classmethod
+    def _linear(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        if pattern is not None and not from_store(info):
             try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern is not a regular expression: {exc}") from exc
-        return self
+                compile_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"expected {exc}") from None
+        return pattern
+
+
+Option = Annotated[str, StringConstraints(max_length=MAX_OPTION_LENGTH)]
 
 
 class ChoiceInput(_Spec):
     """One option out of a list."""
 
     kind: Literal["choice"] = "choice"
-    options: list[str] = Field(min_length=1)
+    options: list[Option] = Field(min_length=1, max_length=MAX_OPTIONS)
     default: str | None = None
 
     @model_validator(mode="after")
@@ -121,9 +154,9 @@ class MultiChoiceInput(_Spec):
     """Any number of options out of a list, between ``min_selected`` and ``max_selected``."""
 
     kind: Literal["multichoice"] = "multichoice"
-    options: list[str] = Field(min_length=1)
-    min_selected: int = Field(default=0, ge=0)
-    max_selected: int | None = Field(default=None, ge=1)
+    options: list[Option] = Field(min_length=1, max_length=MAX_OPTIONS)
+    min_selected: int = Field(default=0, ge=0, le=MAX_OPTIONS)
+    max_selected: int | None = Field(default=None, ge=1, le=MAX_OPTIONS)
     default: list[str] | None = None
 
     @model_validator(mode="after")
@@ -140,23 +173,33 @@ class FormInput(_Spec):
     """A structured answer described by a JSON schema (for instance a pydantic model's)."""
 
     kind: Literal["form"] = "form"
-    schema_: dict[str, Any] = Field(alias="schema")
-    default: dict[str, Any] | None = None
+    schema_: dict[str, Any] = Field(
+        alias="schema",
+        description=f"A JSON schema (draft 2020-12) of an object, nested at most "
+                    f"{MAX_SCHEMA_DEPTH} deep, at most {MAX_JSON_NODES} values; its patterns "
+                    "use RE2 syntax and its $refs stay inside it.")
+    default: Annotated[dict[str, Any] | None, AfterValidator(bounded_json)] = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @model_validator(mode="after")
-    def _check(self) -> FormInput:
+    @field_validator("schema_")
+    @classmethod
+    def _check(cls, schema: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
+        if from_store(info):
+            return schema
+
+        check_json(schema, depth=MAX_SCHEMA_DEPTH)
         try:
-            Draft202012Validator.check_schema(self.schema_)
+            Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(f"schema is not a valid JSON schema: {exc.message}") from exc
-        if self.schema_.get("type", "object") != "object":
+        if schema.get("type", "object") != "object":
             raise ValueError("a form schema must describe an object")
-        return self
+        _check_schema_keywords(schema)
+        return schema
 
 
 InputSpec = Annotated[
@@ -164,6 +207,49 @@ InputSpec = Annotated[
     Field(discriminator="kind"),
 ]
 """Any input spec; the ``kind`` field says which."""
+
+
+# Keywords whose values are data, not subschemas: a "pattern" key in there is not a pattern.
+_DATA_KEYWORDS = frozenset({"const", "enum", "default", "examples"})
+
+
+def _check_schema_keywords(schema: dict[str, Any]) -> None:
+    """Every pattern compiles with RE2, every ``$ref`` stays inside the schema (nothing is
+    fetched), and no keyword would match a pattern with Python's backtracking engine.
+    """
+    stack: list[tuple[Any, str]] = [(schema, "schema")]
+    seen: set[str] = set()
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        seen.update(k for k in node if isinstance(k, str))
+        for key, value in node.items():
+            if key in _DATA_KEYWORDS:
+                continue
+            if key == "pattern" and isinstance(value, str):
+                _re2(value, f"{where}.pattern")
+            elif key == "patternProperties" and isinstance(value, dict):
+                for pattern in value:
+                    _re2(pattern, f"{where}.patternProperties")
+            elif key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                if not value.startswith("#"):
+                    raise ValueError(f"{where}.{key}: expected a reference inside the schema "
+                                     f"('#/$defs/NAME'), got {value[:80]!r}")
+            stack.append((value, f"{where}.{key}"))
+    if "unevaluatedProperties" in seen and "patternProperties" in seen:
+        raise ValueError("schema: unevaluatedProperties together with patternProperties is not "
+                         "supported (it would match patterns with a backtracking engine)")
+
+
+def _re2(pattern: str, where: str) -> None:
+    try:
+        compile_pattern(pattern)
+    except ValueError as exc:
+        raise ValueError(f"{where}: expected {exc}") from None
 
 
 def _check_bounds(low: float | None, high: float | None, default: float | None) -> None:
@@ -186,6 +272,11 @@ def validate_value(spec: Any, value: Any, field: str = "value") -> Any:
         InvalidInput: naming ``field``, what the spec expects, and what came.
     """
     kind = spec.kind
+    try:
+        check_json(value)
+    except JsonRefused as exc:
+        raise InvalidInput(".".join([field, where(exc.path)]) if exc.path else field,
+                           exc.expected, "a value that cannot be shown again") from None
     if kind in ("approval", "bool"):
         if not isinstance(value, bool):
             raise InvalidInput(field, "true or false", value)
@@ -211,7 +302,7 @@ def validate_value(spec: Any, value: Any, field: str = "value") -> Any:
             raise InvalidInput(field, "text", value)
         if spec.max_length is not None and len(value) > spec.max_length:
             raise InvalidInput(field, f"at most {spec.max_length} characters", value)
-        if spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+        if spec.pattern is not None and _fullmatch(spec.pattern, value) is None:
             raise InvalidInput(field, f"text matching {spec.pattern!r}", value)
         return value
     if kind == "choice":
@@ -223,6 +314,14 @@ def validate_value(spec: Any, value: Any, field: str = "value") -> Any:
     if kind == "form":
         return _validate_form(spec, value, field)
     raise InvalidInput("input.kind", "a known input kind", kind)
+
+
+def _fullmatch(pattern: str, value: str) -> Any:
+    try:
+        compiled = compile_pattern(pattern)
+    except ValueError:  # stored before patterns were RE2: never fall back to backtracking
+        raise InvalidInput("input.pattern", "a pattern RE2 can check", pattern) from None
+    return compiled.fullmatch(value)
 
 
 def _range(spec: Any) -> str:
@@ -257,18 +356,78 @@ def _validate_multichoice(spec: MultiChoiceInput, value: Any, field: str) -> lis
 
 
 def _validate_form(spec: FormInput, value: Any, field: str) -> dict[str, Any]:
-    from jsonschema import Draft202012Validator
+    from referencing.exceptions import Unresolvable
 
     if not isinstance(value, dict):
         raise InvalidInput(field, "an object (a filled-in form)", value)
-    validator = Draft202012Validator(spec.schema_)
-    error = next(iter(sorted(validator.iter_errors(value), key=lambda e: list(e.path))), None)
+    validator = _form_validator()(spec.schema_, registry=_no_retrieval())
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    except (Unresolvable, RecursionError) as exc:
+        raise InvalidInput(f"{field}", "a form whose schema can be checked",
+                           f"{type(exc).__name__}: {exc}"[:200]) from None
+    error = errors[0] if errors else None
     if error is not None:
         where = ".".join([field, *(str(p) for p in error.absolute_path)])
         expected = _expected_from_schema_error(error)
         return_value: Any = error.instance
         raise InvalidInput(where, expected, return_value, f"{where}: {error.message}")
     return value
+
+
+@functools.cache
+def _no_retrieval() -> Any:
+    """An empty registry: a ``$ref`` outside the schema is never fetched (no egress)."""
+    from referencing import Registry
+
+    return Registry()
+
+
+def _schema_pattern(pattern: str) -> Any:
+    try:
+        return compile_pattern(pattern)
+    except ValueError:  # stored before patterns were RE2: never fall back to backtracking
+        raise InvalidInput("input.schema", "a form schema whose patterns RE2 can check",
+                           pattern) from None
+
+
+@functools.cache
+def _form_validator() -> Any:
+    """Draft 2020-12 with every regular expression matched by RE2 (linear time)."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _schema_pattern(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    def pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
+                           schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            compiled = _schema_pattern(patrn)
+            for key, child in instance.items():
+                if compiled.search(key):
+                    yield from validator.descend(child, subschema, path=key, schema_path=patrn)
+
+    def additional_properties(validator: Any, extra: Any, instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        known = schema.get("properties", {})
+        patterns = [_schema_pattern(p) for p in schema.get("patternProperties", {})]
+        extras = [k for k in instance
+                  if k not in known and not any(p.search(k) for p in patterns)]
+        if validator.is_type(extra, "object"):
+            for key in extras:
+                yield from validator.descend(instance[key], extra, path=key)
+        elif not extra and extras:
+            yield ValidationError(f"Additional properties are not allowed "
+                                  f"({', '.join(repr(k) for k in sorted(extras))} unexpected)")
+
+    return validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"pattern": pattern, "patternProperties": pattern_properties,
+                               "additionalProperties": additional_properties})
 
 
 def _expected_from_schema_error(error: Any) -> str:
@@ -308,7 +467,7 @@ def parse_text(spec: Any, text: str, field: str = "value") -> Any:
     if kind == "form":
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError, too deep, too many digits
             raise InvalidInput(field, "a JSON object", text) from None
     return text
 

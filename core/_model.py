@@ -20,11 +20,31 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ._inputs import ApprovalInput, InputSpec
+from ._limits import (
+    MAX_ASSIGNEES,
+    MAX_CONTEXT_KEYS,
+    MAX_DURATION,
+    MAX_JSON_DEPTH,
+    MAX_JSON_NODES,
+    MAX_LABEL_KEY,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    bounded_json,
+)
 from ._policy import Impact, Policy
 
 __all__ = [
@@ -42,6 +62,15 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
 _ASSIGNEE = re.compile(r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+_BOUNDS = f"nested at most {MAX_JSON_DEPTH} deep, at most {MAX_JSON_NODES} values"
+
+BoundedJson = Annotated[JsonValue, AfterValidator(bounded_json)]
+"""Any JSON value that can be shown again: valid Unicode, finite numbers, bounded (``_limits``)."""
+JsonObject = Annotated[dict[str, JsonValue], Field(max_length=MAX_CONTEXT_KEYS),
+                       AfterValidator(bounded_json)]
+"""A JSON object with at most ``MAX_CONTEXT_KEYS`` keys, bounded like :data:`BoundedJson`."""
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_KEY)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
 
 
 class _Frozen(BaseModel):
@@ -87,7 +116,7 @@ class Source(_Frozen):
     run: str | None = Field(default=None, max_length=500)
     step: str | None = Field(default=None, max_length=500)
     link: str | None = Field(default=None, max_length=2000)
-    params: dict[str, JsonValue] = Field(default_factory=dict)
+    params: JsonObject = Field(default_factory=dict, description=f"JSON, {_BOUNDS}.")
 
     @field_validator("link")
     @classmethod
@@ -100,34 +129,42 @@ class Source(_Frozen):
 class EventCreate(_Frozen):
     """What a workflow sends to ask for human input."""
 
-    name: str = Field(description="A short machine-friendly name, e.g. 'approve-deploy'.")
+    name: str = Field(description="A short machine-friendly name, e.g. 'approve-deploy'.",
+                      json_schema_extra={"pattern": _NAME.pattern, "maxLength": 200})
     prompt: str = Field(min_length=1, max_length=10_000, description="The question, as shown.")
     input: InputSpec = Field(default_factory=ApprovalInput, description="The expected answer.")
     key: str | None = Field(
         default=None, max_length=500, description="Idempotency key: the same key, the same event."
     )
-    context: dict[str, JsonValue] = Field(
-        default_factory=dict, description="JSON shown to the reviewer beside the prompt."
+    context: JsonObject = Field(
+        default_factory=dict,
+        description=f"JSON shown to the reviewer beside the prompt; {_BOUNDS}.",
     )
     assignees: list[str] = Field(
-        default_factory=list, description="User names and 'group:NAME'; empty means anyone."
+        default_factory=list, max_length=MAX_ASSIGNEES,
+        description="User names and 'group:NAME'; empty means anyone.",
+        json_schema_extra={"items": {"type": "string", "pattern": _ASSIGNEE.pattern}},
     )
     priority: Priority = Priority.normal
-    timeout: float | None = Field(default=None, gt=0, description="Seconds until the deadline.")
+    timeout: float | None = Field(
+        default=None, gt=0, le=MAX_DURATION, allow_inf_nan=False,
+        description="Seconds until the deadline (at most a year).",
+    )
     on_timeout: Literal["default", "reject", "fail"] = "reject"
     source: Source = Field(default_factory=Source)
-    labels: dict[str, str] = Field(default_factory=dict)
-    recommendation: JsonValue = Field(
-        default=None, description="What the automation before this step recommends."
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+    recommendation: BoundedJson = Field(
+        default=None,
+        description=f"What the automation before this step recommends; {_BOUNDS}.",
     )
-    confidence: float | None = Field(default=None, ge=0, le=1)
+    confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     impact: Impact | None = Field(default=None, description="How much is at stake if wrong.")
     policy: Policy | None = Field(default=None, description="Routing, quorum, escalation.")
 
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError("name must be 1-200 letters, digits or _.:@/+- and start alnum")
         return name
 
@@ -135,7 +172,7 @@ class EventCreate(_Frozen):
     @classmethod
     def _assignees(cls, assignees: list[str]) -> list[str]:
         for who in assignees:
-            if not _ASSIGNEE.match(who):
+            if not _ASSIGNEE.fullmatch(who):
                 raise ValueError(f"assignee {who!r} is not a user name or 'group:NAME'")
         return list(dict.fromkeys(assignees))
 
@@ -152,7 +189,8 @@ class EventCreate(_Frozen):
 class ResponseCreate(_Frozen):
     """One answer to an event. Who answers comes from the token, never from here."""
 
-    value: JsonValue = Field(description="The answer, checked against the event's input spec.")
+    value: BoundedJson = Field(
+        description=f"The answer, checked against the event's input spec; {_BOUNDS}.")
     comment: str | None = Field(default=None, max_length=10_000)
     relayed_by: str | None = Field(
         default=None, max_length=128,

@@ -21,12 +21,23 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from ._expr import check_condition, evaluate
 from ._inputs import validate_value
+from ._limits import (
+    MAX_ASSIGNEES,
+    MAX_CONDITION_LENGTH,
+    MAX_DURATION,
+    MAX_NOTIFY,
+    MAX_RULES,
+    MAX_TIERS,
+    from_store,
+)
 
 __all__ = ["Policy", "PolicyFile", "PolicyFileRule", "RelayPolicy", "Route", "Rule", "Tier",
            "relay_refusal", "route", "settle", "tighten"]
@@ -55,48 +66,57 @@ class _Frozen(BaseModel):
 class Rule(_Frozen):
     """Route an event at creation when ``when`` holds (see :mod:`signoff._expr`)."""
 
-    when: str = Field(description="A condition, e.g. \"confidence >= 0.95 and impact == 'low'\".")
+    when: str = Field(
+        max_length=MAX_CONDITION_LENGTH,
+        description="A condition, e.g. \"confidence >= 0.95 and impact == 'low'\".")
     then: Literal["approve", "block", "review"]
 
     @field_validator("when")
     @classmethod
-    def _valid(cls, when: str) -> str:
-        return check_condition(when)
+    def _valid(cls, when: str, info: ValidationInfo) -> str:
+        return when if from_store(info) else check_condition(when)
 
 
 class Tier(_Frozen):
     """An escalation step, ``after`` the event's creation."""
 
-    after: timedelta = Field(description="Time since creation (seconds or an ISO 8601 duration).")
-    assignees: list[str] = Field(default_factory=list)
+    after: timedelta = Field(
+        description="Time since creation (seconds or an ISO 8601 duration), at most a year.")
+    assignees: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_ASSIGNEES)
     keep_previous: bool = Field(default=True, description="Keep the earlier assignees too.")
     fallback: str | None = Field(
         default=None, description="A decider decides at this tier ('auto': the hub's default).")
     notify: list[ChannelName] = Field(
-        default_factory=list, description="Notification channels (by name) told of the step.")
+        default_factory=list, max_length=MAX_NOTIFY,
+        description="Notification channels (by name) told of the step.")
 
     @field_validator("after")
     @classmethod
-    def _positive(cls, after: timedelta) -> timedelta:
+    def _positive(cls, after: timedelta, info: ValidationInfo) -> timedelta:
         if after.total_seconds() <= 0:
             raise ValueError("after must be positive")
+        if after.total_seconds() > MAX_DURATION and not from_store(info):
+            raise ValueError(f"after must be at most {MAX_DURATION:.0f} seconds (a year)")
         return after
 
 
 class Policy(_Frozen):
     """The rules one event is handled by."""
 
-    route: list[Rule] = Field(default_factory=list, description="First matching rule wins.")
+    route: list[Rule] = Field(default_factory=list, max_length=MAX_RULES,
+                              description="First matching rule wins.")
     quorum: int = Field(default=1, ge=1, le=20, description="Distinct approvals needed.")
     forbid_self_approval: bool = False
     rejection_rejects: bool = Field(
         default=True, description="One rejection rejects; if false, it takes `quorum` of them.")
-    escalate: list[Tier] = Field(default_factory=list)
+    escalate: list[Tier] = Field(default_factory=list, max_length=MAX_TIERS)
     on_timeout: Literal["default", "reject", "fail"] | None = None
     automation_counts: bool = Field(
         default=False, description="A decider's approval may count towards a quorum above 1.")
     notify: list[ChannelName] = Field(
-        default_factory=list, description="Notification channels (by name) for this event.")
+        default_factory=list, max_length=MAX_NOTIFY,
+        description="Notification channels (by name) for this event.")
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Policy:

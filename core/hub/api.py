@@ -8,19 +8,50 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from .._limits import MAX_WAIT
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
 from .._rules import Identity
+from .inputs import StrictJsonRoute
 from .service import Hub, check_channel
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"], route_class=StrictJsonRoute)
 
+
+class ErrorDetail(BaseModel):
+    """What went wrong; a refused input also names the field, what was expected and what came."""
+
+    code: str
+    message: str
+    field: str | None = None
+    expected: str | None = None
+    got: Any = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers with."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# Declared on every operation: what any call can meet (429 comes from the rate limits).
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No token or an unknown token"},
-    403: {"description": "The token may not do this"},
-    404: {"description": "No such event"},
+    400: _error("The request could not be read"),
+    401: _error("No token or an unknown token"),
+    403: _error("The token may not do this"),
+    404: _error("No such event"),
+    413: _error("The request body is larger than the hub accepts"),
+    422: _error("A field is not what was expected (named in the answer); nothing was stored"),
+    429: _error("Too many requests for this token; retry after `Retry-After` seconds"),
 }
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _error("Already decided or already answered; nothing changed")}
 
 
 def hub_of(request: Request) -> Hub:
@@ -79,9 +110,21 @@ class Me(BaseModel):
     role: Literal["workflow", "reviewer", "admin"]
 
 
+def _links() -> dict[str, Any]:
+    """OpenAPI links from a created event to the calls that take its id."""
+    base = "#/paths/~1api~1v1~1events~1{event_id}"
+    targets = {"GetEvent": "/get", "RespondToEvent": "~1responses/post",
+               "WaitForDecision": "~1decision/get", "CancelEvent": "~1cancel/post",
+               "EventAudit": "~1audit/get"}
+    return {name: {"operationRef": base + tail, "parameters": {"event_id": "$response.body#/id"}}
+            for name, tail in targets.items()}
+
+
 @router.post("/events", status_code=201, response_model=Event,
-             responses={200: {"model": Event, "description": "An event with this key exists"},
-                        **_ERRORS})
+             responses={201: {"description": "The event, created", "links": _links()},
+                        200: {"model": Event, "description": "An event with this key exists",
+                              "links": _links()},
+                        **_ERRORS, **_CONFLICT})
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:
     """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""
@@ -111,8 +154,7 @@ async def get_event(event_id: str, request: Request, who: Caller) -> Response:
 
 
 @router.post("/events/{event_id}/responses", response_model=Event,
-             responses={**_ERRORS, 409: {"description": "Already decided; nothing changed"},
-                        422: {"description": "The value does not fit the input; nothing stored"}})
+             responses={**_ERRORS, **_CONFLICT})
 async def respond(event_id: str, body: ResponseCreate, request: Request, who: Caller,
                   channel: Channel = None) -> Response:
     """Answer an event as the token's identity.
@@ -129,7 +171,7 @@ async def respond(event_id: str, body: ResponseCreate, request: Request, who: Ca
 @router.get("/events/{event_id}/decision", response_model=Decision,
             responses={**_ERRORS, 204: {"description": "Still pending when the wait ran out"}})
 async def wait_decision(event_id: str, request: Request, who: Caller,
-                        wait: Annotated[float, Query(ge=0, le=60)] = 0) -> Response:
+                        wait: Annotated[float, Query(ge=0, le=MAX_WAIT, allow_inf_nan=False)] = 0) -> Response:
     """The decision, as soon as it exists; waits up to ``wait`` seconds, then 204."""
     decision = await hub_of(request).wait_decision(who, event_id, wait)
     if decision is None:
@@ -138,7 +180,7 @@ async def wait_decision(event_id: str, request: Request, who: Caller,
 
 
 @router.post("/events/{event_id}/cancel", response_model=Event,
-             responses={**_ERRORS, 409: {"description": "Already decided"}})
+             responses={**_ERRORS, **_CONFLICT})
 async def cancel_event(event_id: str, request: Request, who: Caller,
                        body: CancelBody | None = None, channel: Channel = None) -> Response:
     """Cancel a pending event (its requester or an admin)."""

@@ -162,7 +162,7 @@ def _coerce(field: dict[str, Any], text: str) -> Any:
     if widget == "json":
         try:
             return json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError, too deep, too many digits
             raise InvalidInput(path, "JSON", text) from None
     return text.replace("\r\n", "\n")
 

@@ -25,7 +25,7 @@ from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
 from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
-from .._inputs import validate_value
+from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
 from .._rules import (
@@ -67,6 +67,7 @@ class Hub:
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
+        self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self._resumers: dict[str, Resumer | None] = {}
         self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
@@ -178,6 +179,7 @@ class Hub:
         async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
             stored, created = await self._write(self.store.create_event, event,
                                                 channel=channel, decision=decision, notes=notes)
+        self._remember_spec(stored)
         if created:
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
@@ -256,9 +258,13 @@ class Hub:
             written; a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
         self.limits.answer(who.user)
+        spec = self._specs.get(event_id)
+        if spec is None:
+            spec = (await self._load(event_id)).input
+        checked = await self._checked(spec, value)
         while True:
             try:
-                event = await self._write_deciding(self._respond_now, who, event_id, value,
+                event = await self._write_deciding(self._respond_now, who, event_id, checked,
                                                    comment, channel, relayed_by)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
@@ -278,10 +284,33 @@ class Hub:
                              bound=self.settings.bound_channels(who.user),
                              orchestrator=orchestrator, owner=owner)
 
+    def _remember_spec(self, event: Event) -> None:
+        """Keep a small input spec (of a fixed size) so an answer is checked without a read."""
+        if event.input.kind in ("approval", "bool", "int", "float") and event.status == "pending":
+            if len(self._specs) >= 10_000:
+                self._specs.clear()
+            self._specs[event.id] = event.input
+
+    async def _checked(self, spec: InputSpec, value: Any) -> Any | InvalidInput:
+        """The value checked against the event's input spec, before any write is queued: the
+        spec never changes, so it stays valid. A form's JSON schema runs in a worker thread.
+        A refusal is returned, not raised, so the rights and state checks still speak first.
+        """
+        def check() -> Any | InvalidInput:
+            try:
+                return validate_value(spec, value)
+            except InvalidInput as refused:
+                return refused
+
+        if spec.kind == "form":
+            return await to_thread.run_sync(check)
+        return check()
+
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
                      claim: str | None, relayed_by: str | None = None) -> Event:
-        """Check and store an answer. The checks run inside the store's transaction, on the
-        event as it reads it: what they saw is what the answer is written against.
+        """Check and store an answer (``value`` already checked by :meth:`_checked`). The rights
+        and state checks run inside the store's transaction, on the event as it reads it: what
+        they saw is what the answer is written against.
         """
         def answer(event: Event) -> Response:
             # part 3: the channel is a fact the hub sets; an engine channel is a relay
@@ -304,13 +333,14 @@ class Hub:
                     and who.user == event.requested_by and not relayed):
                 raise Forbidden(f"{who.user} requested event {event_id}; the policy forbids "
                                 "self-approval")
-            checked = validate_value(event.input, value)
+            if isinstance(value, InvalidInput):
+                raise value
             if relayed:
                 reason = relay_refusal(event, self.settings.relays)
                 if reason is not None:
                     raise RelayRefused(f"event {event_id}: {reason}", engine=channel, by=by)
             return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=by,
-                            value=checked, comment=comment, channel=channel, at=self.clock(),
+                            value=value, comment=comment, channel=channel, at=self.clock(),
                             relayed_from=channel if relayed else None, verified=not relayed)
 
         return self.store.add_response(event_id, answer,

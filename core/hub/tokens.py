@@ -19,15 +19,19 @@ from .._rules import Identity
 from ..store import TokenInfo
 from ..store import token_id as public_id
 from .access import MAX_TOKEN_DAYS, parse_expires
-from .api import Caller, hub_of
+from .api import _ERRORS as API_ERRORS
+from .api import Caller, _error, hub_of
+from .inputs import StrictJsonRoute
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], route_class=StrictJsonRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No token, or an unknown, revoked or expired one"},
-    403: {"description": "Only admins manage tokens"},
+    **API_ERRORS,
+    401: _error("No token, or an unknown, revoked or expired one"),
+    403: _error("Only admins manage tokens"),
+    404: _error("No token with that id"),
 }
 _NAME = r"^[^\x00-\x1f\x7f]+$"  # printable: names are shown in tables and pages
 
@@ -107,7 +111,7 @@ async def list_tokens(request: Request, caller: Admin) -> Response:
 
 
 @router.post("", status_code=201, response_model=TokenCreated,
-             responses={**_ERRORS, 422: {"description": "A field is not what was expected"}})
+             responses=_ERRORS)
 async def create_token(body: TokenCreate, request: Request, caller: Admin) -> Response:
     """Mint a token; the answer holds its secret, which is never shown again."""
     hub = hub_of(request)
@@ -121,7 +125,7 @@ async def create_token(body: TokenCreate, request: Request, caller: Admin) -> Re
 
 
 @router.post("/{token_id}/revoke", response_model=TokenOut,
-             responses={**_ERRORS, 404: {"description": "No token with that id"}})
+             responses=_ERRORS)
 async def revoke_token(token_id: TokenId, request: Request, caller: Admin) -> Response:
     """Revoke a token now: it gets 401 from the next request on, and its browser sessions
     end. Revoking a revoked token changes nothing.

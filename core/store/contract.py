@@ -155,6 +155,20 @@ class StoreContract:
             store.list_events(cursor="not-a-cursor")
         assert caught.value.field == "cursor"
 
+    @pytest.mark.parametrize("cursor", [
+        "", "=", "%%%", "é" * 8, "7aCA",  # not base64 of JSON; raw surrogate bytes
+        "WzEsMiwzXQ", "W3RydWUsMSwieCJd", "W251bGwsMSwieCJd",  # [1,2,3] [true,1,"x"] [null,..]
+        "W05hTiwxLCJ4Il0", "WzAsTmFOLCJ4Il0", "WzAsMWUzMDAwLCJ4Il0",  # NaN, 1e3000
+        "Wzk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTksMSwieCJd",  # an integer no database holds
+        "WzAsMSwiXHVkODAwIl0",  # a lone surrogate in the id
+        "eyJhIjogMX0", "W10", "WzAsMSwieCIsNF0",  # an object, [], four items
+    ])
+    def test_a_garbled_cursor_is_refused_naming_cursor(self, store: Store, cursor: str) -> None:
+        store.create_event(make_event(), channel="api")
+        with pytest.raises(InvalidInput) as caught:
+            store.list_events(cursor=cursor)
+        assert caught.value.field == "cursor"
+
     def test_visibility_and_assignee_filters(self, store: Store) -> None:
         anyone = make_event()
         ops = make_event(assignees=["group:ops"])

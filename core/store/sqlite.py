@@ -22,6 +22,7 @@ import concurrent.futures
 import hashlib
 import hmac
 import json
+import math
 import queue
 import secrets
 import sqlite3
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._limits import STORED
 from .._model import Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from .._rules import Identity
@@ -682,7 +684,7 @@ class SQLiteStore:
                 "requested_by": r["requested_by"], "decision": decision,
                 "escalation_level": r["escalation_level"],
                 "responses": responses[r["id"]], "deliveries": deliveries[r["id"]],
-            }))
+            }, context=STORED))  # checked when it came in: not again on every read
         return events
 
     def get_event(self, event_id: str) -> Event | None:
@@ -1200,12 +1202,18 @@ def _encode_cursor(sort_priority: int, created_at: float, event_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
 def _decode_cursor(cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        sort_priority, created_at, event_id = json.loads(raw)
-        if not (isinstance(sort_priority, int) and isinstance(created_at, (int, float))
-                and isinstance(event_id, str)):
+        sort_priority, created_at, event_id = json.loads(raw, parse_constant=_no_constant)
+        if not (type(sort_priority) is int and -3 <= sort_priority <= 0  # noqa: E721
+                and type(created_at) in (int, float) and math.isfinite(created_at)
+                and abs(created_at) < 1e12 and isinstance(event_id, str)
+                and len(event_id) <= 100 and event_id.isascii()):
             raise ValueError
     except (ValueError, TypeError):
         raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None

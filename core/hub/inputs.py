@@ -1,0 +1,131 @@
+r"""Strict JSON request bodies for the API: what Python's ``json`` lets through but could not be
+shown again is refused at parse time with a 422 naming the field.
+
+Python's ``json.loads`` accepts ``NaN``, ``Infinity`` and ``1e999`` (infinite), and turns
+``"\ud800"`` (or raw surrogate bytes) into a lone surrogate that later breaks every encoder.
+:class:`StrictJsonRoute` reads the body itself, before FastAPI does: invalid UTF-8, a number
+that is not finite or a lone surrogate is an :class:`~signoff.InvalidInput` naming where it
+is, and a body over the hub's limit still ends as 413 (not FastAPI's generic 400).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from .._errors import InvalidInput
+from .._limits import first_bad_string, where
+
+__all__ = ["StrictJsonRoute", "strict_json"]
+
+
+class _NotFinite:
+    """Stands where a ``NaN``/``Infinity`` was, so the check can say where."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _float(text: str) -> float | _NotFinite:
+    number = float(text)
+    return number if math.isfinite(number) else _NotFinite(text)
+
+
+def _find(value: Any, path: list[str | int]) -> tuple[list[str | int], str] | None:
+    stack: list[tuple[Any, list[str | int]]] = [(value, path)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, _NotFinite):
+            return at, item.text
+        if isinstance(item, dict):
+            stack.extend((v, [*at, k]) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, [*at, i]) for i, v in enumerate(item))
+    return None
+
+
+def strict_json(body: bytes) -> Any:
+    """Parse a request body as JSON that can be shown again.
+
+    Raises:
+        InvalidInput: the body is not UTF-8 JSON, holds a number that is not finite, or a
+            string that is not valid Unicode; ``field`` says where.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("body", "UTF-8 text", f"invalid byte at {exc.start}") from None
+    found_constant = False
+
+    def constant(name: str) -> _NotFinite:
+        nonlocal found_constant
+        found_constant = True
+        return _NotFinite(name)
+
+    def number(literal: str) -> float | _NotFinite:
+        nonlocal found_constant
+        parsed = _float(literal)
+        found_constant = found_constant or isinstance(parsed, _NotFinite)
+        return parsed
+
+    try:
+        value = json.loads(text, parse_constant=constant, parse_float=number)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("body", "JSON", f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+                           ) from None
+    except RecursionError:
+        raise InvalidInput("body", "JSON nested less deeply", "too deep to parse") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InvalidInput("body", "JSON with numbers Python can hold", str(exc)[:200]) from None
+    if found_constant:
+        hit = _find(value, [])
+        if hit is not None:
+            raise InvalidInput(where(hit[0], "body"), "a finite number", hit[1])
+    if "\\u" in text:  # raw surrogate bytes are not UTF-8: only an escape makes one
+        bad = first_bad_string(value)
+        if bad is not None:
+            raise InvalidInput(where(bad, "body"), "valid Unicode text (no lone surrogates)",
+                               "a lone surrogate")
+    return value
+
+
+class _StrictRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # FastAPI reads a body without a content type as JSON
+    main = content_type.split(";", 1)[0].strip().lower()
+    return main == "application/json" or (main.startswith("application/")
+                                          and main.endswith("+json"))
+
+
+class StrictJsonRoute(APIRoute):
+    """An API route whose JSON body is parsed by :func:`strict_json`, outside FastAPI's own
+    parsing (which would turn every failure, even a body over the size limit, into a 400).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, behind a strict read of the body."""
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def strict(request: Request) -> Response:
+            strict_request = _StrictRequest(request.scope, request.receive)
+            if _is_json(request.headers.get("content-type")):
+                body = await strict_request.body()  # over the limit: 413 from here
+                if body:
+                    await strict_request.json()
+            return await handler(strict_request)
+
+        return strict

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HubProcess", "free_port"]
+__all__ = ["HubProcess", "HubStartError", "free_port"]
 
 _LOGIN = re.compile(r"\?token=(\S+)")
 
@@ -36,6 +37,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class HubStartError(RuntimeError):
+    """The hub did not start; ``reason`` is the hub's own last word (e.g. a taken port)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class HubProcess:
@@ -54,37 +63,60 @@ class HubProcess:
         self.log_path = Path(self.database + f".{self.port}.log")
 
     def start(self, timeout: float = 30.0) -> HubProcess:
-        """Start the hub and wait until ``/healthz`` answers."""
+        """Start the hub and wait until ``/healthz`` answers, from this very process.
+
+        Each start passes a fresh random ``instance`` that ``/healthz`` must return, so a
+        different server already on the port is never taken for this hub. On any failure the
+        process is stopped and :class:`HubStartError` says why.
+        """
         args = [sys.executable, "-c", "from signoff.cli import run; run()", "serve",
                 "--port", str(self.port), "--db", self.database]
         if self.config is not None:
             args += ["--config", str(self.config)]
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True,
-                                        env=self.env)
-        assert self.process.stdout is not None
+        instance = secrets.token_hex(16)
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=log, text=True,
+                env={**self.env, "SIGNOFF_INSTANCE": instance})
+        try:
+            self._wait_healthy(instance, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _failed(self, what: str) -> HubStartError:
+        log = self.log_path.read_text() if self.log_path.exists() else ""
+        last = log.strip().splitlines()[-1] if log.strip() else ""
+        reason = last or what
+        return HubStartError(f"{what}: {reason} (log: {self.log_path})", reason)
+
+    def _wait_healthy(self, instance: str, timeout: float) -> None:
+        assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + timeout
         if self.admin_token is None:
             # a fresh store prints the admin login URL first, then nothing more on stdout
             line = self.process.stdout.readline() + self.process.stdout.readline()
             found = _LOGIN.search(line)
             if found is None:
-                self.stop()
-                raise RuntimeError(f"hub printed no login URL: {line!r}; see {self.log_path}")
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    raise self._failed(f"hub printed no login URL: {line!r}") from None
+                raise self._failed(f"hub exited with {self.process.returncode}")
             self.admin_token = found.group(1)
             self.login_url = f"{self.url}/?token={self.admin_token}"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.process.returncode}; "
-                                   f"see {self.log_path}: {self.log_path.read_text()[-2000:]}")
+                raise self._failed(f"hub exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
+                answer = httpx.get(f"{self.url}/healthz", timeout=1)
+                if answer.status_code == 200 and answer.json().get("instance") == instance:
+                    return
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"hub did not become healthy in {timeout} s; see {self.log_path}")
+        raise self._failed(f"hub did not become healthy in {timeout} s")
 
     def stop(self, kill: bool = False) -> None:
         """Stop the hub (SIGTERM, or SIGKILL with ``kill``) and wait for it to exit."""

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     """Mark the session cookie Secure (turn on behind HTTPS)."""
 
+    # issue 15 (a newcomer's first hour) ------------------------------------------------------
+    instance: str | None = Field(default=None, max_length=200)
+    """A label ``/healthz`` returns as ``instance``, so whoever started this hub (the
+    quickstart, ``signoff.testing.HubProcess``) can tell it is the one answering on its port."""
+
     @classmethod
     def settings_customise_sources(
         cls,

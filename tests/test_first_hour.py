@@ -1,0 +1,124 @@
+"""A newcomer's first hour (issue 15): a busy port, a wrong database, cleanup on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from signoff.testing import HubProcess, HubStartError
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGNOFF = [sys.executable, "-c", "from signoff.cli import run; run()"]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port held by a plain listening socket (not a hub)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_serve_on_a_busy_port_exits_naming_the_port(busy_port: int, tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    done = subprocess.run([*SIGNOFF, "serve", "--port", str(busy_port), "--db", str(db)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"signoff: port {busy_port} on 127.0.0.1 is already in use; "
+        "choose another with --port PORT or SIGNOFF_PORT=PORT"]
+    assert "serving on" not in done.stdout + done.stderr and "token=" not in done.stdout
+    assert not db.exists()  # a hub that cannot start leaves no store behind
+
+
+def test_serve_port_from_signoff_port(busy_port: int, tmp_path: Path) -> None:
+    done = subprocess.run([*SIGNOFF, "serve", "--db", str(tmp_path / "hub.db")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SIGNOFF_PORT": str(busy_port)})
+    assert done.returncode != 0 and f"port {busy_port}" in done.stderr
+
+
+def test_quickstart_on_a_busy_port_says_so_and_prints_no_login_url(busy_port: int,
+                                                                   tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"),
+                           "--port", str(busy_port), "--once"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert done.returncode != 0
+    assert f"port {busy_port}" in done.stderr and "--port" in done.stderr
+    assert "token=" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # its temporary folder is gone too
+
+
+def test_hub_process_refuses_a_hub_it_did_not_start(tmp_path: Path) -> None:
+    with HubProcess(tmp_path / "one.db") as first:
+        # a second hub on the same port: the first one answers /healthz, but it is not ours
+        second = HubProcess(tmp_path / "two.db", port=first.port)
+        with pytest.raises(HubStartError, match=f"port {first.port}"):
+            second.start()
+        assert second.process is None and second.login_url is None
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+
+
+def test_healthz_returns_the_instance_it_was_started_with(hub: HubProcess) -> None:
+    instance = httpx.get(f"{hub.url}/healthz").json()["instance"]
+    assert re.fullmatch(r"[0-9a-f]{32}", instance)
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_quickstart_leaves_nothing_behind_when_interrupted(tmp_path: Path,
+                                                           sig: signal.Signals) -> None:
+    from signoff.testing import free_port
+
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "waiting for approval" in line:
+                break
+        else:
+            raise AssertionError("the quickstart never waited for approval")
+        [folder] = tmp_path.iterdir()
+        assert folder.name.startswith("signoff-quickstart-")
+        children = _children(process.pid)
+        assert children, "the hub runs as a child process"
+        process.send_signal(sig)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert list(tmp_path.iterdir()) == []
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in children)

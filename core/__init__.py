@@ -22,6 +22,7 @@ from ._errors import (
     PayloadTooLarge,
     Rejected,
     SignoffError,
+    StoreError,
     Unauthenticated,
     WaitTimeout,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "Rule",
     "SignoffError",
     "Source",
+    "StoreError",
     "TextInput",
     "Tier",
     "Unauthenticated",

@@ -11,6 +11,7 @@ SignoffError
 │   ├── AlreadyAnswered        409  this responder already answered (quorum events)
 │   └── PayloadTooLarge        413
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
+├── StoreError                 a database that is missing or is not a signoff database
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
 └── DecisionError              a decision the workflow cannot continue with as a value
     ├── Rejected               the event was rejected (by a person, a policy or a timeout)
@@ -43,6 +44,7 @@ __all__ = [
     "PayloadTooLarge",
     "Rejected",
     "SignoffError",
+    "StoreError",
     "Unauthenticated",
     "WaitTimeout",
 ]
@@ -137,6 +139,10 @@ HUB_ERRORS: dict[str, type[HubError]] = {
 
 class HubUnavailable(SignoffError):
     """The hub could not be reached, after the client's retries."""
+
+
+class StoreError(SignoffError):
+    """The store cannot be opened: no database where one should be, or a file that is not one."""
 
 
 class WaitTimeout(SignoffError):

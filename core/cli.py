@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 import click
+import httpx
+from pydantic import ValidationError
 
 from ._client import Client
 from ._errors import SignoffError
@@ -33,6 +35,21 @@ class _Commands(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._extra()})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an error a user can act on is one line, ``error: ...``, exit 1."""
+        try:
+            return super().invoke(ctx)
+        except (SignoffError, FileNotFoundError) as exc:
+            message = str(exc)
+        except httpx.HTTPError as exc:  # the client maps most; a stray one still reads well
+            message = f"{type(exc).__name__}: {exc}"
+        except ValidationError as exc:  # settings from the environment or the config file
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            message = f"settings: {message}"
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(1)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
@@ -100,7 +117,7 @@ def token_create(user: str, groups: tuple[str, ...], role: str, database: str | 
     from .store import open_store
 
     settings = load_settings(config, database=database)
-    store = open_store(settings.database)
+    store = open_store(settings.database, create=False)  # tokens are for an existing hub
     try:
         minted = store.create_token(Identity(user=user, groups=groups, role=role))  # type: ignore[arg-type]
     finally:
@@ -219,7 +236,7 @@ def audit_verify(database: str | None, config: str | None) -> None:
     from .hub.settings import load_settings
     from .store import open_store
 
-    store = open_store(load_settings(config, database=database).database)
+    store = open_store(load_settings(config, database=database).database, create=False)
     try:
         report = store.verify_audit()
     finally:

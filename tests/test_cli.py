@@ -33,14 +33,15 @@ def cli(env: dict[str, str], *args: str) -> Any:
 
 def test_token_create_prints_the_token_alone_on_the_last_line(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
+    from signoff.store import open_store
+
+    open_store(db).close()  # the hub's store: token create never makes one
     result = subprocess.run(
         [sys.executable, "-c", "from signoff.cli import run; run()", "token", "create",
          "--user", "rita", "--group", "ops", "--group", "data", "--role", "reviewer", "--db", db],
         capture_output=True, text=True, check=True)
     token = result.stdout.strip().splitlines()[-1]
     assert token.startswith("so_") and " " not in token
-    from signoff.store import open_store
-
     store = open_store(db)
     who = store.identity_for(token)
     store.close()

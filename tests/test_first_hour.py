@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,7 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
+from signoff.cli import main
+from signoff.store import open_store
 from signoff.testing import HubProcess, HubStartError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +126,82 @@ def test_quickstart_leaves_nothing_behind_when_interrupted(tmp_path: Path,
     while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in children)
+
+
+# --- a wrong database path -----------------------------------------------------------------
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env or {}, catch_exceptions=False)
+
+
+def _wrong_databases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    text = tmp_path / "notes.txt"
+    text.write_text("these are my notes\n")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    return {
+        "missing folder": (tmp_path / "nowhere" / "signoff.db", "folder"),
+        "text file": (text, "not a signoff database"),
+        "other sqlite": (other, "not a signoff database"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing folder", "text file", "other sqlite"])
+@pytest.mark.parametrize("command", [("audit", "verify"),
+                                     ("token", "create", "--user", "rita")])
+def test_reading_commands_refuse_a_wrong_database(tmp_path: Path, case: str,
+                                                  command: tuple[str, ...]) -> None:
+    path, says = _wrong_databases(tmp_path)[case]
+    before = path.read_bytes() if path.exists() else None
+    result = _invoke(*command, "--db", str(path))
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: database: ") and says in line and str(path) in line
+    assert "Traceback" not in result.output
+    assert (path.read_bytes() if path.exists() else None) == before  # nothing written
+
+
+@pytest.mark.parametrize("command", [("audit", "verify"),
+                                     ("token", "create", "--user", "rita")])
+def test_reading_commands_never_create_a_database(tmp_path: Path,
+                                                  command: tuple[str, ...]) -> None:
+    typo = tmp_path / "signof.db"
+    result = _invoke(*command, "--db", str(typo))
+    assert result.exit_code == 1 and "intact" not in result.output
+    assert result.output.strip() == (
+        f"error: database: no signoff database at {typo}; give the hub's database with --db "
+        "or SIGNOFF_DATABASE (only `signoff serve` creates one)")
+    assert list(tmp_path.iterdir()) == []
+    # the same through the environment
+    result = _invoke(*command, env={"SIGNOFF_DATABASE": str(typo)})
+    assert result.exit_code == 1 and "no signoff database" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_commands_work_on_the_hubs_database(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    open_store(str(db)).close()
+    assert _invoke("token", "create", "--user", "rita", "--db", str(db)).exit_code == 0
+    verified = _invoke("audit", "verify", "--db", str(db))
+    assert verified.exit_code == 0 and "intact" in verified.output
+
+
+@pytest.mark.parametrize("case", ["missing folder", "text file", "other sqlite"])
+def test_serve_refuses_a_wrong_database_in_one_line(tmp_path: Path, case: str) -> None:
+    path, says = _wrong_databases(tmp_path)[case]
+    done = subprocess.run([*SIGNOFF, "serve", "--port", "0", "--db", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: database: ") and says in done.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_settings_errors_are_one_line(tmp_path: Path) -> None:
+    result = _invoke("audit", "verify", env={"SIGNOFF_PORT": "eighty"})
+    assert result.exit_code == 1
+    assert result.output.startswith("error: settings: port: ") and "\n" == result.output[-1]
+    assert len(result.output.strip().splitlines()) == 1
+    missing = _invoke("audit", "verify", "--config", str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 1 and missing.output.startswith("error: config: no such file")

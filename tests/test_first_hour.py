@@ -205,3 +205,33 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
     assert len(result.output.strip().splitlines()) == 1
     missing = _invoke("audit", "verify", "--config", str(tmp_path / "nope.toml"))
     assert missing.exit_code == 1 and missing.output.startswith("error: config: no such file")
+
+
+# --- one name for each setting -------------------------------------------------------------
+
+def test_the_hub_url_and_token_have_one_name_everywhere() -> None:
+    """README, docs, examples and code say SIGNOFF_URL / SIGNOFF_TOKEN, never another spelling."""
+    allowed = {"SIGNOFF_URL", "SIGNOFF_TOKEN", "SIGNOFF_FLYTE_CONSOLE_URL"}
+    spelled: dict[str, set[str]] = {}
+    files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    for folder in ("core", "adapters", "examples"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".yaml"}]
+    for path in files:
+        for name in re.findall(r"SIGNOFF_[A-Z0-9_]*(?:URL|TOKEN|HUB)\b", path.read_text()):
+            if name not in allowed and "__" not in name:  # SIGNOFF_RESUMERS__X__URL: a setting
+                spelled.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert spelled == {}
+    readme = (ROOT / "README.md").read_text()
+    assert "`--url`/`--token` or `SIGNOFF_URL`/`SIGNOFF_TOKEN`" in readme
+    assert re.search(r"export SIGNOFF_URL=\S+ SIGNOFF_TOKEN=so_", readme)
+
+
+def test_a_missing_token_names_the_flag_and_the_variable(shared_hub: HubProcess) -> None:
+    result = _invoke("list", env={"SIGNOFF_URL": shared_hub.url, "SIGNOFF_TOKEN": ""})
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+    assert "--token" in result.output and "SIGNOFF_TOKEN" in result.output
+    # a token that is wrong is not called missing
+    wrong = _invoke("list", env={"SIGNOFF_URL": shared_hub.url, "SIGNOFF_TOKEN": "so_nope"})
+    assert wrong.exit_code == 1 and "unknown API token" in wrong.output
+    assert "no token was given" not in wrong.output

@@ -56,7 +56,7 @@ def test_list_show_respond(env: dict[str, str], flow: Client) -> None:
     assert event.id in listed.output and "How many replicas?" in listed.output
     as_json = [json.loads(line) for line in cli(env, "list", "--json").output.splitlines()]
     assert event.id in {e["id"] for e in as_json}
-    shown = json.loads(cli(env, "show", event.id).output)
+    shown = json.loads(cli(env, "show", event.id, "--json").output)
     assert shown["input"] == {"kind": "int", "min": 1, "max": 9, "default": None}
     answered = cli(env, "respond", event.id, "3", "--comment", "three is plenty")
     assert answered.exit_code == 0 and "answered by admin" in answered.output

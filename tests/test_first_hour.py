@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+from signoff import Client
 from signoff.cli import main
 from signoff.store import open_store
 from signoff.testing import HubProcess, HubStartError
@@ -235,3 +237,89 @@ def test_a_missing_token_names_the_flag_and_the_variable(shared_hub: HubProcess)
     wrong = _invoke("list", env={"SIGNOFF_URL": shared_hub.url, "SIGNOFF_TOKEN": "so_nope"})
     assert wrong.exit_code == 1 and "unknown API token" in wrong.output
     assert "no token was given" not in wrong.output
+
+
+# --- a CLI that reads well -----------------------------------------------------------------
+
+def _env(hub: HubProcess) -> dict[str, str]:
+    return {"SIGNOFF_URL": hub.url, "SIGNOFF_TOKEN": hub.admin_token or ""}
+
+
+def test_list_shows_pending_events_as_an_aligned_table(hub: HubProcess) -> None:
+    flow = Client(hub.url, hub.token("flow", role="workflow"))
+    waiting = flow.create(name="deploy", prompt="Deploy churn-model v3?", priority="high",
+                          assignees=["group:ops"])
+    done = flow.create(name="count", prompt="How many\nreplicas?",
+                       input={"kind": "int", "min": 1, "max": 9})
+    Client(hub.url, hub.admin_token).respond(done.id, 3)
+    pending = _invoke("list", env=_env(hub))
+    assert pending.exit_code == 0
+    header, *rows = pending.output.splitlines()
+    assert header.split() == ["ID", "PRIORITY", "STATUS", "AGE", "ASSIGNEES", "PROMPT"]
+    assert len(rows) == 1 and rows[0].startswith(waiting.id)
+    assert rows[0].split()[1:3] == ["high", "pending"] and "group:ops" in rows[0]
+    everything = _invoke("list", "--status", "all", env=_env(hub)).output.splitlines()
+    assert len(everything) == 3
+    # aligned: every column starts at the same place on every line
+    for name in ("PRIORITY", "STATUS", "PROMPT"):
+        at = everything[0].index(name)
+        assert all(line[at - 2:at] == "  " and line[at] != " " for line in everything[1:])
+    assert any("answered" in line and "How many replicas?" in line for line in everything)
+    none = _invoke("list", "--status", "cancelled", env=_env(hub))
+    assert none.exit_code == 0 and none.output.strip() == "no cancelled events"
+
+
+def test_cancel_says_what_it_did(hub: HubProcess) -> None:
+    event = Client(hub.url, hub.token("flow", role="workflow")).create(name="x", prompt="Go?")
+    said = _invoke("cancel", event.id, env=_env(hub))
+    assert said.exit_code == 0
+    assert said.output.strip() == (
+        f'{event.id} cancelled by admin: "Go?" is off every inbox, and the workflow step '
+        "waiting on it stops (signoff.Cancelled).")
+    again = _invoke("cancel", event.id, env=_env(hub))
+    assert again.exit_code == 1
+    assert again.output.strip() == f"error: event {event.id} is already cancelled"
+
+
+def test_show_renders_context_as_a_tree(hub: HubProcess) -> None:
+    event = Client(hub.url, hub.token("flow", role="workflow")).create(
+        name="deploy", prompt="Deploy?", input={"kind": "int", "min": 1, "max": 9},
+        context={"model": "churn", "metrics": {"auc": 0.91, "folds": [0.9, {"k": None}]}})
+    shown = _invoke("show", event.id, env=_env(hub))
+    assert shown.exit_code == 0
+    lines = shown.output.splitlines()
+    assert lines[0].split() == ["event:", event.id, "(deploy)"]
+    assert "input:" in shown.output and '"max": 9' in shown.output
+    assert lines[lines.index("context:") + 1:] == [
+        "  model: churn",
+        "  metrics:",
+        "    auc: 0.91",
+        "    folds:",
+        "      - 0.9",
+        "      -",
+        "        k: null",
+    ]
+    assert json.loads(_invoke("show", event.id, "--json", env=_env(hub)).output)["id"] == event.id
+
+
+def test_errors_are_one_line_without_reprs(hub: HubProcess) -> None:
+    unknown = _invoke("show", "ev_nope", env=_env(hub))
+    assert unknown.exit_code == 1 and unknown.output.startswith("error: ")
+    assert len(unknown.output.strip().splitlines()) == 1 and "Traceback" not in unknown.output
+    down = _invoke("list", env={"SIGNOFF_URL": "http://127.0.0.1:9", "SIGNOFF_TOKEN": "x"})
+    assert down.exit_code == 1 and down.output.startswith("error: http://127.0.0.1:9")
+    assert len(down.output.strip().splitlines()) == 1 and "<" not in down.output
+
+
+def test_help_marks_commands_whose_extra_is_missing() -> None:
+    import importlib.util
+
+    shown = _invoke("--help").output
+    if importlib.util.find_spec("hera") is not None:
+        pytest.skip("the argo extra is installed here")
+    [line] = [line for line in shown.splitlines() if line.strip().startswith("argo")]
+    assert "(needs signoff[argo])" in line
+    ran = _invoke("argo", "render", "--name", "x")
+    assert ran.exit_code == 1
+    assert ran.output.startswith("error: signoff argo needs signoff[argo]")
+    assert "pip install 'signoff[argo]'" in ran.output

@@ -13,6 +13,7 @@ Needs the ``hub`` extra in the environment the tests run in.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import secrets
@@ -20,7 +21,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,34 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_RUNNING: set[HubProcess] = set()
+
+
+def _stop_all() -> None:
+    for hub in list(_RUNNING):
+        hub.stop()
+
+
+atexit.register(_stop_all)  # a test run that ends early leaves no hub behind
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, a child started from the main thread gets SIGTERM when its parent dies
+    (a killed test run, a SIGTERM from CI). Not from other threads: the kernel sends the
+    signal when the starting *thread* ends.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() != threading.main_thread():
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arm() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return arm
 
 
 class HubStartError(RuntimeError):
@@ -77,7 +108,8 @@ class HubProcess:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=log, text=True,
-                env={**self.env, "SIGNOFF_INSTANCE": instance})
+                env={**self.env, "SIGNOFF_INSTANCE": instance}, preexec_fn=_die_with_parent())
+        _RUNNING.add(self)
         try:
             self._wait_healthy(instance, timeout)
         except BaseException:
@@ -132,6 +164,7 @@ class HubProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+        _RUNNING.discard(self)
 
     def restart(self, kill: bool = False) -> HubProcess:
         """Stop and start again on the same store and port."""

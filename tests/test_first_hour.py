@@ -323,3 +323,38 @@ def test_help_marks_commands_whose_extra_is_missing() -> None:
     assert ran.exit_code == 1
     assert ran.output.startswith("error: signoff argo needs signoff[argo]")
     assert "pip install 'signoff[argo]'" in ran.output
+
+
+# --- nothing left behind by the test fixtures ----------------------------------------------
+
+_HOLDER = """
+import sys, time
+from signoff.testing import HubProcess
+hub = HubProcess(sys.argv[1]).start()
+print(hub.process.pid, flush=True)
+if sys.argv[2] == "raise":
+    raise RuntimeError("a test that fails without stopping its hub")
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("ending", ["raise", "sigkill", "sigterm"])
+def test_hub_process_dies_with_whoever_started_it(tmp_path: Path, ending: str) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "hub.db"),
+                               ending], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout is not None
+    try:
+        hub_pid = int(holder.stdout.readline())
+        assert _alive(hub_pid)
+        if ending != "raise":
+            holder.send_signal(signal.SIGKILL if ending == "sigkill" else signal.SIGTERM)
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    deadline = time.monotonic() + 15
+    while _alive(hub_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(hub_pid)

@@ -153,7 +153,7 @@ def create_app(settings: Settings, store: Store | None = None,
     async def healthz() -> dict[str, Any]:
         """Liveness: the hub runs and its store answers."""
         hub: Hub = app.state.hub
-        await hub._run(the_store.next_deadline)
+        await hub.check_store()
         health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting}
         if settings.instance is not None:
             health["instance"] = settings.instance

@@ -99,7 +99,10 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def serve(host: str | None, port: int | None, database: str | None, config: str | None) -> None:
     """Run the hub: the JSON API, the web inbox, the sweeper and the dispatcher."""
-    from .hub import serve as run
+    try:
+        from .hub import serve as run
+    except ImportError as exc:  # the hub extra is missing: say which, in one line
+        raise SignoffError(str(exc)) from exc
 
     run.main(config=config, host=host, port=port, database=database)
 

@@ -73,6 +73,12 @@ def test_the_wheel_with_the_hub_extra_works_in_a_fresh_venv(dist: Path, tmp_path
     venv = tmp_path / "venv"
     _run(uv, "venv", "-q", "-p", f"{sys.version_info.major}.{sys.version_info.minor}", venv)
     python = venv / "bin" / "python"
+    _run(uv, "pip", "install", "-q", "-p", python, wheel)  # without the hub extra first
+    bare = subprocess.run([venv / "bin" / "signoff", "serve", "--port", "0"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 1 and "Traceback" not in bare.stderr
+    assert bare.stderr.startswith("error: the signoff hub needs the hub extra")
+    assert "pip install '.[hub]'" in bare.stderr and not list(tmp_path.glob("*.db"))
     _run(uv, "pip", "install", "-q", "-p", python, f"{wheel}[hub]")
     helped = _run(venv / "bin" / "signoff", "--help")
     assert "serve" in helped and "list" in helped and "(needs signoff[argo])" in helped

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +52,18 @@ def _stop_all() -> None:
 atexit.register(_stop_all)  # a test run that ends early leaves no hub behind
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """On Linux, a child started from the main thread gets SIGTERM when its parent dies
-    (a killed test run, a SIGTERM from CI). Not from other threads: the kernel sends the
-    signal when the starting *thread* ends.
+def _child_code() -> str:
+    """The ``python -c`` code that runs ``signoff``. On Linux, from the main thread, the child
+    first asks for SIGTERM when its parent dies (a killed test run, a SIGTERM from CI), and
+    exits at once if the parent is already gone. Done after exec, in the child itself: a
+    ``preexec_fn`` is unsafe in a process with threads. Not from other threads: the kernel
+    sends the signal when the starting *thread* ends.
     """
+    run = "from signoff.cli import run; run()"
     if not sys.platform.startswith("linux") or threading.current_thread() != threading.main_thread():
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return arm
+        return run
+    return (f"import ctypes, os, sys; ctypes.CDLL(None).prctl(1, {int(signal.SIGTERM)}); "
+            f"os.getppid() == {os.getpid()} or sys.exit(1); {run}")
 
 
 class HubStartError(RuntimeError):
@@ -100,7 +96,7 @@ class HubProcess:
         different server already on the port is never taken for this hub. On any failure the
         process is stopped and :class:`HubStartError` says why.
         """
-        args = [sys.executable, "-c", "from signoff.cli import run; run()", "serve",
+        args = [sys.executable, "-c", _child_code(), "serve",
                 "--port", str(self.port), "--db", self.database]
         if self.config is not None:
             args += ["--config", str(self.config)]
@@ -108,7 +104,7 @@ class HubProcess:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=log, text=True,
-                env={**self.env, "SIGNOFF_INSTANCE": instance}, preexec_fn=_die_with_parent())
+                env={**self.env, "SIGNOFF_INSTANCE": instance})
         _RUNNING.add(self)
         try:
             self._wait_healthy(instance, timeout)

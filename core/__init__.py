@@ -23,6 +23,7 @@ from ._errors import (
     RateLimited,
     Rejected,
     SignoffError,
+    StoreError,
     Unauthenticated,
     WaitTimeout,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "Rule",
     "SignoffError",
     "Source",
+    "StoreError",
     "TextInput",
     "Tier",
     "Unauthenticated",

@@ -28,6 +28,7 @@ from ._errors import (
     HubUnavailable,
     InvalidInput,
     RateLimited,
+    Unauthenticated,
     WaitTimeout,
 )
 from ._inputs import input_spec
@@ -93,6 +94,9 @@ class _BaseClient:
         except (ValueError, KeyError, TypeError):
             raise HubError(f"hub answered {answer.status_code}: {answer.text[:300]}") from None
         cls = HUB_ERRORS.get(code)
+        if cls is Unauthenticated and "Authorization" not in answer.request.headers:
+            message = (f"{message}; no token was given: pass --token or set SIGNOFF_TOKEN "
+                       "(Client(token=...) in Python)")
         if cls is InvalidInput:
             raise InvalidInput(error.get("field", "?"), error.get("expected", "?"),
                                error.get("got"), message)

@@ -12,6 +12,7 @@ SignoffError
 │   ├── PayloadTooLarge        413
 │   └── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
+├── StoreError                 a database that is missing or is not a signoff database
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
 └── DecisionError              a decision the workflow cannot continue with as a value
     ├── Rejected               the event was rejected (by a person, a policy or a timeout)
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimited",
     "Rejected",
     "SignoffError",
+    "StoreError",
     "Unauthenticated",
     "WaitTimeout",
 ]
@@ -172,6 +174,10 @@ HUB_ERRORS: dict[str, type[HubError]] = {
 
 class HubUnavailable(SignoffError):
     """The hub could not be reached, after the client's retries."""
+
+
+class StoreError(SignoffError):
+    """The store cannot be opened: no database where one should be, or a file that is not one."""
 
 
 class WaitTimeout(SignoffError):

@@ -12,11 +12,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import click
+import httpx
+from pydantic import ValidationError
 
 from ._client import Client
 from ._errors import SignoffError
 from ._inputs import parse_text
 from ._model import Event
+from ._render import LIST_HEADER, event_lines, list_row, table
 from ._rules import Identity
 
 if TYPE_CHECKING:
@@ -39,6 +42,21 @@ class _Commands(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._extra()})
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; an error a user can act on is one line, ``error: ...``, exit 1."""
+        try:
+            return super().invoke(ctx)
+        except (SignoffError, FileNotFoundError) as exc:
+            message = str(exc)
+        except httpx.HTTPError as exc:  # the client maps most; a stray one still reads well
+            message = f"{type(exc).__name__}: {exc}"
+        except ValidationError as exc:  # settings from the environment or the config file
+            message = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            message = f"settings: {message}"
+        click.echo(f"error: {message}", err=True)
+        ctx.exit(1)
+
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is not None:
@@ -50,12 +68,17 @@ class _Commands(click.Group):
             loaded: click.Command = entry.load()
         except ImportError as exc:
             reason = str(exc)
+            needs = f"needs signoff[{getattr(exc, 'extra', None) or name}]"
 
-            def unavailable() -> None:
-                raise click.ClickException(f"signoff {name}: {reason}")
+            def unavailable(args: tuple[str, ...]) -> None:
+                click.echo(f"error: signoff {name} {needs}: {reason}", err=True)
+                click.get_current_context().exit(1)
 
-            return click.Command(name, callback=unavailable,
-                                 help=f"(unavailable: {reason})", short_help="(unavailable)")
+            return click.Command(
+                name, callback=unavailable, help=f"({needs}: {reason})", short_help=f"({needs})",
+                params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+                context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+                add_help_option=False)
         return loaded
 
 
@@ -81,7 +104,10 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def serve(host: str | None, port: int | None, database: str | None, config: str | None) -> None:
     """Run the hub: the JSON API, the web inbox, the sweeper and the dispatcher."""
-    from .hub import serve as run
+    try:
+        from .hub import serve as run
+    except ImportError as exc:  # the hub extra is missing: say which, in one line
+        raise SignoffError(str(exc)) from exc
 
     run.main(config=config, host=host, port=port, database=database)
 
@@ -99,7 +125,7 @@ def _token_store(database: str | None, config: str | None) -> tuple[Settings, St
 
     settings = load_settings(config, database=database)
     try:  # the audit key the hub uses: token changes are audited under it
-        store, _ = open_hub_store(settings)
+        store, _ = open_hub_store(settings, create=False)  # tokens are for an existing hub
     except AuditKeyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -209,30 +235,42 @@ def token_revoke(token_id: str, database: str | None, config: str | None) -> Non
 
 
 @main.command("list")
-@click.option("--status", type=click.Choice(["pending", "decided", "cancelled"]), default=None)
-@click.option("--assignee", default=None)
+@click.option("--status", type=click.Choice(["pending", "decided", "cancelled", "all"]),
+              default="pending", show_default=True, help="Which events; `all` for every one.")
+@click.option("--assignee", default=None, help="Only events assigned to this (e.g. group:ops).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 @click.pass_context
-def list_(ctx: click.Context, status: str | None, assignee: str | None, as_json: bool) -> None:
-    """List events, highest priority and oldest first."""
+def list_(ctx: click.Context, status: str, assignee: str | None, as_json: bool) -> None:
+    """List events (pending ones unless --status), highest priority and oldest first."""
     with _client(ctx) as client:
-        for event in client.iter_events(status=status, assignee=assignee):
-            if as_json:
+        events = client.iter_events(status=None if status == "all" else status,
+                                    assignee=assignee)
+        if as_json:
+            for event in events:
                 click.echo(event.model_dump_json(by_alias=True))
-            else:
-                outcome = event.decision.outcome.value if event.decision else event.status
-                click.echo(f"{event.id}  {event.priority.value:<6}  {outcome:<9}  "
-                           f"{event.created_at:%Y-%m-%d %H:%M}  {event.prompt[:60]}")
+            return
+        rows = [list_row(event) for event in events]
+    if not rows:
+        click.echo(f"no {'' if status == 'all' else status + ' '}events"
+                   + (f" for {assignee}" if assignee else ""), err=True)
+        return
+    for line in table(LIST_HEADER, rows):
+        click.echo(line)
 
 
 @main.command()
 @click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True, help="The whole event as JSON.")
 @click.pass_context
-def show(ctx: click.Context, event_id: str) -> None:
-    """Show one event as JSON."""
+def show(ctx: click.Context, event_id: str, as_json: bool) -> None:
+    """Show one event: its facts, its context as a tree, its answers."""
     with _client(ctx) as client:
-        click.echo(json.dumps(client.get(event_id).model_dump(mode="json", by_alias=True),
-                              indent=2))
+        event = client.get(event_id)
+    if as_json:
+        click.echo(json.dumps(event.model_dump(mode="json", by_alias=True), indent=2))
+        return
+    for line in event_lines(event):
+        click.echo(line)
 
 
 @main.command()
@@ -264,9 +302,12 @@ def _say_decided(event: Event) -> None:
 @click.option("--comment", default=None)
 @click.pass_context
 def cancel(ctx: click.Context, event_id: str, comment: str | None) -> None:
-    """Cancel a pending event."""
+    """Cancel a pending event: it leaves every inbox and its waiting step stops."""
     with _client(ctx) as client:
-        _say_decided(client.cancel(event_id, comment))
+        event = client.cancel(event_id, comment)
+    by = event.decision.by if event.decision else "you"
+    click.echo(f"{event.id} cancelled by {by}: \"{event.prompt[:80]}\" is off every inbox, "
+               "and the workflow step waiting on it stops (signoff.Cancelled).")
 
 
 @main.command()
@@ -316,7 +357,8 @@ def _audited_store(database: str | None, config: str | None) -> tuple[Store, str
     from .store import AuditKeyError
 
     try:
-        store, key = open_hub_store(load_settings(config, database=database), create_key=False)
+        store, key = open_hub_store(load_settings(config, database=database), create_key=False,
+                                    create=False)
     except AuditKeyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -13,19 +13,22 @@ Needs the ``hub`` extra in the environment the tests run in.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["HubProcess", "free_port"]
+__all__ = ["HubProcess", "HubStartError", "free_port"]
 
 _LOGIN = re.compile(r"(http\S+/login/link/\S+)")
 
@@ -36,6 +39,39 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_RUNNING: set[HubProcess] = set()
+
+
+def _stop_all() -> None:
+    for hub in list(_RUNNING):
+        hub.stop()
+
+
+atexit.register(_stop_all)  # a test run that ends early leaves no hub behind
+
+
+def _child_code() -> str:
+    """The ``python -c`` code that runs ``signoff``. On Linux, from the main thread, the child
+    first asks for SIGTERM when its parent dies (a killed test run, a SIGTERM from CI), and
+    exits at once if the parent is already gone. Done after exec, in the child itself: a
+    ``preexec_fn`` is unsafe in a process with threads. Not from other threads: the kernel
+    sends the signal when the starting *thread* ends.
+    """
+    run = "from signoff.cli import run; run()"
+    if not sys.platform.startswith("linux") or threading.current_thread() != threading.main_thread():
+        return run
+    return (f"import ctypes, os, sys; ctypes.CDLL(None).prctl(1, {int(signal.SIGTERM)}); "
+            f"os.getppid() == {os.getpid()} or sys.exit(1); {run}")
+
+
+class HubStartError(RuntimeError):
+    """The hub did not start; ``reason`` is the hub's own last word (e.g. a taken port)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class HubProcess:
@@ -57,15 +93,37 @@ class HubProcess:
         self.log_path = Path(self.database + f".{self.port}.log")
 
     def start(self, timeout: float = 30.0) -> HubProcess:
-        """Start the hub and wait until ``/healthz`` answers."""
-        args = [sys.executable, "-c", "from signoff.cli import run; run()", "serve",
+        """Start the hub and wait until ``/healthz`` answers, from this very process.
+
+        Each start passes a fresh random ``instance`` that ``/healthz`` must return, so a
+        different server already on the port is never taken for this hub. On any failure the
+        process is stopped and :class:`HubStartError` says why.
+        """
+        args = [sys.executable, "-c", _child_code(), "serve",
                 "--port", str(self.port), "--db", self.database]
         if self.config is not None:
             args += ["--config", str(self.config)]
-        log = self.log_path.open("a")
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True,
-                                        env=self.env)
-        assert self.process.stdout is not None
+        instance = secrets.token_hex(16)
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                args, stdout=subprocess.PIPE, stderr=log, text=True,
+                env={**self.env, "SIGNOFF_INSTANCE": instance})
+        _RUNNING.add(self)
+        try:
+            self._wait_healthy(instance, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _failed(self, what: str) -> HubStartError:
+        log = self.log_path.read_text() if self.log_path.exists() else ""
+        last = log.strip().splitlines()[-1] if log.strip() else ""
+        reason = last or what
+        return HubStartError(f"{what}: {reason} (log: {self.log_path})", reason)
+
+    def _wait_healthy(self, instance: str, timeout: float) -> None:
+        assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + timeout
         if self.admin_token is None:
             # a fresh store prints the admin's one-time login link first, then nothing more on
@@ -73,22 +131,24 @@ class HubProcess:
             line = self.process.stdout.readline() + self.process.stdout.readline()
             found = _LOGIN.search(line)
             if found is None:
-                self.stop()
-                raise RuntimeError(f"hub printed no login link: {line!r}; see {self.log_path}")
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    raise self._failed(f"hub printed no login link: {line!r}") from None
+                raise self._failed(f"hub exited with {self.process.returncode}")
             self.login_url = found.group(1)
             self.admin_token = self.token("admin", role="admin")
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"hub exited with {self.process.returncode}; "
-                                   f"see {self.log_path}: {self.log_path.read_text()[-2000:]}")
+                raise self._failed(f"hub exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
+                answer = httpx.get(f"{self.url}/healthz", timeout=1)
+                if answer.status_code == 200 and answer.json().get("instance") == instance:
+                    return
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"hub did not become healthy in {timeout} s; see {self.log_path}")
+        raise self._failed(f"hub did not become healthy in {timeout} s")
 
     def stop(self, kill: bool = False) -> None:
         """Stop the hub (SIGTERM, or SIGKILL with ``kill``) and wait for it to exit."""
@@ -104,6 +164,7 @@ class HubProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self.process = None
+        _RUNNING.discard(self)
 
     def restart(self, kill: bool = False) -> HubProcess:
         """Stop and start again on the same store and port."""

@@ -19,7 +19,7 @@ from signoff.adapters.argo import HubConnection, approval
 
 def build_workflow(hub: HubConnection | None = None) -> Workflow:
     """The release workflow; ``hub`` says where the hub is and which Secret holds the token."""
-    hub = hub or HubConnection(url=os.environ.get("SIGNOFF_HUB_URL",
+    hub = hub or HubConnection(url=os.environ.get("SIGNOFF_URL",
                                                   "http://signoff.signoff.svc:8765"),
                                token_secret="signoff-token")
     with Workflow(generate_name="release-", entrypoint="main",

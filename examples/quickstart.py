@@ -5,18 +5,23 @@
 It starts `signoff serve` on http://127.0.0.1:8765 with a fresh store in a temporary folder,
 prints a one-time link that signs your browser in, and runs a two-step "release" workflow that asks for
 an approval and then for a typed answer. Answer both in the inbox and watch the workflow go on.
-Ctrl-C stops everything. `--port` picks another port; `--once` exits when the workflow ends.
+Ctrl-C (or SIGTERM) stops everything and removes the temporary folder. `--port` (or
+SIGNOFF_PORT) picks another port; `--once` exits when the workflow ends.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 from signoff import Client, Rejected, result_of
-from signoff.testing import HubProcess
+from signoff.testing import HubProcess, HubStartError
 
 
 def release(client: Client, inbox: str) -> None:
@@ -54,32 +59,45 @@ def release(client: Client, inbox: str) -> None:
     print(f"workflow: rolling out to {share} of traffic. Done.", flush=True)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up the way Ctrl-C does
+
+
 def main() -> int:
     """Start a hub, run the workflow, keep the hub up until Ctrl-C (or `--once`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SIGNOFF_PORT", 8765)),
+                        help="the hub's port (default SIGNOFF_PORT or 8765)")
     parser.add_argument("--once", action="store_true", help="exit when the workflow ends")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)
     folder = Path(tempfile.mkdtemp(prefix="signoff-quickstart-"))
-    hub = HubProcess(folder / "signoff.db", port=args.port).start()
+    hub = HubProcess(folder / "signoff.db", port=args.port)
     try:
+        try:
+            hub.start()
+        except HubStartError as exc:
+            print(f"quickstart: the hub did not start. {exc.reason}", file=sys.stderr, flush=True)
+            return 1
         print("", flush=True)
         print("signoff hub running. Open the inbox with this one-time link (it signs you in as"
               " admin, once):", flush=True)
         print(f"    {hub.login_url}", flush=True)
         print("", flush=True)
-        client = Client(hub.url, hub.token("quickstart", role="workflow"))
-        release(client, hub.url)
+        with Client(hub.url, hub.token("quickstart", role="workflow")) as client:
+            release(client, hub.url)
         if not args.once:
             print("workflow finished; the hub keeps running. Ctrl-C to stop.", flush=True)
             assert hub.process is not None
             hub.process.wait()
     except KeyboardInterrupt:
-        pass
+        print("quickstart: stopping", file=sys.stderr, flush=True)
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         hub.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

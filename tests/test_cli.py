@@ -33,14 +33,15 @@ def cli(env: dict[str, str], *args: str) -> Any:
 
 def test_token_create_prints_the_token_alone_on_the_last_line(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
+    from signoff.store import open_store
+
+    open_store(db).close()  # the hub's store: token create never makes one
     result = subprocess.run(
         [sys.executable, "-c", "from signoff.cli import run; run()", "token", "create",
          "--user", "rita", "--group", "ops", "--group", "data", "--role", "reviewer", "--db", db],
         capture_output=True, text=True, check=True)
     token = result.stdout.strip().splitlines()[-1]
     assert token.startswith("so_") and " " not in token
-    from signoff.store import open_store
-
     store = open_store(db)
     who = store.identity_for(token)
     store.close()
@@ -55,7 +56,7 @@ def test_list_show_respond(env: dict[str, str], flow: Client) -> None:
     assert event.id in listed.output and "How many replicas?" in listed.output
     as_json = [json.loads(line) for line in cli(env, "list", "--json").output.splitlines()]
     assert event.id in {e["id"] for e in as_json}
-    shown = json.loads(cli(env, "show", event.id).output)
+    shown = json.loads(cli(env, "show", event.id, "--json").output)
     assert shown["input"] == {"kind": "int", "min": 1, "max": 9, "default": None}
     answered = cli(env, "respond", event.id, "3", "--comment", "three is plenty")
     assert answered.exit_code == 0 and "answered by admin" in answered.output

@@ -7,7 +7,8 @@ try:
     import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "the signoff hub needs its extra: pip install 'signoff[hub]'"
+        "the signoff hub needs the hub extra (FastAPI, uvicorn): from a checkout, "
+        "pip install '.[hub]'; from a wheel, pip install 'signoff-VERSION-py3-none-any.whl[hub]'"
     ) from exc
 
 from .app import create_app

@@ -173,8 +173,11 @@ def create_app(settings: Settings, store: Store | None = None,
     async def healthz() -> dict[str, Any]:
         """Liveness: the hub runs and its store answers."""
         hub: Hub = app.state.hub
-        await hub._run(the_store.next_deadline)
-        return {"status": "ok", "waiting": hub.waiting}
+        await hub.check_store()
+        health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting}
+        if settings.instance is not None:
+            health["instance"] = settings.instance
+        return health
 
     app.include_router(api.router)
     app.include_router(tokens.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..store import AuditKey, AuditKeyError, Store, load_audit_key, open_store
+from ..store import AuditKey, AuditKeyError, Store, check_database, load_audit_key, open_store
 from .settings import Settings
 
 __all__ = ["hub_audit_key", "open_hub_store"]
@@ -24,8 +24,12 @@ def hub_audit_key(settings: Settings, *, create: bool) -> AuditKey:
         key_file=settings.audit_key_file, create=create)
 
 
-def open_hub_store(settings: Settings, *, create_key: bool = True) -> tuple[Store, AuditKey]:
+def open_hub_store(settings: Settings, *, create_key: bool = True,
+                   create: bool = True) -> tuple[Store, AuditKey]:
     """Open (and migrate) the hub's store with its audit key.
+
+    Only the hub makes a new store (``create``); the CLI's commands on an existing hub pass
+    ``create=False``, so a mistyped ``--db`` is an error, with no key file made beside it.
 
     For a store that will be written (``create_key``), the key must verify the log's newest
     keyed entry: a hub or ``token create`` with another key would fork the chain. A key file
@@ -34,8 +38,9 @@ def open_hub_store(settings: Settings, *, create_key: bool = True) -> tuple[Stor
     Raises:
         AuditKeyError: no usable key, or not the key the log was written with.
     """
+    check_database(settings.database, create=create)
     key = hub_audit_key(settings, create=create_key)
-    store = open_store(settings.database, audit_key=key.secret)
+    store = open_store(settings.database, audit_key=key.secret, create=create)
     if create_key:
         try:
             store.check_audit_key()

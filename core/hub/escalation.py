@@ -5,20 +5,43 @@ tier, is handed to an automated decider. Called by the hub's sweeper.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import InvalidInput
 from .._inputs import validate_value
 from .._model import Event, Response
-from ..deciders import DeciderFailed
+from ..deciders import Decider, DeciderFailed
 
 if TYPE_CHECKING:
-    from .service import Hub
+    from .settings import Settings
 
-__all__ = ["escalate"]
+__all__ = ["EscalatingHub", "escalate"]
 
 
-async def escalate(hub: Hub, event: Event) -> None:
+class EscalatingHub(Protocol):
+    """What escalation needs from the hub: its public operations, nothing private."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+
+    async def record_escalation(self, event: Event, level: int, assignees: list[str],
+                                data: dict[str, Any]) -> Event:
+        """Record that the event passed tier ``level``, now assigned to ``assignees``."""
+
+    def notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
+        """Send the event's notifications in the background."""
+
+    async def add_system_response(self, event: Event, response: Response,
+                                  rule: str) -> Event:
+        """Add a decider's response; it decides the event when the quorum says so."""
+
+    def decider(self, name: str) -> Decider:
+        """The decider called ``name``, loaded once for the hub's life."""
+
+
+async def escalate(hub: EscalatingHub, event: Event) -> None:
     """Apply the event's next escalation tier."""
     assert event.policy is not None
     level = event.escalation_level
@@ -27,11 +50,10 @@ async def escalate(hub: Hub, event: Event) -> None:
     if tier.fallback is None:
         assignees = list(dict.fromkeys(
             [*(event.assignees if tier.keep_previous else []), *tier.assignees]))
-        moved = await hub._write(hub.store.escalate, event.id, level=level,
-                                 assignees=assignees,
-                                 data={"rule": label, "added": tier.assignees,
-                                       "kept_previous": tier.keep_previous})
-        hub._notify(moved, "escalated", tier.notify)
+        moved = await hub.record_escalation(event, level, assignees,
+                                            {"rule": label, "added": tier.assignees,
+                                             "kept_previous": tier.keep_previous})
+        hub.notify(moved, "escalated", tier.notify)
         return
     name = hub.settings.default_decider if tier.fallback == "auto" else tier.fallback
     try:
@@ -45,13 +67,14 @@ async def escalate(hub: Hub, event: Event) -> None:
                                 f"({exc.field}: expected {exc.expected})") from exc
     except DeciderFailed as exc:
         # The humans can still answer and the deadline still applies; the tier is spent.
-        await hub._write(hub.store.escalate, event.id, level=level, assignees=event.assignees,
-                         data={"rule": label, "fallback": name, "error": str(exc)})
+        await hub.record_escalation(event, level, event.assignees,
+                                    {"rule": label, "fallback": name, "error": str(exc)})
         return
     response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event.id, by=name, value=value,
                         comment=verdict.comment, channel="fallback", at=hub.clock())
-    answered = await hub._add_response(event, response, rule=f"{label}: fallback {name}")
+    answered = await hub.add_system_response(event, response, rule=f"{label}: fallback {name}")
     if answered.status == "pending":  # its vote alone could not decide (a human quorum)
-        await hub._write(hub.store.escalate, event.id, level=level, assignees=event.assignees,
-                         data={"rule": label, "fallback": name,
-                               "note": "the decider's approval does not count towards the quorum"})
+        await hub.record_escalation(
+            event, level, event.assignees,
+            {"rule": label, "fallback": name,
+             "note": "the decider's approval does not count towards the quorum"})

@@ -1,8 +1,15 @@
-"""``signoff serve``: open the store, greet a fresh install, and run uvicorn."""
+"""``signoff serve``: bind the port, open the store, greet a fresh install, and run uvicorn.
+
+The socket is bound here, before anything else happens, so a taken port is a one-line error
+(and no store is created for a hub that cannot start), and "serving on" is printed only once
+the hub holds its port.
+"""
 
 from __future__ import annotations
 
+import errno
 import resource
+import socket
 import sys
 from typing import Any
 
@@ -15,7 +22,11 @@ from .app import create_app
 from .audit_key import open_hub_store
 from .settings import load_settings
 
-__all__ = ["main"]
+__all__ = ["PortUnavailable", "bind", "main"]
+
+
+class PortUnavailable(SystemExit):
+    """The hub's port could not be bound; the message says which and how to pick another."""
 
 
 def _raise_open_files() -> None:
@@ -25,14 +36,40 @@ def _raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
+    """A listening socket on ``host:port``; :class:`PortUnavailable` if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn does too
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = f"port {port} on {host} is already in use"
+        else:
+            why = f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+        raise PortUnavailable(
+            f"signoff: {why}; choose another with --port PORT or SIGNOFF_PORT=PORT") from None
+    return sock
+
+
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
     settings = load_settings(config, **overrides)
+    sock = bind(settings.host, settings.port)
+    if settings.port == 0:  # the system picked one: links must carry it
+        settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     try:
         store, key = open_hub_store(settings)  # and checks the key against the log
     except AuditKeyError as exc:
+        sock.close()
         print(f"signoff: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except BaseException:
+        sock.close()
+        raise
     if key.created:
         print(f"signoff: made a new audit key in {key.source} (keep a copy apart from the"
               " database's backups: `signoff audit verify` needs it)", file=sys.stderr,
@@ -53,6 +90,9 @@ def main(config: str | None = None, **overrides: Any) -> None:
     print(f"signoff: serving on {settings.base_url} (database {settings.database})",
           file=sys.stderr, flush=True)
     _raise_open_files()
-    uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port,
-                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=75,
-                proxy_headers=False)  # identity is the token; no X-Forwarded-* is trusted
+    config_ = uvicorn.Config(
+        create_app(settings, store), log_level="warning", access_log=False, backlog=4096,
+        timeout_keep_alive=75,
+        proxy_headers=False)  # identity is the token; no X-Forwarded-* is trusted
+    uvicorn.Server(config_).run(sockets=[sock])
+

@@ -442,6 +442,39 @@ class Hub:
         """How many long-poll requests are parked right now."""
         return sum(len(w) for w in self._waiters.values())
 
+    # what escalation, deadlines and deciders need (public, so each reads on its own) ----
+    async def record_escalation(self, event: Event, level: int, assignees: builtins.list[str],
+                                data: dict[str, Any]) -> Event:
+        """Record that ``event`` passed escalation tier ``level``, now assigned to ``assignees``.
+
+        Raises:
+            AlreadyDecided: the event was decided (or escalated) meanwhile.
+        """
+        return await self._write(self.store.escalate, event.id, level=level,
+                                 assignees=assignees, data=data)
+
+    def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
+        """Send ``event``'s notifications about ``what`` in the background; never raises."""
+        self._notify(event, what, extra)
+
+    async def add_system_response(self, event: Event, response: Response, rule: str) -> Event:
+        """Add a response the hub gathered itself (an automated decider's); it decides the
+        event when the policy's quorum says so, recorded with ``rule``.
+        """
+        return await self._add_response(event, response, rule=rule)
+
+    async def decide(self, event: Event, decision: Decision) -> Event:
+        """Write a decision the hub reached itself (a deadline); wakes waiters and deliveries.
+
+        Raises:
+            AlreadyDecided: a racing answer decided the event first.
+        """
+        return await self._decide(event, decision, None)
+
+    async def check_store(self) -> None:
+        """Ask the store a cheap question: raises if it cannot answer (liveness)."""
+        await self._run(self.store.next_deadline)
+
     # deadlines ---------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Apply due escalation tiers and ``on_timeout`` to events past their deadline."""
@@ -457,7 +490,7 @@ class Hub:
                 log.exception("escalating %s failed", event.id)
         for event in await self._run(self.store.due_events, now):
             try:
-                await self._decide(event, timeout_decision(event, now), None)
+                await self.decide(event, timeout_decision(event, now))
                 done += 1
             except AlreadyDecided:
                 pass  # a racing answer won: that is fine

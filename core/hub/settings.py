@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     """A token's last-used time is written at most this often per token and hub process
     (seconds), off the request path."""
 
+    # issue 15 (a newcomer's first hour) ------------------------------------------------------
+    instance: str | None = Field(default=None, max_length=200)
+    """A label ``/healthz`` returns as ``instance``, so whoever started this hub (the
+    quickstart, ``signoff.testing.HubProcess``) can tell it is the one answering on its port."""
+
     @classmethod
     def settings_customise_sources(
         cls,

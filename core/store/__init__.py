@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from .._errors import StoreError
 from ._audit import AuditKey, AuditKeyError, key_file_for, load_audit_key
 from ._protocol import (
     AuditAnchor,
@@ -23,22 +28,77 @@ from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
            "Batching", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
-           "key_file_for", "load_audit_key", "open_store", "token_id"]
+           "StoreError", "check_database", "key_file_for", "load_audit_key", "open_store",
+           "token_id"]
 
 
-def open_store(url: str, *, audit_key: bytes | None = None) -> Store:
+def open_store(url: str, *, audit_key: bytes | None = None, create: bool = True) -> Store:
     """Open (and migrate) the store a URL names: ``sqlite:///path``, a plain path, ``:memory:``.
 
     ``audit_key`` keys the audit chain; without it a SQLite store uses ``<path>.audit-key``
     (made on first use; see :func:`load_audit_key`).
+
+    Only the hub creates a store (``create=True``, the default); commands that read one pass
+    ``create=False`` so a mistyped path is an error rather than a new, empty, "intact" store.
+
+    Raises:
+        StoreError: the folder or (without ``create``) the file does not exist, or the file is
+            not a signoff database (a text file, another application's SQLite database).
+    """
+    path = check_database(url, create=create)
+    store = SQLiteStore(path, audit_key=audit_key)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def check_database(url: str, *, create: bool = True) -> str:
+    """The SQLite path ``url`` names, checked as :func:`open_store` checks it, without opening
+    it (so the CLI can refuse a wrong ``--db`` before it makes anything beside it).
+
+    Raises:
+        StoreError: as :func:`open_store`.
     """
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" in url:
         scheme = url.split("://", 1)[0]
-        raise ValueError(f"database: expected a SQLite path or sqlite:/// URL, got scheme {scheme!r}")
+        raise StoreError(f"database: expected a SQLite path or sqlite:/// URL, got scheme "
+                         f"{scheme!r}")
     else:
         path = url
-    store = SQLiteStore(path, audit_key=audit_key)
-    store.migrate()
-    return store
+    if path != ":memory:":
+        _check_path(Path(path), create)
+    return path
+
+
+def _check_path(path: Path, create: bool) -> None:
+    if path.is_dir():
+        raise StoreError(f"database: {path} is a folder; give the database file's path")
+    if not path.parent.is_dir():
+        raise StoreError(f"database: the folder {path.parent} does not exist "
+                         f"(for {path}); create it or give another --db")
+    if not create and not path.exists():
+        raise StoreError(f"database: no signoff database at {path}; give the hub's database "
+                         "with --db or SIGNOFF_DATABASE (only `signoff serve` creates one)")
+    if not path.exists() or (create and path.stat().st_size == 0):
+        return
+    # look without writing: opening for the hub would switch the file to WAL mode
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            names = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"database: {path} is not a signoff database ({exc})") from exc
+    if version == 0 and not names and not create:
+        raise StoreError(f"database: {path} is not a signoff database (it is empty)")
+    if (version == 0 and names) or (version > 0 and "events" not in names):
+        shown = ", ".join(sorted(names)[:5]) or "none"
+        raise StoreError(f"database: {path} is not a signoff database (its tables: {shown})")

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound, StoreError
 from .._limits import STORED
 from .._model import Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
@@ -349,6 +349,14 @@ class SQLiteStore:
         return self._reader().execute(sql, params).fetchall()
 
     # schema -----------------------------------------------------------------------------
+    def _refuse_foreign(self, version: int) -> None:
+        """Refuse to write a schema into (or read) another application's database."""
+        names = {row[0] for row in self._writer.execute(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'")}
+        if (version == 0 and names) or (version > 0 and "events" not in names):
+            shown = ", ".join(sorted(names)[:5])
+            raise StoreError(f"database: {self.path} is not a signoff database (its tables: {shown})")
+
     def migrate(self) -> int:
         """Apply the migrations this file lacks, each in its own transaction.
 
@@ -358,6 +366,7 @@ class SQLiteStore:
         with self._lock:
             conn = self._writer
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+            self._refuse_foreign(version)
             if version > len(_MIGRATIONS):
                 raise RuntimeError(
                     f"{self.path}: schema version {version} is newer than this signoff "

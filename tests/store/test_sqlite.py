@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from signoff import Identity
-from signoff.store import SQLiteStore, Store, open_store, token_id
+from signoff.store import SQLiteStore, Store, StoreError, open_store, token_id
 from signoff.store.contract import StoreContract, hold_writer, make_event
 from signoff.store.sqlite import _MIGRATIONS
 
@@ -75,7 +75,7 @@ def test_audit_log_refuses_updates_and_detects_tampering(tmp_path: Path) -> None
 
 
 def test_unknown_database_scheme_is_refused() -> None:
-    with pytest.raises(ValueError, match="database: expected a SQLite path"):
+    with pytest.raises(StoreError, match="database: expected a SQLite path"):
         open_store("mysql://x/y")
 
 

@@ -95,7 +95,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, web
+    from . import api, deliveries, web
 
     owned = store is None
     the_store = store if store is not None else open_store(settings.database)
@@ -151,12 +151,15 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
-        """Liveness: the hub runs and its store answers."""
+        """Liveness: the hub runs and its store answers; ``loop_lag`` is how late its event
+        loop ran lately and at most (seconds).
+        """
         hub: Hub = app.state.hub
         await hub._run(the_store.next_deadline)
-        return {"status": "ok", "waiting": hub.waiting}
+        return {"status": "ok", "waiting": hub.waiting, "loop_lag": hub.loop_lag.as_dict()}
 
     app.include_router(api.router)
+    app.include_router(deliveries.router)
     app.include_router(web.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SafeHeaders)

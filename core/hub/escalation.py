@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .._errors import InvalidInput
 from .._inputs import validate_value
 from .._model import Event, Response
-from ..deciders import DeciderFailed, load_decider
+from ..deciders import DeciderFailed
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -37,8 +37,7 @@ async def escalate(hub: Hub, event: Event) -> None:
     try:
         if name is None:
             raise DeciderFailed("fallback 'auto' needs default_decider in the hub's settings")
-        decider = load_decider(name, hub.settings.deciders.get(name, {}))
-        verdict = await decider.decide(event)
+        verdict = await hub.ask_decider(name, event)  # bounded, timed out, off the sweep
         value = validate_value(event.input, verdict.value)
     except (DeciderFailed, InvalidInput) as exc:
         # The humans can still answer and the deadline still applies; the tier is spent.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 from typing import Any
@@ -23,8 +24,19 @@ def _raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _log_to_stderr() -> None:
+    # the hub says on stderr when an integration is ready, slow, failing or lagging
+    logger = logging.getLogger("signoff")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
+    _log_to_stderr()
     settings = load_settings(config, **overrides)
     store = open_store(settings.database)
     if store.count_tokens() == 0:

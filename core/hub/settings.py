@@ -93,6 +93,30 @@ class Settings(BaseSettings):
     secure_cookies: bool = False
     """Mark the session cookie Secure (turn on behind HTTPS)."""
 
+    # issue 14, the hub never stalls: timeouts and bounds of outside calls, loop lag ------
+    decider_timeout: float = Field(default=30.0, gt=0)
+    """Longest a decider may take to answer; then the tier is spent and the event stays with
+    the humans (seconds)."""
+
+    decider_concurrency: int = Field(default=4, ge=1)
+    """Calls in flight to one decider at most; the others wait their turn (in their own tasks)."""
+
+    notify_timeout: float = Field(default=30.0, gt=0)
+    """Longest one notification (every target of it) may take before it is recorded as failed
+    (seconds)."""
+
+    notify_concurrency: int = Field(default=8, ge=1)
+    """Notifications being sent at once at most (each in a worker thread)."""
+
+    delivery_timeout: float = Field(default=30.0, gt=0)
+    """Longest one delivery attempt may take; then it is retried with backoff (seconds)."""
+
+    delivery_concurrency: int = Field(default=16, ge=1)
+    """Delivery attempts in flight through one resumer at most."""
+
+    loop_lag_warning: float = Field(default=0.25, gt=0)
+    """Log a warning when the event loop runs this late (seconds); ``/healthz`` shows the lag."""
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from ._protocol import AuditEntry, AuditReport, Batching, DueDelivery, Store
+from ._protocol import AuditEntry, AuditReport, Batching, DeliveryRecord, DueDelivery, Store
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditEntry", "AuditReport", "Batching", "DueDelivery", "SQLiteStore", "Store", "open_store"]
+__all__ = ["AuditEntry", "AuditReport", "Batching", "DeliveryRecord", "DueDelivery", "SQLiteStore",
+           "Store", "open_store"]
 
 
 def open_store(url: str) -> Store:

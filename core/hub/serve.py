@@ -37,6 +37,10 @@ def _log_to_stderr() -> None:
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
     _log_to_stderr()
+    # Worker threads (apprise sends, store reads, SDK calls) hold the GIL for up to the switch
+    # interval each time the event loop wants it back: 5 ms by default, 1 ms here, so a busy
+    # thread pool adds little to an answer's latency.
+    sys.setswitchinterval(0.001)
     settings = load_settings(config, **overrides)
     store = open_store(settings.database)
     if store.count_tokens() == 0:

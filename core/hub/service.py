@@ -55,6 +55,10 @@ from .tasks import LoopLag, Tasks
 
 __all__ = ["Hub", "StartRefused", "check_channel"]
 
+_SWEEP_WRITES = 128
+"""Tier and timeout writes of the sweeper in flight at most: a burst of due events queues here,
+not in the store's writer, where it would hold up everyone's answers."""
+
 UNAVAILABLE = "resumer unavailable: "
 """How the error of a delivery that failed for want of its resumer begins: at start, those whose
 resumer loads now are made pending again."""
@@ -97,8 +101,8 @@ class Hub:
         Raises:
             StartRefused: a resumer configured in ``settings.resumers`` cannot load.
         """
-        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._load_resumers()
+        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
@@ -444,19 +448,27 @@ class Hub:
             raise
 
     async def _escalate(self, event: Event) -> None:
+        assert event.policy is not None
         try:
-            await escalate(self, event)
+            if event.policy.escalate[event.escalation_level].fallback is not None:
+                await escalate(self, event)  # the decider's own limiter bounds it
+                return
+            async with self.work.slot("sweep", _SWEEP_WRITES):
+                await escalate(self, event)
         except AlreadyDecided:
             pass  # answered or escalated meanwhile
 
     async def _time_out(self, event: Event, now: datetime) -> None:
         try:
-            await self._decide(event, timeout_decision(event, now), None)
+            async with self.work.slot("sweep", _SWEEP_WRITES):
+                await self._decide(event, timeout_decision(event, now), None)
         except AlreadyDecided:
             pass  # a racing answer won: that is fine
 
     def _sweep_again(self) -> None:
-        if self._sweep_more:  # the last look saw a full page: there may be more due
+        # the last look saw a full page, so more may be due: look again once half of what it
+        # started is done (not after each one: a look costs a query and a page of events)
+        if self._sweep_more and self.work.count("escalate") + self.work.count("timeout") <= 50:
             self._sweep_wake.set()
 
     async def _sweep_loop(self) -> None:

@@ -105,8 +105,9 @@ class Settings(BaseSettings):
     """Longest one notification (every target of it) may take before it is recorded as failed
     (seconds)."""
 
-    notify_concurrency: int = Field(default=8, ge=1)
-    """Notifications being sent at once at most (each in a worker thread)."""
+    notify_concurrency: int = Field(default=4, ge=1)
+    """Notifications being sent at once at most (each in a worker thread: more of them wait
+    on slow targets in parallel, but busy ones compete with the event loop for the GIL)."""
 
     delivery_timeout: float = Field(default=30.0, gt=0)
     """Longest one delivery attempt may take; then it is retried with backoff (seconds)."""

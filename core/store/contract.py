@@ -248,8 +248,8 @@ class StoreContract:
 
     def test_next_times_after_a_moment(self, store: Store) -> None:
         """``after`` skips what is due by then (what the hub is already working on)."""
-        soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=5, assignees=["b"])]))
-        later = make_event(timeout=100, policy=Policy(escalate=[Tier(after=50, assignees=["b"])]))
+        soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=timedelta(seconds=5), assignees=["b"])]))
+        later = make_event(timeout=100, policy=Policy(escalate=[Tier(after=timedelta(seconds=50), assignees=["b"])]))
         for event in (soon, later):
             store.create_event(event, channel="api")
         assert store.next_deadline(T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=100)

@@ -392,12 +392,12 @@ class Hub:
         return sum(len(w) for w in self._waiters.values())
 
     # deadlines ---------------------------------------------------------------------------
-    async def sweep(self) -> int:
-        """Start the due escalation tiers and ``on_timeout`` decisions, each as its own task;
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Start the tiers and ``on_timeout`` decisions due by ``now``, each as its own task;
         returns how many were started. Nothing here waits for them: a decider taking seconds
         delays no other event's tier or deadline.
         """
-        now = self.clock()
+        now = self.clock() if now is None else now
         page = 100
         started = 0
         busy = self.work.count("escalate")
@@ -474,9 +474,11 @@ class Hub:
     async def _sweep_loop(self) -> None:
         while True:
             self._sweep_wake.clear()
+            now = self.clock()
             try:
-                await self.sweep()
-                now = self.clock()  # what is due by now is started or in flight: look past it
+                await self.sweep(now)
+                # what was due by ``now`` is started or in flight: the next is after it (not
+                # after the clock's time now, which may have passed a deadline unswept)
                 times = [await self._run(self.store.next_deadline, now),
                          await self._run(self.store.next_escalation, now)]
                 upcoming = min((t for t in times if t is not None), default=None)
@@ -577,13 +579,14 @@ class Hub:
         self._dispatch_wake.set()
         return record
 
-    async def dispatch(self) -> int:
-        """Start every due delivery as its own task (one at a time per delivery, at most
-        ``delivery_concurrency`` per resumer); returns how many were started.
+    async def dispatch(self, now: datetime | None = None) -> int:
+        """Start every delivery due by ``now`` as its own task (one at a time per delivery, at
+        most ``delivery_concurrency`` per resumer); returns how many were started.
         """
+        now = self.clock() if now is None else now
         busy = self.work.count("deliver")
         started = 0
-        for due in await self._run(self.store.due_deliveries, self.clock(), 50 + busy):
+        for due in await self._run(self.store.due_deliveries, now, 50 + busy):
             started += self.work.start(("deliver", due.id),
                                        partial(self._deliver, due),
                                        done=self._dispatch_wake.set)
@@ -630,10 +633,11 @@ class Hub:
     async def _dispatch_loop(self) -> None:
         while True:
             self._dispatch_wake.clear()
+            now = self.clock()
             try:
-                await self.dispatch()
-                # what is due by now is in flight: sleep until the next one after it
-                upcoming = await self._run(self.store.next_delivery_at, self.clock())
+                await self.dispatch(now)
+                # what was due by ``now`` is in flight: sleep until the next one after it
+                upcoming = await self._run(self.store.next_delivery_at, now)
             except Exception:
                 log.exception("delivery dispatch failed; trying again")
                 upcoming = None

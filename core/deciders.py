@@ -55,17 +55,23 @@ class WebhookDecider:
         self.timeout = float(settings.get("timeout", 30))
         self.headers = {"Authorization": f"Bearer {settings['token']}"} \
             if settings.get("token") else {}
+        # made once (the hub builds deciders in a worker thread): a client costs 50-200 ms of
+        # CPU (the CA bundle), which on the event loop at each call stalled the hub
+        self._client = httpx.AsyncClient(timeout=self.timeout)
 
     async def decide(self, event: Event) -> Verdict:
         """Ask the webhook."""
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                answer = await client.post(self.url, headers=self.headers,
-                                           content=event.model_dump_json(by_alias=True))
+            answer = await self._client.post(self.url, headers=self.headers,
+                                             content=event.model_dump_json(by_alias=True))
             answer.raise_for_status()
             return Verdict.model_validate(answer.json())
         except (httpx.HTTPError, ValueError) as exc:
             raise DeciderFailed(f"decider {self.url}: {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
 
 
 def load_decider(name: str, settings: Mapping[str, Any]) -> Decider:

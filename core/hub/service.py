@@ -114,6 +114,10 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
+        for decider in self._deciders.values():
+            close = getattr(decider, "aclose", None)
+            if callable(close):
+                await close()
         for resumer in self._resumers.values():
             if resumer is not None:
                 await resumer.aclose()

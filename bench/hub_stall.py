@@ -3,12 +3,12 @@
 For each case (see ``tests/hub/stall_cases.py``, shared with ``tests/hub/test_stall.py``), a real
 ``signoff serve`` runs while one integration misbehaves: the hub's first notification (apprise
 loads), a decider that takes 10 s, a webhook receiver that hangs, deliveries to an engine nobody
-listens for, 1,000 notifications falling due at once. Meanwhile this process probes
+listens for, 1,000 notifications falling due at once. Meanwhile a probe process polls
 ``/healthz`` every 20 ms and a long-poll wake in a loop, and watches a witness event whose
 escalation tier is due 1 s and whose deadline 2.5 s after the trouble starts.
 
-Prints, per case: worst ``/healthz`` latency, worst wake latency (answer sent → waiter woken),
-worst deadline lateness (the tier and the timeout), and what else the case noted. Targets:
+Prints, per case: worst ``/healthz`` latency, worst wake latency (the answer's 200 → the
+waiter's 200), worst answer round trip, worst deadline lateness (the tier and the timeout), and what else the case noted. Targets:
 probe < 100 ms, lateness < 1 s.
 
 Run: ``python bench/hub_stall.py [--case NAME ...] [--json]``. To measure another source
@@ -60,7 +60,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         rows.append(figures)
         print(f"{name:<20} healthz {_ms(figures.healthz_worst)} ms  wake "
-              f"{_ms(figures.wake_worst)} ms  tier late {_ms(figures.tier_late)} ms  "
+              f"{_ms(figures.wake_worst)} ms  answer {_ms(figures.answer_worst)} ms  tier late {_ms(figures.tier_late)} ms  "
               f"deadline late {_ms(figures.deadline_late)} ms  loop lag max "
               f"{_ms(figures.loop_lag_max)} ms  ({figures.probes} probes) {figures.notes}",
               flush=True)

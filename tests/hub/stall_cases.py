@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -96,6 +98,7 @@ class Figures:
     case: str
     healthz_worst: float = 0.0
     wake_worst: float = 0.0
+    answer_worst: float = 0.0
     probes: int = 0
     tier_late: float | None = None
     deadline_late: float | None = None
@@ -113,49 +116,58 @@ class Figures:
 
 
 class _Probe:
-    """Two threads: one GETs ``/healthz`` every 20 ms, one parks a long-poll waiter on a fresh
-    event, answers it, and times the wake-up. Both keep their worst latency."""
+    """A separate process (so that this one's receivers and clients do not compete with it for
+    the GIL) with two threads: one GETs ``/healthz`` every 20 ms, one parks a long-poll waiter
+    on a fresh event, answers it, and times the wake-up (from the answer's 200 to the waiter's
+    200, as ``bench/hub_waiters.py`` does) and the answer itself."""
 
     def __init__(self, hub: HubProcess, token: str) -> None:
-        self.hub = hub
-        self.token = token
-        self.stop = threading.Event()
+        self.args = [sys.executable, "-m", "tests.hub.stall_cases", "probe", hub.url, token]
         self.healthz: list[float] = []
         self.wakes: list[float] = []
-        self.threads = [threading.Thread(target=self._healthz, daemon=True),
-                        threading.Thread(target=self._wake, daemon=True)]
+        self.answers: list[float] = []
+        self.process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> _Probe:
-        for thread in self.threads:
-            thread.start()
+        self.process = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, cwd=str(Path(__file__).parents[2]))
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "probing":
+            raise AssertionError("the probe process did not start")
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
+        assert self.process is not None
+        out, _ = self.process.communicate("stop\n", timeout=120)
+        found = json.loads(out.strip().splitlines()[-1])
+        self.healthz, self.wakes, self.answers = found["healthz"], found["wakes"], found["answers"]
 
-    def _healthz(self) -> None:
-        with httpx.Client(base_url=self.hub.url, timeout=60) as http:
-            while not self.stop.is_set():
+
+def _probe_main(url: str, token: str) -> None:
+    """The probe process: probe until a line arrives on stdin, then print the figures."""
+    stop = threading.Event()
+    healthz: list[float] = []
+    wakes: list[float] = []
+    answers: list[float] = []
+
+    def probe_healthz() -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            while not stop.is_set():
                 began = time.perf_counter()
                 http.get("/healthz").raise_for_status()
-                self.healthz.append(time.perf_counter() - began)
-                self.stop.wait(0.02)
+                healthz.append(time.perf_counter() - began)
+                stop.wait(0.02)
 
-    def _wake(self) -> None:
-        headers = self.hub.headers(self.token)
-        with httpx.Client(base_url=self.hub.url, timeout=60, headers=headers) as http, \
-                httpx.Client(base_url=self.hub.url, timeout=60, headers=headers) as waiter:
-            while not self.stop.is_set():
-                event = http.post("/api/v1/events", json={"name": "probe", "prompt": "wake?"})
-                event_id = event.json()["id"]
+    def probe_wake() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, timeout=60, headers=headers) as http, \
+                httpx.Client(base_url=url, timeout=60, headers=headers) as waiter:
+            while not stop.is_set():
+                event_id = http.post("/api/v1/events",
+                                     json={"name": "probe", "prompt": "wake?"}).json()["id"]
                 woke: list[float] = []
-                parked = threading.Event()
 
-                def wait(event_id: str = event_id, woke: list[float] = woke,
-                         parked: threading.Event = parked) -> None:
-                    parked.set()
+                def wait(event_id: str = event_id, woke: list[float] = woke) -> None:
                     answer = waiter.get(f"/api/v1/events/{event_id}/decision",
                                         params={"wait": 30})
                     if answer.status_code == 200:
@@ -163,7 +175,6 @@ class _Probe:
 
                 thread = threading.Thread(target=wait, daemon=True)
                 thread.start()
-                parked.wait()
                 # parked for real once the hub counts the waiter (a condition, not a sleep)
                 deadline = time.monotonic() + 10
                 while http.get("/healthz").json()["waiting"] < 1:
@@ -172,10 +183,23 @@ class _Probe:
                     time.sleep(0.005)
                 began = time.perf_counter()
                 http.post(f"/api/v1/events/{event_id}/responses", json={"value": True})
+                answered = time.perf_counter()
                 thread.join(60)
+                answers.append(answered - began)
                 if woke:
-                    self.wakes.append(woke[0] - began)
-                self.stop.wait(0.02)
+                    wakes.append(max(woke[0] - answered, 0.0))
+                stop.wait(0.02)
+
+    threads = [threading.Thread(target=probe_healthz, daemon=True),
+               threading.Thread(target=probe_wake, daemon=True)]
+    for thread in threads:
+        thread.start()
+    print("probing", flush=True)
+    sys.stdin.readline()
+    stop.set()
+    for thread in threads:
+        thread.join(60)
+    print(json.dumps({"healthz": healthz, "wakes": wakes, "answers": answers}), flush=True)
 
 
 def _parse(at: str) -> float:
@@ -246,6 +270,7 @@ def _measure(hub: HubProcess, name: str, trouble: Trouble,
                 figures.notes.update(after(hub, client))
         figures.healthz_worst = max(probe.healthz, default=0.0)
         figures.wake_worst = max(probe.wakes, default=0.0)
+        figures.answer_worst = max(probe.answers, default=0.0)
         figures.probes = len(probe.healthz) + len(probe.wakes)
         lag = httpx.get(f"{hub.url}/healthz").json().get("loop_lag")
         if lag is not None:
@@ -426,3 +451,7 @@ CASES: dict[str, Callable[..., Figures]] = {
 def run_case(name: str, tmp: Path, env: dict[str, str] | None = None) -> Figures:
     """Run one case in its own hub; returns its figures."""
     return CASES[name](tmp, env=env)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    _probe_main(sys.argv[2], sys.argv[3])

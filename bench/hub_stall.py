@@ -59,7 +59,8 @@ def main() -> None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         rows.append(figures)
-        print(f"{name:<20} healthz {_ms(figures.healthz_worst)} ms  wake "
+        print(f"{name:<20} healthz {_ms(figures.healthz_worst)} ms (p99 "
+              f"{_ms(figures.healthz_p99).strip()})  wake "
               f"{_ms(figures.wake_worst)} ms  answer {_ms(figures.answer_worst)} ms  tier late {_ms(figures.tier_late)} ms  "
               f"deadline late {_ms(figures.deadline_late)} ms  loop lag max "
               f"{_ms(figures.loop_lag_max)} ms  ({figures.probes} probes) {figures.notes}",

@@ -12,7 +12,7 @@ slow or broken integration, and meanwhile:
 
 The cases: ``first-notification`` (apprise's first use), ``slow-decider`` (a fallback decider
 that takes 10 s), ``hung-webhook`` (a delivery receiver that never answers),
-``engine-unreachable`` (deliveries to a port nobody listens on, retried), ``notify-1000``
+``engine-unreachable`` (deliveries to an engine that never completes a connection, retried), ``notify-1000``
 (1,000 escalation notifications falling due at once).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -99,6 +100,7 @@ class Figures:
     healthz_worst: float = 0.0
     wake_worst: float = 0.0
     answer_worst: float = 0.0
+    healthz_p99: float = 0.0
     probes: int = 0
     tier_late: float | None = None
     deadline_late: float | None = None
@@ -271,6 +273,8 @@ def _measure(hub: HubProcess, name: str, trouble: Trouble,
         figures.healthz_worst = max(probe.healthz, default=0.0)
         figures.wake_worst = max(probe.wakes, default=0.0)
         figures.answer_worst = max(probe.answers, default=0.0)
+        ordered = sorted(probe.healthz)
+        figures.healthz_p99 = ordered[int(len(ordered) * 0.99)] if ordered else 0.0
         figures.probes = len(probe.healthz) + len(probe.wakes)
         lag = httpx.get(f"{hub.url}/healthz").json().get("loop_lag")
         if lag is not None:
@@ -372,19 +376,30 @@ def case_hung_webhook(tmp: Path, env: dict[str, str] | None = None) -> Figures:
 
 
 def case_engine_unreachable(tmp: Path, env: dict[str, str] | None = None) -> Figures:
-    """Deliveries to an engine nobody listens for, retried with backoff meanwhile."""
+    """Deliveries to an engine that does not answer a connection (a listening socket whose
+    accept queue is full: the SYN is dropped, as on a dead host), retried with backoff."""
     healthy = Server().start()
-    gone = free_port()
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen(0)
+    address = sink.getsockname()
+    fillers = []
+    for _ in range(4):  # fill the accept queue: later connections hang in the handshake
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(address)
+        fillers.append(filler)
     pending: list[str] = []
     try:
-        with _hub(tmp, "engine-unreachable", "[resumers.webhook]\n",
-                  env={**(env or {}), "SIGNOFF_DELIVERY_BACKOFF": "0.1",
+        with _hub(tmp, "engine-unreachable", "[resumers.webhook]\ntimeout = 30\n",
+                  env={**(env or {}), "SIGNOFF_DELIVERY_TIMEOUT": "1",
+                       "SIGNOFF_DELIVERY_BACKOFF": "0.1",
                        "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5"}) as hub:
             def trouble(hub: HubProcess, client: Client) -> dict[str, Any]:
-                for _ in range(50):
+                for _ in range(20):
                     event = client.create(name="gone", prompt="deliver me", source={
                         "orchestrator": "webhook",
-                        "params": {"url": f"http://127.0.0.1:{gone}/engine"}})
+                        "params": {"url": f"http://127.0.0.1:{address[1]}/engine"}})
                     client.respond(event.id, True)
                     pending.append(event.id)
                 return {}
@@ -393,6 +408,9 @@ def case_engine_unreachable(tmp: Path, env: dict[str, str] | None = None) -> Fig
                             _delivered_on_time(healthy, pending))
     finally:
         healthy.stop()
+        for filler in fillers:
+            filler.close()
+        sink.close()
 
 
 def case_notify_1000(tmp: Path, env: dict[str, str] | None = None, count: int = 1000) -> Figures:

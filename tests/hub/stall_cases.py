@@ -67,8 +67,8 @@ class Server:
                 with outer.lock:
                     outer.calls += 1
                 outer.released.wait(outer.delay)  # None: until stop()
-                if outer.released.is_set() and outer.delay is None:
-                    return
+                if outer.released.is_set():
+                    return  # stopping: the caller is gone
                 body = json.dumps(outer.answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

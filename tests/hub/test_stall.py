@@ -8,6 +8,7 @@ and deadline are applied within 1 s of their time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,41 @@ def test_healthz_reports_the_loop_lag(tmp_path: Path) -> None:
         assert health["status"] == "ok"
         assert set(health["loop_lag"]) == {"latest", "max"}
         assert 0 <= health["loop_lag"]["latest"] <= health["loop_lag"]["max"]
+
+
+def test_slow_decider_and_notification_time_out_visibly(tmp_path: Path) -> None:
+    """A decider and a notification target that never answer: each call times out on its own,
+    the event's audit trail says so, and so does the hub's log."""
+    from signoff import Client
+    from signoff.testing import HubProcess
+
+    from .stall_cases import Server, _until
+
+    decider = Server(delay=None).start()
+    target = Server(delay=None).start()
+    config = tmp_path / "signoff.toml"
+    config.write_text(f'[deciders.stuck]\nurl = "{decider.url}/decide"\n')
+    env = {"SIGNOFF_DECIDER_TIMEOUT": "1", "SIGNOFF_NOTIFY_TIMEOUT": "1"}
+    try:
+        with HubProcess(tmp_path / "visible.db", config=config, env=env) as hub:
+            client = Client(hub.url, hub.admin_token)
+            event = client.create(name="stuck", prompt="p", policy={
+                "escalate": [{"after": 0.2, "fallback": "stuck"}],
+                "notify": [f"json://127.0.0.1:{target.port}/n"]})
+
+            def audited(action: str) -> list[dict[str, Any]]:
+                return [e for e in client.audit(event.id) if e["action"] == action]
+
+            [escalated] = _until(lambda: audited("escalated"), 20, "the tier being spent")
+            assert "did not answer within 1 s" in escalated["data"]["error"]
+            [notified] = _until(lambda: audited("notified"), 20, "the notification failing")
+            assert notified["data"]["ok"] is False
+            assert "timed out after 1 s" in notified["data"]["error"]
+            assert client.get(event.id).status == "pending"  # still the humans' to answer
+            said = hub.log_path.read_text()
+            assert "decider 'stuck' failed on event" in said
+            assert "notification 'created' for event" in said
+            client.close()
+    finally:
+        decider.stop()
+        target.stop()

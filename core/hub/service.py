@@ -55,6 +55,9 @@ from .tasks import LoopLag, Tasks
 
 __all__ = ["Hub", "StartRefused", "check_channel"]
 
+_SWEEP_PAGE = 500
+"""Due events one look of the sweeper takes at most (a burst beyond it: the next look)."""
+
 _SWEEP_WRITES = 128
 """Tier and timeout writes of the sweeper in flight at most: a burst of due events queues here,
 not in the store's writer, where it would hold up everyone's answers."""
@@ -402,7 +405,7 @@ class Hub:
         delays no other event's tier or deadline.
         """
         now = self.clock() if now is None else now
-        page = 100
+        page = _SWEEP_PAGE
         started = 0
         busy = self.work.count("escalate")
         escalations = await self._run(self.store.due_escalations, now, page + busy)
@@ -472,7 +475,8 @@ class Hub:
     def _sweep_again(self) -> None:
         # the last look saw a full page, so more may be due: look again once half of what it
         # started is done (not after each one: a look costs a query and a page of events)
-        if self._sweep_more and self.work.count("escalate") + self.work.count("timeout") <= 50:
+        in_flight = self.work.count("escalate") + self.work.count("timeout")
+        if self._sweep_more and in_flight <= _SWEEP_PAGE // 2:
             self._sweep_wake.set()
 
     async def _sweep_loop(self) -> None:

@@ -9,6 +9,7 @@ SignoffError
 │   ├── NotFound               404  no such event
 │   ├── AlreadyDecided         409  the event is decided or cancelled; nothing was changed
 │   ├── AlreadyAnswered        409  this responder already answered (quorum events)
+│   ├── Conflict               409  the thing is not in a state that allows this (a delivery not failed)
 │   ├── PayloadTooLarge        413
 │   └── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
@@ -35,6 +36,7 @@ __all__ = [
     "AlreadyAnswered",
     "AlreadyDecided",
     "Cancelled",
+    "Conflict",
     "DecisionError",
     "Expired",
     "Forbidden",
@@ -129,6 +131,15 @@ class AlreadyAnswered(HubError):
     code = "already_answered"
 
 
+class Conflict(HubError):
+    """The thing is not in a state that allows this (e.g. retrying a delivery that has not
+    failed); nothing was changed.
+    """
+
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(HubError):
     """The request body is larger than the hub accepts."""
 
@@ -168,7 +179,7 @@ class RateLimited(HubError):
 HUB_ERRORS: dict[str, type[HubError]] = {
     cls.code: cls
     for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided,
-                AlreadyAnswered, PayloadTooLarge, RateLimited)
+                AlreadyAnswered, Conflict, PayloadTooLarge, RateLimited)
 }
 
 

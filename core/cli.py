@@ -430,6 +430,81 @@ def audit_anchor(database: str | None, config: str | None) -> None:
 
 
 @main.group()
+def deliveries() -> None:
+    """Resume deliveries: list them, send a failed one again.
+
+    With ``--db`` (or ``--config``) the command works on the hub's database directly;
+    otherwise it asks the running hub (``--url``/``--token``, an admin token).
+    """
+
+
+def _delivery_line(d: dict[str, Any]) -> str:
+    error = f"  {d['last_error']}" if d.get("last_error") else ""
+    return (f"{d['id']}  {d['state']:<9}  {d['resumer']:<10}  event {d['event_id']}  "
+            f"attempts {d['attempts']}{error}")
+
+
+@deliveries.command("list")
+@click.option("--state", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON delivery per line.")
+@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.pass_context
+def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: bool,
+                    database: str | None, config: str | None) -> None:
+    """Deliveries, most recently changed first."""
+    if database is not None or config is not None:
+        from dataclasses import asdict
+
+        from .hub.settings import load_settings
+        from .store import open_store
+
+        store = open_store(load_settings(config, database=database).database)
+        try:
+            found = [{k: v.isoformat() if hasattr(v, "isoformat") else v
+                      for k, v in asdict(d).items()}
+                     for d in store.list_deliveries(state=state, limit=limit)]
+        finally:
+            store.close()
+    else:
+        with _client(ctx) as client:
+            answer = client._request("GET", "/api/v1/deliveries", idempotent=True,
+                                     params={"state": state, "limit": limit} if state
+                                     else {"limit": limit})
+            found = answer.json()["deliveries"]
+    for d in found:
+        click.echo(json.dumps(d, sort_keys=True) if as_json else _delivery_line(d))
+
+
+@deliveries.command("retry")
+@click.argument("delivery_id")
+@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.pass_context
+def deliveries_retry(ctx: click.Context, delivery_id: str, database: str | None,
+                     config: str | None) -> None:
+    """Send a failed delivery again: it becomes pending, due now.
+
+    On the database, a running hub picks it up within ``sweep_interval``.
+    """
+    if database is not None or config is not None:
+        from .hub.settings import load_settings
+        from .store import open_store
+
+        store = open_store(load_settings(config, database=database).database)
+        try:
+            record = store.retry_delivery(delivery_id, actor="admin", channel="cli")
+        finally:
+            store.close()
+        click.echo(f"{record.id}: {record.state} again (event {record.event_id})")
+        return
+    with _client(ctx) as client:
+        retried = client._request("POST", f"/api/v1/deliveries/{delivery_id}/retry").json()
+    click.echo(f"{retried['id']}: {retried['state']} again (event {retried['event_id']})")
+
+
+@main.group()
 def policy() -> None:
     """The hub's policy file (``[[policies]]`` in signoff.toml)."""
 

@@ -106,7 +106,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, login, tokens, web
+    from . import api, deliveries, login, tokens, web
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
@@ -171,16 +171,20 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
-        """Liveness: the hub runs and its store answers."""
+        """Liveness: the hub runs and its store answers; ``loop_lag`` is how late its event
+        loop ran lately and at most (seconds).
+        """
         hub: Hub = app.state.hub
         await hub.check_store()
-        health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting}
+        health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting,
+                                  "loop_lag": hub.loop_lag.as_dict()}
         if settings.instance is not None:
             health["instance"] = settings.instance
         return health
 
     app.include_router(api.router)
     app.include_router(tokens.router)
+    app.include_router(deliveries.router)
     app.include_router(web.router)
     if settings.api_docs:
         app.include_router(docs_router())

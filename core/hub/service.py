@@ -4,6 +4,11 @@
 moment a decision is written, and runs two background loops: the deadline sweeper and the
 delivery dispatcher. Both read their schedule from the store, so a restarted hub catches up.
 
+Neither loop waits on the outside world: each escalation, timeout, decider call, notification
+and delivery they find due runs as its own task (:mod:`signoff.hub.tasks`), keyed so it is not
+started twice, bounded per integration and timed out. What is slow to load (apprise, the
+configured resumers) loads at start in worker threads.
+
 The event loop never waits on a commit. With a store that batches (SQLite), a write is queued
 for the store's writer thread and shares a commit with the writes queued alongside it, an
 answer's checks run inside the transaction that writes it, and a read of one event by id runs
@@ -16,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TypeVar
 
+import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
@@ -37,17 +45,29 @@ from .._rules import (
     response_decision,
     timeout_decision,
 )
-from ..deciders import Decider, load_decider
+from ..deciders import Decider, DeciderFailed, Verdict, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
-from ..store import AuditEntry, Batching, DueDelivery, Store
+from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
 from .notify import Notifier
 from .settings import Settings
+from .tasks import LoopLag, Tasks
 
-__all__ = ["Hub", "check_channel"]
+__all__ = ["Hub", "StartRefused", "check_channel"]
+
+_SWEEP_PAGE = 500
+"""Due events one look of the sweeper takes at most (a burst beyond it: the next look)."""
+
+_SWEEP_WRITES = 128
+"""Tier and timeout writes of the sweeper in flight at most: a burst of due events queues here,
+not in the store's writer, where it would hold up everyone's answers."""
+
+UNAVAILABLE = "resumer unavailable: "
+"""How the error of a delivery that failed for want of its resumer begins: at start, those whose
+resumer loads now are made pending again."""
 
 log = logging.getLogger("signoff.hub")
 T = TypeVar("T")
@@ -69,28 +89,45 @@ class Hub:
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
         self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self._resumers: dict[str, Resumer | None] = {}
-        self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
+        self._sweep_more = False
         self._dispatch_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier = Notifier(settings)
         self._background: set[asyncio.Task[None]] = set()
         self.egress = settings.egress_guard()
-        self._deciders: dict[str, Decider] = {}
         self.limits = Limits(settings, self._count_pending_by)
         self.access = Access(self)
+        self.work = Tasks()
+        self._deciders: dict[str, Decider] = {}
+        self._asking: dict[str, asyncio.Task[Any]] = {}
+        self.loop_lag = LoopLag(settings.loop_lag_warning)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the sweeper and the dispatcher."""
+        """Load apprise (in the background) and the configured resumers (before serving), make
+        deliveries that failed for want of a resumer pending again, start the loops.
+
+        Raises:
+            StartRefused: a resumer configured in ``settings.resumers`` cannot load.
+        """
+        await self._load_resumers()
+        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+        await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
-                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher")]
+                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
+                       asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
 
     async def stop(self) -> None:
-        """Stop the loops, release waiters and resumers."""
+        """Stop the loops and the work in flight, release waiters and resumers."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.work.aclose(drain=("notify",))
+        for decider in self._deciders.values():
+            close = getattr(decider, "aclose", None)
+            if callable(close):
+                await close()
         for resumer in self._resumers.values():
             if resumer is not None:
                 await resumer.aclose()
@@ -187,21 +224,29 @@ class Hub:
         return stored, created
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
+        """Send a notification in its own task: bounded, timed out, its outcome audited."""
         if not self.notifier.targets(event, extra):
             return
+        settings = self.settings
+        limiter = self.work.limiter("notify", settings.notify_concurrency)
+        level = event.escalation_level
 
         async def send() -> None:
             try:
-                result = await self.notifier.send(event, what, extra)
+                with anyio.fail_after(settings.notify_timeout):
+                    result = await self.notifier.send(event, what, extra, limiter=limiter)
+            except TimeoutError:
+                result = {"what": what, "ok": False,
+                          "error": f"timed out after {settings.notify_timeout:g} s"}
             except Exception as exc:  # a notification never breaks the hub
-                log.warning("notifying about %s failed", event.id, exc_info=True)
                 result = {"what": what, "ok": False, "error": type(exc).__name__}
+            if not result.get("ok"):
+                log.warning("notification %r for event %s failed: %s", what, event.id,
+                            result.get("error", "a target refused it"))
             await self._write(self.store.record, "notified", actor="hub", channel="apprise",
                               event_id=event.id, data=result)
 
-        task = asyncio.create_task(send())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.work.start(("notify", event.id, what, level), send)
 
     async def _load(self, event_id: str) -> Event:
         event = await self._read_one(self.store.get_event, event_id)
@@ -400,6 +445,9 @@ class Hub:
 
     def _decided(self, event: Event) -> None:
         assert event.decision is not None
+        asking = self._asking.get(event.id)
+        if asking is not None:  # a decider still thinking about it has nothing left to decide
+            asking.cancel()
         self._wake(event.id, event.decision)
         if any(d.state == "pending" for d in event.deliveries):
             self._dispatch_wake.set()
@@ -476,32 +524,97 @@ class Hub:
         await self._run(self.store.next_deadline)
 
     # deadlines ---------------------------------------------------------------------------
-    async def sweep(self) -> int:
-        """Apply due escalation tiers and ``on_timeout`` to events past their deadline."""
-        now = self.clock()
-        done = 0
-        for event in await self._run(self.store.due_escalations, now):
-            try:
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Start the tiers and ``on_timeout`` decisions due by ``now``, each as its own task;
+        returns how many were started. Nothing here waits for them: a decider taking seconds
+        delays no other event's tier or deadline.
+        """
+        now = self.clock() if now is None else now
+        page = _SWEEP_PAGE
+        started = 0
+        busy = self.work.count("escalate")
+        escalations = await self._run(self.store.due_escalations, now, page + busy)
+        for event in escalations:
+            assert event.policy is not None
+            more = len(event.policy.escalate) > event.escalation_level + 1
+            started += self.work.start(("escalate", event.id, event.escalation_level),
+                                       partial(self._escalate, event),
+                                       # its next tier may fall due before the sweeper wakes
+                                       done=self._sweep_wake.set if more else self._sweep_again)
+        busy = self.work.count("timeout")
+        due = await self._run(self.store.due_events, now, page + busy)
+        for event in due:
+            started += self.work.start(("timeout", event.id),
+                                       partial(self._time_out, event, now),
+                                       done=self._sweep_again)
+        self._sweep_more = len(escalations) >= page + busy or len(due) >= page + busy
+        return started
+
+    async def ask_decider(self, name: str, event: Event) -> Verdict:
+        """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at
+        most ``decider_concurrency`` calls in flight to it, each within ``decider_timeout``;
+        cancelled when the event is decided meanwhile.
+
+        Raises:
+            DeciderFailed: not configured, unreachable, too slow, or answered nonsense.
+        """
+        try:
+            decider = self._deciders.get(name)
+            if decider is None:
+                decider = await self._run(load_decider, name, self.settings.deciders.get(name, {}),
+                                          self.egress)
+                self._deciders[name] = decider
+            async with self.work.slot(f"decider:{name}", self.settings.decider_concurrency):
+                me = asyncio.current_task()
+                if me is not None:
+                    self._asking[event.id] = me
+                try:
+                    with anyio.fail_after(self.settings.decider_timeout):
+                        return await decider.decide(event)
+                except TimeoutError:
+                    raise DeciderFailed(f"decider {name!r} did not answer within "
+                                        f"{self.settings.decider_timeout:g} s") from None
+                finally:
+                    self._asking.pop(event.id, None)
+        except DeciderFailed as exc:
+            log.warning("decider %r failed on event %s: %s", name, event.id, exc)
+            raise
+
+    async def _escalate(self, event: Event) -> None:
+        assert event.policy is not None
+        try:
+            if event.policy.escalate[event.escalation_level].fallback is not None:
+                await escalate(self, event)  # the decider's own limiter bounds it
+                return
+            async with self.work.slot("sweep", _SWEEP_WRITES):
                 await escalate(self, event)
-                done += 1
-            except AlreadyDecided:
-                pass  # answered or escalated meanwhile
-            except Exception:
-                log.exception("escalating %s failed", event.id)
-        for event in await self._run(self.store.due_events, now):
-            try:
-                await self.decide(event, timeout_decision(event, now))
-                done += 1
-            except AlreadyDecided:
-                pass  # a racing answer won: that is fine
-        return done
+        except AlreadyDecided:
+            pass  # answered or escalated meanwhile
+
+    async def _time_out(self, event: Event, now: datetime) -> None:
+        try:
+            async with self.work.slot("sweep", _SWEEP_WRITES):
+                await self._decide(event, timeout_decision(event, now), None)
+        except AlreadyDecided:
+            pass  # a racing answer won: that is fine
+
+    def _sweep_again(self) -> None:
+        # the last look saw a full page, so more may be due: look again once half of what it
+        # started is done (not after each one: a look costs a query and a page of events)
+        in_flight = self.work.count("escalate") + self.work.count("timeout")
+        if self._sweep_more and in_flight <= _SWEEP_PAGE // 2:
+            self._sweep_wake.set()
 
     async def _sweep_loop(self) -> None:
         while True:
+            self._sweep_wake.clear()
+            now = self.clock()
             try:
-                await self.sweep()
-                times = [await self._run(self.store.next_deadline),
-                         await self._run(self.store.next_escalation)]
+                await self.sweep(now)
+                # what was due by ``now`` is started or in flight: the next is after it (not
+                # after the clock's time now, which may have passed a deadline unswept)
+                times = [await self._run(self.store.next_deadline, now),
+                         await self._run(self.store.next_escalation, now)]
                 upcoming = min((t for t in times if t is not None), default=None)
             except Exception:
                 log.exception("deadline sweep failed; trying again")
@@ -509,26 +622,16 @@ class Hub:
             pause = self.settings.sweep_interval
             if upcoming is not None:
                 pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
-            self._sweep_wake.clear()
             try:
                 await asyncio.wait_for(self._sweep_wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
 
-    def decider(self, name: str) -> Decider:
-        """The decider called ``name``, loaded once and kept (one HTTP client for its life).
-
-        Raises:
-            DeciderFailed: no decider of that name.
-        """
-        if name not in self._deciders:
-            self._deciders[name] = load_decider(name, self.settings.deciders.get(name, {}),
-                                                self.egress)
-        return self._deciders[name]
-
     # deliveries --------------------------------------------------------------------------
     def _resumer_exists(self, name: str) -> bool:
+        """Load the resumer ``name`` (a worker thread: an SDK import may take seconds)."""
         if name not in self._resumers:
+            began = time.monotonic()
             try:
                 factory = load_resumer(name)
                 config = dict(self.settings.resumers.get(name, {}))
@@ -537,40 +640,127 @@ class Hub:
                 self._resumers[name] = None if factory is None else factory(config)
             except Exception as exc:  # installed but broken: deliveries fail with the reason
                 log.exception("resumer %r could not be loaded", name)
-                self._resumers[name] = _BrokenResumer(f"resumer {name!r} could not be loaded: "
-                                                      f"{type(exc).__name__}: {exc}")
+                self._resumers[name] = _BrokenResumer(
+                    f"{UNAVAILABLE}{name!r} could not be loaded: {type(exc).__name__}: {exc}")
+            else:
+                if self._resumers[name] is not None:
+                    log.info("resumer %r ready (loaded in %.2f s)", name,
+                             time.monotonic() - began)
         return self._resumers[name] is not None
 
-    async def dispatch(self) -> int:
-        """Attempt every due delivery once, concurrently; returns how many were attempted."""
-        due = [d for d in await self._run(self.store.due_deliveries, self.clock())
-               if d.id not in self._in_flight]
-        self._in_flight.update(d.id for d in due)
-        try:
-            await asyncio.gather(*(self._deliver(d) for d in due))
-        finally:
-            self._in_flight.difference_update(d.id for d in due)
-        return len(due)
+    async def _load_resumers(self) -> None:
+        """Load and warm every resumer named in ``settings.resumers``, in worker threads."""
+        for name in self.settings.resumers:
+            await self._run(self._resumer_exists, name)
+            resumer = self._resumers[name]
+            if resumer is None or isinstance(resumer, _BrokenResumer):
+                reason = (resumer.reason if isinstance(resumer, _BrokenResumer)
+                          else f"no resumer named {name!r} is installed")
+                log.critical("refusing to start: [resumers.%s] is configured but %s; install "
+                             "the extra that provides it (pip install 'signoff[%s]') or remove "
+                             "[resumers.%s]", name, reason.removeprefix(UNAVAILABLE), name, name)
+                raise StartRefused(f"[resumers.{name}] is configured but cannot load: {reason}")
+            warm = getattr(resumer, "warm", None)
+            if callable(warm):  # connect ahead of the first delivery, where the resumer can
+                try:
+                    with anyio.fail_after(self.settings.delivery_timeout):
+                        await warm()
+                except Exception as exc:
+                    log.warning("resumer %r could not warm up (its deliveries will retry): "
+                                "%s: %s", name, type(exc).__name__, exc)
+
+    async def _requeue_unavailable(self) -> None:
+        """Deliveries that failed because their resumer could not load: pending again where it
+        loads now (after a restart with the extra installed).
+        """
+        skip: set[str] = set()
+        while True:
+            failed = [d for d in await self._run(self.store.list_deliveries, state="failed",
+                                                 error_prefix=UNAVAILABLE, limit=500)
+                      if d.resumer not in skip]
+            if not failed:
+                return
+            for name in {d.resumer for d in failed}:
+                if not (await self._run(self._resumer_exists, name)
+                        and not isinstance(self._resumers[name], _BrokenResumer)):
+                    skip.add(name)
+            again = [d for d in failed if d.resumer not in skip]
+            for delivery in again:
+                await self._write(self.store.retry_delivery, delivery.id, actor="hub",
+                                  channel="hub")
+            if again:
+                log.info("%d delivery(ies) that failed for want of a resumer are pending again",
+                         len(again))
+
+    async def list_deliveries(self, who: Identity, *, state: str | None = None,
+                              limit: int = 100) -> builtins.list[DeliveryRecord]:
+        """Deliveries, most recently changed first (admins)."""
+        if who.role != "admin":
+            raise Forbidden(f"{who.user} may not list deliveries (admins only)")
+        return await self._run(self.store.list_deliveries, state=state, limit=limit)
+
+    async def retry_delivery(self, who: Identity, delivery_id: str,
+                             channel: str) -> DeliveryRecord:
+        """Redeliver a failed delivery now (admins).
+
+        Raises:
+            Forbidden, NotFound, Conflict (it has not failed): and nothing is written.
+        """
+        if who.role != "admin":
+            raise Forbidden(f"{who.user} may not retry deliveries (admins only)")
+        record = await self._write(self.store.retry_delivery, delivery_id, actor=who.user,
+                                   channel=channel)
+        if isinstance(self._resumers.get(record.resumer), _BrokenResumer):
+            del self._resumers[record.resumer]  # try loading it again
+        self._dispatch_wake.set()
+        return record
+
+    async def dispatch(self, now: datetime | None = None) -> int:
+        """Start every delivery due by ``now`` as its own task (one at a time per delivery, at
+        most ``delivery_concurrency`` per resumer); returns how many were started.
+        """
+        now = self.clock() if now is None else now
+        busy = self.work.count("deliver")
+        started = 0
+        for due in await self._run(self.store.due_deliveries, now, 50 + busy):
+            started += self.work.start(("deliver", due.id),
+                                       partial(self._deliver, due),
+                                       done=self._dispatch_wake.set)
+        return started
 
     async def _deliver(self, due: DueDelivery) -> None:
-        event = await self._load(due.event_id)
-        resumer = self._resumers.get(due.resumer) if self._resumer_exists(due.resumer) else None
+        if due.resumer not in self._resumers:
+            await self._run(self._resumer_exists, due.resumer)
+        resumer = self._resumers.get(due.resumer)
+        timeout = self.settings.delivery_timeout
         try:
             if resumer is None:
-                raise DeliveryFailed(f"no resumer named {due.resumer!r} is installed")
-            await resumer.deliver(event)
+                raise DeliveryFailed(f"{UNAVAILABLE}no resumer named {due.resumer!r} is "
+                                     "installed")
+            async with self.work.slot(f"resumer:{due.resumer}",
+                                      self.settings.delivery_concurrency):
+                event = await self._load(due.event_id)
+                try:
+                    with anyio.fail_after(timeout):
+                        await resumer.deliver(event)
+                except TimeoutError:
+                    raise _TimedOut(f"{due.resumer}: no answer within {timeout:g} s") from None
         except DeliveryFailed as exc:
+            log.warning("delivery %s of event %s failed: %s", due.id, due.event_id, exc)
             await self._write(self.store.delivery_attempted, due.id, state="failed",
                               error=str(exc))
         except Exception as exc:
             now = self.clock()
             error = str(exc) or type(exc).__name__
             if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
+                log.warning("delivery %s of event %s gave up: %s", due.id, due.event_id, error)
                 await self._write(self.store.delivery_attempted, due.id, state="failed",
                                   error=f"gave up after {due.attempts + 1} attempts: {error}")
                 return
             delay = min(self.settings.delivery_backoff * 2**due.attempts,
                         self.settings.delivery_backoff_max)
+            log.warning("delivery %s of event %s failed (attempt %d, again in %.1f s): %s",
+                        due.id, due.event_id, due.attempts + 1, delay, error)
             await self._write(self.store.delivery_attempted, due.id, state="pending",
                               error=error, next_attempt_at=now + timedelta(seconds=delay))
         else:
@@ -579,9 +769,11 @@ class Hub:
     async def _dispatch_loop(self) -> None:
         while True:
             self._dispatch_wake.clear()
+            now = self.clock()
             try:
-                await self.dispatch()
-                upcoming = await self._run(self.store.next_delivery_at)
+                await self.dispatch(now)
+                # what was due by ``now`` is in flight: sleep until the next one after it
+                upcoming = await self._run(self.store.next_delivery_at, now)
             except Exception:
                 log.exception("delivery dispatch failed; trying again")
                 upcoming = None
@@ -592,6 +784,14 @@ class Hub:
                 await asyncio.wait_for(self._dispatch_wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
+
+
+class StartRefused(RuntimeError):
+    """The hub cannot start as configured (a configured resumer cannot load)."""
+
+
+class _TimedOut(Exception):
+    """A delivery attempt took longer than ``delivery_timeout``: retried with backoff."""
 
 
 class _BrokenResumer:

@@ -175,6 +175,33 @@ class Settings(BaseSettings):
     """A label ``/healthz`` returns as ``instance``, so whoever started this hub (the
     quickstart, ``signoff.testing.HubProcess``) can tell it is the one answering on its port."""
 
+    # issue 14, the hub never stalls: timeouts and bounds of outside calls, loop lag ------
+    decider_timeout: float = Field(default=30.0, gt=0)
+    """Longest a decider may take to answer; then the tier is spent and the event stays with
+    the humans (seconds)."""
+
+    decider_concurrency: int = Field(default=4, ge=1)
+    """Calls in flight to one decider at most; the others wait their turn (in their own tasks)."""
+
+    notify_timeout: float = Field(default=30.0, gt=0)
+    """Longest one notification (every target of it) may take before it is recorded as failed
+    (seconds)."""
+
+    notify_concurrency: int = Field(default=2, ge=1)
+    """Notifications being sent at once at most, each in a worker thread. More wait on slow
+    remote targets in parallel; but apprise costs ~3 ms of CPU per send, and busy threads
+    compete with the event loop and the sweeper for the GIL (1,000 sends at once on loopback:
+    4 threads made another event's tier up to 2 s late, 2 threads 0.4 s)."""
+
+    delivery_timeout: float = Field(default=30.0, gt=0)
+    """Longest one delivery attempt may take; then it is retried with backoff (seconds)."""
+
+    delivery_concurrency: int = Field(default=16, ge=1)
+    """Delivery attempts in flight through one resumer at most."""
+
+    loop_lag_warning: float = Field(default=0.25, gt=0)
+    """Log a warning when the event loop runs this late (seconds); ``/healthz`` shows the lag."""
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -18,6 +18,7 @@ from ._protocol import (
     AuditProblem,
     AuditReport,
     Batching,
+    DeliveryRecord,
     DueDelivery,
     SessionInfo,
     Store,
@@ -27,7 +28,7 @@ from ._protocol import (
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
+           "Batching", "DeliveryRecord", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
            "StoreError", "check_database", "key_file_for", "load_audit_key", "open_store",
            "token_id"]
 

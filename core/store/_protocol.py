@@ -25,8 +25,8 @@ from .._errors import InvalidInput
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DueDelivery",
-           "SessionInfo", "Store", "TokenInfo", "token_id"]
+__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
+           "DueDelivery", "SessionInfo", "Store", "TokenInfo", "token_id"]
 
 T = TypeVar("T")
 
@@ -159,6 +159,21 @@ class SessionInfo:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One delivery as an operator sees it (``signoff deliveries list``)."""
+
+    id: str
+    event_id: str
+    resumer: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 @runtime_checkable
 class Store(Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
@@ -244,8 +259,10 @@ class Store(Protocol):
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose next escalation tier is due."""
 
-    def next_escalation(self) -> datetime | None:
-        """When the next escalation tier falls due."""
+    def next_escalation(self, after: datetime | None = None) -> datetime | None:
+        """When the next escalation tier falls due (the first one after ``after``, if given:
+        the hub skips what it is already working on).
+        """
 
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
                  data: dict[str, Any]) -> Event:
@@ -253,8 +270,8 @@ class Store(Protocol):
         (compare-and-set on the level), and audit it with ``data``.
         """
 
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline among pending events."""
+    def next_deadline(self, after: datetime | None = None) -> datetime | None:
+        """The earliest deadline among pending events (after ``after``, if given)."""
 
     def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose deadline is at or before ``now``."""
@@ -263,8 +280,8 @@ class Store(Protocol):
     def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
         """Pending deliveries whose next attempt is due."""
 
-    def next_delivery_at(self) -> datetime | None:
-        """When the next pending delivery is due."""
+    def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
+        """When the next pending delivery is due (after ``after``, if given)."""
 
     def delivery_attempted(
         self,
@@ -275,6 +292,22 @@ class Store(Protocol):
         next_attempt_at: datetime | None = None,
     ) -> None:
         """Record one attempt: ``delivered``, ``failed`` (final) or ``pending`` (retry later)."""
+
+    def list_deliveries(self, *, state: str | None = None, resumer: str | None = None,
+                        error_prefix: str | None = None,
+                        limit: int = 100) -> list[DeliveryRecord]:
+        """Deliveries, most recently changed first; ``error_prefix`` keeps those whose last
+        error starts with it.
+        """
+
+    def retry_delivery(self, delivery_id: str, *, actor: str, channel: str) -> DeliveryRecord:
+        """Make a failed delivery pending again, due now (its give-up clock starts again), and
+        audit it.
+
+        Raises:
+            NotFound: no such delivery.
+            Conflict: the delivery has not failed; nothing was changed.
+        """
 
     # tokens -----------------------------------------------------------------------------
     def create_token(self, identity: Identity, *, name: str | None = None,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._errors import AlreadyAnswered, AlreadyDecided, Conflict, InvalidInput, NotFound
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
@@ -275,6 +275,55 @@ class StoreContract:
         assert store.due_deliveries(retry_at + timedelta(days=1)) == []
         actions = [a.action for a in store.audit(event.id)]
         assert actions[-1] == "delivery_delivered"
+
+    def test_next_times_after_a_moment(self, store: Store) -> None:
+        """``after`` skips what is due by then (what the hub is already working on)."""
+        soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=timedelta(seconds=5), assignees=["b"])]))
+        later = make_event(timeout=100, policy=Policy(escalate=[Tier(after=timedelta(seconds=50), assignees=["b"])]))
+        for event in (soon, later):
+            store.create_event(event, channel="api")
+        assert store.next_deadline(T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=100)
+        assert store.next_escalation(T0 + timedelta(seconds=5)) == T0 + timedelta(seconds=50)
+        assert store.next_deadline(T0 + timedelta(seconds=100)) is None
+        assert store.next_escalation(T0 + timedelta(seconds=50)) is None
+        assert store.next_deadline(None) == T0 + timedelta(seconds=10)
+        store.decide(soon.id, _approved(), deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        assert store.next_delivery_at() is not None
+        assert store.next_delivery_at(T0 + timedelta(days=3650)) is None
+        assert due.resumer == "webhook"
+
+    def test_failed_deliveries_are_listed_and_retried(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        with pytest.raises(Conflict):
+            store.retry_delivery(due.id, actor="admin", channel="cli")  # pending: not failed
+        store.delivery_attempted(due.id, state="failed", error="resumer unavailable: gone")
+        assert store.due_deliveries(T0 + timedelta(days=1)) == []
+        [failed] = store.list_deliveries(state="failed")
+        assert (failed.id, failed.event_id, failed.resumer) == (due.id, event.id, "webhook")
+        assert (failed.state, failed.attempts) == ("failed", 1)
+        assert failed.last_error == "resumer unavailable: gone"
+        assert store.list_deliveries(state="failed", error_prefix="resumer unavailable: ")
+        assert store.list_deliveries(state="failed", error_prefix="other") == []
+        assert store.list_deliveries(state="delivered") == []
+        assert store.list_deliveries(resumer="prefect") == []
+
+        retried = store.retry_delivery(due.id, actor="admin", channel="cli")
+        assert (retried.state, retried.attempts) == ("pending", 1)
+        assert retried.created_at >= failed.created_at  # the give-up clock starts again
+        [again] = store.due_deliveries(datetime.now(timezone.utc) + timedelta(seconds=1))
+        assert again.id == due.id
+        with pytest.raises(Conflict):
+            store.retry_delivery(due.id, actor="admin", channel="cli")
+        with pytest.raises(NotFound):
+            store.retry_delivery("dl_missing", actor="admin", channel="cli")
+        [entry] = [a for a in store.audit(event.id) if a.action == "delivery_retried"]
+        assert (entry.actor, entry.channel) == ("admin", "cli")
+        assert entry.data["previous_error"] == "resumer unavailable: gone"
+        assert store.verify_audit().ok
 
     def test_tokens(self, store: Store) -> None:
         assert store.count_tokens() == 0

@@ -34,7 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound, StoreError
+from .._errors import (
+    AlreadyAnswered,
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StoreError,
+)
 from .._limits import STORED
 from .._model import Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
@@ -54,6 +61,7 @@ from ._protocol import (
     AuditAnchor,
     AuditEntry,
     AuditReport,
+    DeliveryRecord,
     DueDelivery,
     SessionInfo,
     TokenInfo,
@@ -895,11 +903,11 @@ class SQLiteStore:
             " AND next_escalation <= ? ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
         return self._events_from_rows(rows, detail=True)
 
-    def next_escalation(self) -> datetime | None:
-        """When the next escalation tier falls due."""
+    def next_escalation(self, after: datetime | None = None) -> datetime | None:
+        """When the next escalation tier falls due (after ``after``, if given)."""
         row = self._read("SELECT next_escalation FROM events INDEXED BY events_escalation"
-                         " WHERE status = 'pending' AND next_escalation IS NOT NULL"
-                         " ORDER BY next_escalation LIMIT 1")
+                         " WHERE status = 'pending' AND next_escalation > ?"
+                         " ORDER BY next_escalation LIMIT 1", (_after(after),))
         return _dt(row[0][0]) if row else None
 
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
@@ -934,12 +942,12 @@ class SQLiteStore:
         assert stored is not None
         return stored
 
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline among pending events."""
+    def next_deadline(self, after: datetime | None = None) -> datetime | None:
+        """The earliest deadline among pending events (after ``after``, if given)."""
         # the partial index holds only pending events; the planner would pick events_order
         row = self._read("SELECT deadline FROM events INDEXED BY events_deadline"
-                         " WHERE status = 'pending' AND deadline IS NOT NULL"
-                         " ORDER BY deadline LIMIT 1")
+                         " WHERE status = 'pending' AND deadline > ?"
+                         " ORDER BY deadline LIMIT 1", (_after(after),))
         return _dt(row[0][0]) if row else None
 
     def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
@@ -959,9 +967,10 @@ class SQLiteStore:
                             attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
                 for r in rows]
 
-    def next_delivery_at(self) -> datetime | None:
-        """When the next pending delivery is due."""
-        row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
+    def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
+        """When the next pending delivery is due (after ``after``, if given)."""
+        row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+                         " AND next_attempt_at > ?", (_after(after),))
         return _dt(row[0][0])
 
     def delivery_attempted(self, delivery_id: str, *, state: str, error: str | None = None,
@@ -989,6 +998,47 @@ class SQLiteStore:
                 data["next_attempt_at"] = next_attempt_at.isoformat()
             self._append_audit(conn, action, actor="hub", channel=row["resumer"],
                                event_id=row["event_id"], data=data, at=now)
+
+    def list_deliveries(self, *, state: str | None = None, resumer: str | None = None,
+                        error_prefix: str | None = None,
+                        limit: int = 100) -> list[DeliveryRecord]:
+        """Deliveries, most recently changed first."""
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if resumer is not None:
+            where.append("resumer = ?")
+            params.append(resumer)
+        if error_prefix is not None:
+            where.append("substr(last_error, 1, ?) = ?")
+            params += [len(error_prefix), error_prefix]
+        rows = self._read(f"SELECT * FROM deliveries WHERE {' AND '.join(where)}"
+                          " ORDER BY updated_at DESC, id LIMIT ?", (*params, limit))
+        return [_delivery_record(r) for r in rows]
+
+    def retry_delivery(self, delivery_id: str, *, actor: str, channel: str) -> DeliveryRecord:
+        """Make a failed delivery pending again, due now, and audit it."""
+        now = _ts(_now())
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM deliveries WHERE id = ?",
+                               (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            if row["state"] != "failed":
+                raise Conflict(f"delivery {delivery_id} is {row['state']}, not failed: only a "
+                               "failed delivery can be retried")
+            conn.execute("UPDATE deliveries SET state = 'pending', next_attempt_at = ?,"
+                         " created_at = ?, updated_at = ? WHERE id = ?",
+                         (now, now, now, delivery_id))
+            self._append_audit(conn, "delivery_retried", actor=actor, channel=channel,
+                               event_id=row["event_id"],
+                               data={"delivery": delivery_id, "resumer": row["resumer"],
+                                     "previous_error": row["last_error"]}, at=now)
+            again = conn.execute("SELECT * FROM deliveries WHERE id = ?",
+                                 (delivery_id,)).fetchone()
+        return _delivery_record(again)
 
     # tokens -----------------------------------------------------------------------------
     def create_token(self, identity: Identity, *, name: str | None = None,
@@ -1198,6 +1248,17 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         raise ValueError(f"an incomplete statement ends the script: {pending.strip()[:80]}")
+
+
+def _after(moment: datetime | None) -> float:
+    return float("-inf") if moment is None else _ts(moment)
+
+
+def _delivery_record(r: sqlite3.Row) -> DeliveryRecord:
+    return DeliveryRecord(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
+                          state=r["state"], attempts=r["attempts"], last_error=r["last_error"],
+                          next_attempt_at=_dt(r["next_attempt_at"]), created_at=_at(r["created_at"]),
+                          updated_at=_at(r["updated_at"]))
 
 
 def _batch_lost(cause: BaseException) -> Exception:

@@ -24,6 +24,7 @@ from ._errors import (
     Rejected,
     SignoffError,
     StoreError,
+    TargetTaken,
     Unauthenticated,
     WaitTimeout,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "SignoffError",
     "Source",
     "StoreError",
+    "TargetTaken",
     "TextInput",
     "Tier",
     "Unauthenticated",

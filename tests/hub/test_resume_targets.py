@@ -11,6 +11,7 @@ or run id of the same run; an upper-case UUID).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
+from signoff import Event, EventCreate, Identity, InvalidInput, Source, TargetTaken
+from signoff.hub import load_settings
+from signoff.hub.service import Hub
+from signoff.resumers import target_name, target_of
+from signoff.store import open_store
+from signoff.store.contract import make_event
 from signoff.testing import HubProcess
 
 RUN = str(uuid.uuid4())
@@ -142,3 +149,69 @@ def test_runs_named_with_no_push_target_are_not_checked(hub: HubProcess,
         for who in ("a", "b"):
             made = _create(hub, tokens[who], orchestrator, params)
             assert made.status_code == 201, (orchestrator, who, made.text)
+
+
+class _ThirdPartyResumer:
+    """A fake third-party resumer (as a ``signoff.resumers`` entry point would give): its
+    target is ``params["run"]``, and it cannot read params without one."""
+
+    def target(self, event: Event) -> str | None:
+        return str(event.source.params["run"])
+
+    async def deliver(self, event: Event) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _OldResumer:
+    """A fake resumer written before ``target`` existed: never checked."""
+
+    async def deliver(self, event: Event) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_third_party_resumers_are_guarded_by_their_own_target(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = open_store(str(tmp_path / "hub.db"))
+        hub = Hub(load_settings(database=str(tmp_path / "hub.db")), store)
+        hub._resumers.update(mine=_ThirdPartyResumer(), old=_OldResumer())
+        a, b = Identity(user="flow-a", role="workflow"), Identity(user="flow-b", role="workflow")
+
+        def body(orchestrator: str, **params: Any) -> EventCreate:
+            return EventCreate(name="gate", prompt="?", source=Source(
+                orchestrator=orchestrator, params=params))
+
+        try:
+            await hub.create(a, body("mine", run="r-1"), None)
+            with pytest.raises(TargetTaken):
+                await hub.create(b, body("mine", run="r-1"), None)
+            await hub.create(b, body("mine", run="r-2"), None)
+            with pytest.raises(InvalidInput) as refused:  # fails closed, naming the field
+                await hub.create(b, body("mine"), None)
+            assert refused.value.field == "source.params"
+            # the same run under another resumer's name is another target
+            await hub.create(b, body("old", run="r-1"), None)
+            await hub.create(a, body("old", run="r-1"), None)
+            assert store.count_events(requested_by="flow-b") == 2
+        finally:
+            store.close()
+
+    asyncio.run(go())
+
+
+def test_target_helpers() -> None:
+    assert target_name("a/b", "c") == "a%2Fb/c" != target_name("a", "b/c") == "a/b%2Fc"
+    assert target_of(None, make_event()) is None
+    assert target_of(_OldResumer(), make_event()) is None  # type: ignore[arg-type]
+
+    class Wrong(_OldResumer):
+        def target(self, event: Event) -> Any:
+            return 7
+
+    with pytest.raises(TypeError, match="Wrong.target returned int"):
+        target_of(Wrong(), make_event())  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from ._errors import (
     Rejected,
     SignoffError,
     StoreError,
+    TargetTaken,
     Unauthenticated,
     WaitTimeout,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "SignoffError",
     "Source",
     "StoreError",
+    "TargetTaken",
     "TextInput",
     "Tier",
     "Unauthenticated",

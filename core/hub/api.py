@@ -52,6 +52,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("Already decided or already answered; nothing changed")}
+_TARGET_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: _error("`target_taken`: the run `source.params` names is named by events of another "
+                "identity; nothing was stored")}
 
 
 def hub_of(request: Request) -> Hub:
@@ -124,7 +127,7 @@ def _links() -> dict[str, Any]:
              responses={201: {"description": "The event, created", "links": _links()},
                         200: {"model": Event, "description": "An event with this key exists",
                               "links": _links()},
-                        **_ERRORS, **_CONFLICT})
+                        **_ERRORS, **_TARGET_TAKEN})
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:
     """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""

@@ -46,7 +46,7 @@ from .._rules import (
     timeout_decision,
 )
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
-from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
+from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
 from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
 from .egress import check_event_egress
@@ -214,8 +214,10 @@ class Hub:
         elif routed.rule:
             notes.append(routed.rule)
         async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
+            target = await self._resume_target(event)  # 409 if another identity's run
             stored, created = await self._write(self.store.create_event, event,
-                                                channel=channel, decision=decision, notes=notes)
+                                                channel=channel, decision=decision, notes=notes,
+                                                resume_target=target)
         self._remember_spec(stored)
         if created:
             if deadline is not None or (policy and policy.escalate):
@@ -429,6 +431,23 @@ class Hub:
         if orchestrator not in self._resumers:  # first use: an SDK import may take seconds
             await self._run(self._resumer_exists, orchestrator)
         return self._route(event)
+
+    async def _resume_target(self, event: Event) -> str | None:
+        """``resumer:target``, the run this event's decision would be pushed into (see
+        :mod:`signoff.resumers`), with the resumer loaded off the loop on first use.
+
+        Raises:
+            InvalidInput: the resumer's ``target`` refused the event's params.
+        """
+        name = event.source.orchestrator
+        if name not in self._resumers:
+            await self._run(self._resumer_exists, name)
+        try:
+            found = target_of(self._resumers.get(name), event)
+        except Exception as exc:  # a third-party resumer that cannot read the params
+            raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
+                               type(exc).__name__) from exc
+        return None if found is None else f"{name}:{found}"
 
     def _route(self, event: Event) -> str | None:
         """The resumer for this event, from those already loaded."""

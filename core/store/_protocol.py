@@ -186,7 +186,8 @@ class Store(Protocol):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None) -> tuple[Event, bool]:
+                     notes: list[str] | None = None,
+                     resume_target: str | None = None) -> tuple[Event, bool]:
         """Store a new pending event, or return the one with the same key and ``False``.
 
         A key belongs to the identity that created the event: the same key is looked up among
@@ -195,6 +196,15 @@ class Store(Protocol):
 
         With ``decision`` (a policy decided at creation) the event is stored decided, in the same
         transaction; ``notes`` are written to the audit log as policy lines.
+
+        ``resume_target`` (the run its resumer would push into, prefixed with the resumer's
+        name; see :mod:`signoff.resumers`) is kept with the event. A new event whose target an
+        event of another ``requested_by`` already names is refused, atomically with the insert
+        so two identities racing for one target cannot both win; the same identity may name
+        it again (two pauses in one run). A key already stored is returned as before.
+
+        Raises:
+            TargetTaken: another identity's event names ``resume_target``; nothing was written.
         """
 
     def get_event(self, event_id: str) -> Event | None:

@@ -24,7 +24,14 @@ from typing import Any
 
 import pytest
 
-from .._errors import AlreadyAnswered, AlreadyDecided, Conflict, InvalidInput, NotFound
+from .._errors import (
+    AlreadyAnswered,
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TargetTaken,
+)
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
@@ -123,6 +130,57 @@ class StoreContract:
         assert again.prompt == "b"
         assert {e.id for e in store.list_events(requested_by="flow-a").events} == {mine.id}
         assert [a.actor for a in store.audit(theirs.id)] == ["flow-b"]  # nothing of flow-a
+
+    def test_a_resume_target_belongs_to_the_identity_that_named_it_first(
+            self, store: Store) -> None:
+        target = "prefect:0b6e8e5c-5f3a-4d8e-9c1e-2a7d3f1b9e40"
+        mine = make_event(key="k-a", requested_by="flow-a")
+        stored, created = store.create_event(mine, channel="api", resume_target=target)
+        assert created and stored.id == mine.id
+        # the same identity names it again: a second pause in the same run
+        again = make_event(key="k-a2", requested_by="flow-a")
+        assert store.create_event(again, channel="api", resume_target=target)[1]
+        audit_before = len(store.audit(mine.id)) + len(store.audit(again.id))
+        count_before = store.count_events()
+        theirs = make_event(key="k-b", requested_by="flow-b")
+        with pytest.raises(TargetTaken) as refused:
+            store.create_event(theirs, channel="api", resume_target=target)
+        assert "flow-a" not in str(refused.value) and mine.id not in str(refused.value)
+        assert store.get_event(theirs.id) is None and store.count_events() == count_before
+        assert store.audit(theirs.id) == []
+        assert len(store.audit(mine.id)) + len(store.audit(again.id)) == audit_before
+        # a decided-at-creation event is refused the same way, before anything is written
+        with pytest.raises(TargetTaken):
+            store.create_event(make_event(requested_by="flow-b"), channel="api",
+                               resume_target=target, decision=_approved())
+        assert store.count_events() == count_before
+        # other targets, and no target at all, stay free for everyone
+        assert store.create_event(make_event(requested_by="flow-b"), channel="api",
+                                  resume_target=target + "x")[1]
+        assert store.create_event(make_event(requested_by="flow-b"), channel="api")[1]
+        # flow-a's own key comes back as before, target or not
+        back, created = store.create_event(make_event(key="k-a", requested_by="flow-a"),
+                                           channel="api", resume_target=target)
+        assert not created and back.id == mine.id
+
+    def test_racing_identities_cannot_both_take_a_target(self, store: Store) -> None:
+        target = "temporal:default/order-7"
+        events = [make_event(requested_by=f"flow-{i % 2}") for i in range(8)]
+
+        def create(event: Event) -> str:
+            try:
+                store.create_event(event, channel="api", resume_target=target)
+            except TargetTaken:
+                return "refused"
+            return event.requested_by
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(create, events))
+        winners = {r for r in results if r != "refused"}
+        assert len(winners) == 1
+        [winner] = winners
+        assert results.count(winner) == 4 and results.count("refused") == 4
+        assert {e.requested_by for e in store.list_events().events} == {winner}
 
     def test_list_orders_by_priority_then_age(self, store: Store) -> None:
         low = make_event(priority="low", at=T0)

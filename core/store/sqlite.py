@@ -41,6 +41,7 @@ from .._errors import (
     InvalidInput,
     NotFound,
     StoreError,
+    TargetTaken,
 )
 from .._limits import STORED
 from .._model import Decision, Delivery, Event, EventPage, Response
@@ -249,6 +250,13 @@ _MIGRATIONS: list[str] = [
     );
     CREATE INDEX login_links_token ON login_links (token_id);
     CREATE INDEX login_links_expiry ON login_links (expires_at);
+    """,
+    # 7 (issue 13 follow-up "target"): the run an event's resumer would push into, so another
+    # identity cannot aim a decision at it. Older rows keep NULL: nothing is computed for them.
+    """
+    ALTER TABLE events ADD COLUMN resume_target TEXT;
+    CREATE INDEX events_resume_target ON events (resume_target, requested_by)
+        WHERE resume_target IS NOT NULL;
     """,
 ]
 
@@ -617,9 +625,11 @@ class SQLiteStore:
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None) -> tuple[Event, bool]:
+                     notes: list[str] | None = None,
+                     resume_target: str | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
-        with a key that exists, return the stored one unchanged.
+        with a key that exists, return the stored one unchanged; a ``resume_target`` another
+        identity's event names is refused (see :meth:`signoff.store.Store.create_event`).
         """
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
@@ -630,15 +640,21 @@ class SQLiteStore:
                 existing = conn.execute(
                     "SELECT id FROM events WHERE requested_by = ? AND key = ?",
                     (event.requested_by, event.key)).fetchone()
+            if existing is None and resume_target is not None:
+                taken = conn.execute(
+                    "SELECT 1 FROM events WHERE resume_target = ? AND requested_by <> ? LIMIT 1",
+                    (resume_target, event.requested_by)).fetchone()
+                if taken is not None:
+                    raise TargetTaken()
             if existing is None:
                 conn.execute(
                     "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
-                    " deadline, requested_by, assigned, body, next_escalation)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " deadline, requested_by, assigned, body, next_escalation, resume_target)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (event.id, event.key, event.name, "pending", -event.priority.rank, created,
                      _ts(event.deadline) if event.deadline else None, event.requested_by,
                      1 if event.assignees else 0, json.dumps(body),
-                     _ts(escalation) if escalation else None),
+                     _ts(escalation) if escalation else None, resume_target),
                 )
                 conn.executemany(
                     "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",

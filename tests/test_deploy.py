@@ -9,6 +9,7 @@ mode (an unknown or misspelt field fails).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import tomllib
 
 from signoff.hub import load_settings
 from signoff.hub.settings import Settings
@@ -247,3 +249,63 @@ def test_the_manifests_run_the_image_the_dockerfile_builds() -> None:
     assert [p["containerPort"] for p in hub["ports"]] == [int(env["SIGNOFF_PORT"])]
     assert stage["EXPOSE"] == [env["SIGNOFF_PORT"]]
 
+
+
+DOCS = ROOT / "docs" / "deploy.md"
+
+
+def test_the_deploy_page_names_what_the_manifests_hold() -> None:
+    text = DOCS.read_text()
+    for applied in re.findall(r"kubectl apply -k (deploy/kustomize/\S+)", text):
+        assert applied.removeprefix("deploy/kustomize/") in FOLDERS, applied
+    for named in re.findall(r"(?:\.\./signoff/)?deploy/kustomize/([\w/-]+)", text):
+        assert (KUSTOMIZE / named).is_dir(), named
+    spec = pod(build(KUSTOMIZE / "overlays/argo"))
+    keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in spec["containers"][0]["env"]
+            if "valueFrom" in e}
+    assert keys == {"database-url", "audit-key"}
+    for key in keys:
+        assert f"--from-file={key}=" in text
+    secret = next(v for v in spec["volumes"] if "secret" in v)["secret"]["secretName"]
+    assert f"create secret generic {secret}" in text
+    assert "`ready_timeout` (2 s)" in text and Settings().ready_timeout == 2
+    assert "(`ready_retry_after`, 5 s)" in text and Settings().ready_retry_after == 5
+
+
+def test_the_hub_url_in_the_docs_is_the_service_the_overlay_makes() -> None:
+    docs = build(KUSTOMIZE / "overlays/argo")
+    service = one(docs, "Service")
+    url = (f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:"
+           f"{service['spec']['ports'][0]['port']}")
+    assert url in DOCS.read_text()
+    assert url in (ROOT / "docs" / "argo.md").read_text()
+
+
+def test_the_resumer_settings_on_the_page_are_the_overlays() -> None:
+    blocks = re.findall(r"```toml\n(\[resumers\.argo\].*?)```", DOCS.read_text(), re.S)
+    (block,) = blocks
+    shown = tomllib.loads(block)["resumers"]["argo"]
+    config = one(build(KUSTOMIZE / "overlays/argo"), "ConfigMap", "signoff-config")
+    assert tomllib.loads(config["data"]["signoff.toml"])["resumers"]["argo"] == shown
+
+
+def test_the_argo_resumer_is_not_behind_egress_allow_as_the_page_says() -> None:
+    # docs/deploy.md: the Argo resumer's url is operator configuration, not checked against
+    # egress_allow (only the built-in resumers get the hub's egress guard). If that changes,
+    # the page must say which egress_allow entry the Argo Server needs.
+    from signoff.resumers import BUILTIN
+
+    assert "argo" not in BUILTIN
+    assert "needs no `egress_allow` entry" in DOCS.read_text()
+
+
+def test_the_commands_the_page_runs_exist() -> None:
+    from click.testing import CliRunner
+
+    from signoff.cli import main
+
+    text = DOCS.read_text()
+    assert "signoff token create --user alice --role admin --login-link" in text
+    assert CliRunner().invoke(main, ["migrate", "--help"]).exit_code == 0
+    help_text = CliRunner().invoke(main, ["token", "create", "--help"]).output
+    assert "--login-link" in help_text and "--role" in help_text

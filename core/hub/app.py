@@ -1,7 +1,8 @@
 """The hub's ASGI application: ``create_app(settings)``.
 
 One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz``
-(liveness), ``/readyz`` (readiness: the store answers) and the OpenAPI document. Errors render by where they happen: JSON under ``/api``, a page elsewhere.
+(liveness), ``/readyz`` (readiness: the store answers) and the OpenAPI document. Errors render
+by where they happen: JSON under ``/api``, a page elsewhere.
 Every answer carries the security headers and HEAD works wherever GET does
 (:mod:`signoff.hub.pages`).
 """
@@ -135,8 +136,9 @@ class _Readiness:
 
 
 def _retrieve(check: asyncio.Future[None]) -> None:
+    # read once, so a check that failed after its probe gave up is not logged as never retrieved
     if not check.cancelled():
-        check.exception()  # read once, so a check that failed after its probe left is not logged as lost
+        check.exception()
 
 
 def create_app(settings: Settings, store: Store | None = None,

@@ -1,7 +1,7 @@
 """The ``signoff`` command.
 
-``serve`` and ``token`` work on the hub's own database; the other commands talk to a running
-hub through :class:`signoff.Client` (``--url``/``--token`` or ``SIGNOFF_URL``/``SIGNOFF_TOKEN``).
+``serve``, ``migrate`` and ``token`` work on the hub's own database; the other commands talk to a
+running hub through :class:`signoff.Client` (``--url``/``--token`` or ``SIGNOFF_URL``/``SIGNOFF_TOKEN``).
 """
 
 from __future__ import annotations
@@ -110,6 +110,34 @@ def serve(host: str | None, port: int | None, database: str | None, config: str 
         raise SignoffError(str(exc)) from exc
 
     run.main(config=config, host=host, port=port, database=database)
+
+
+@main.command()
+@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
+def migrate(database: str | None, config: str | None) -> None:
+    """Open the hub's store, apply its pending migrations, check the audit key, and exit.
+
+    Run once before the hubs start (a Kubernetes init container or Job), so replicas never
+    migrate while serving; the hub itself would migrate on open all the same. Creates the
+    store when there is none, as ``serve`` does; the audit key must be the one its log was
+    written with (exit 2 otherwise).
+    """
+    try:
+        from .hub.audit_key import open_hub_store
+        from .hub.settings import load_settings
+    except ImportError as exc:  # the hub extra is missing: say which, in one line
+        raise SignoffError(str(exc)) from exc
+    from .store import AuditKeyError
+
+    try:
+        store, key = open_hub_store(load_settings(config, database=database))
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    store.close()
+    click.echo(f"signoff: the store is migrated; the audit log is keyed with {key.source}")
 
 
 @main.group()

@@ -1,13 +1,16 @@
 """The hub's ASGI application: ``create_app(settings)``.
 
-One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz`` and the
-OpenAPI document. Errors render by where they happen: JSON under ``/api``, a page elsewhere.
+One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz``
+(liveness), ``/readyz`` (readiness: the store answers) and the OpenAPI document. Errors render
+by where they happen: JSON under ``/api``, a page elsewhere.
 Every answer carries the security headers and HEAD works wherever GET does
 (:mod:`signoff.hub.pages`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +29,8 @@ from .service import Clock, Hub, _utcnow
 from .settings import Settings
 
 __all__ = ["create_app"]
+
+_log = logging.getLogger("signoff.hub")
 
 
 class BodyLimit:
@@ -103,6 +108,39 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+class _Readiness:
+    """One store check at a time: a probe that comes while a check still runs (a store that
+    hangs) waits on that same check, so probes never pile up threads on a stuck database.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._check: asyncio.Future[None] | None = None
+
+    async def check(self, hub: Hub) -> str | None:
+        """None when the store answered in time, else why not (never the error's text: a
+        database error may name hosts and users).
+        """
+        if self._check is None or self._check.done():
+            self._check = asyncio.ensure_future(hub.check_store())
+            self._check.add_done_callback(_retrieve)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._check), self.timeout)
+        except asyncio.TimeoutError:
+            _log.warning("readyz: the store did not answer within %s s", self.timeout)
+            return f"the store did not answer within {self.timeout:g} s"
+        except Exception as exc:
+            _log.warning("readyz: the store failed: %r", exc)
+            return f"the store failed ({type(exc).__name__})"
+        return None
+
+
+def _retrieve(check: asyncio.Future[None]) -> None:
+    # read once, so a check that failed after its probe gave up is not logged as never retrieved
+    if not check.cancelled():
+        check.exception()
+
+
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
@@ -171,16 +209,31 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
-        """Liveness: the hub runs and its store answers; ``loop_lag`` is how late its event
-        loop ran lately and at most (seconds).
+        """Liveness: the hub's process runs and its event loop answers; ``loop_lag`` is how late
+        the loop ran lately and at most (seconds). The store is not asked (that is ``/readyz``):
+        a database that is down must not get every replica restarted.
         """
         hub: Hub = app.state.hub
-        await hub.check_store()
         health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting,
                                   "loop_lag": hub.loop_lag.as_dict()}
         if settings.instance is not None:
             health["instance"] = settings.instance
         return health
+
+    readiness = _Readiness(settings.ready_timeout)
+
+    @app.get("/readyz", tags=["hub"], responses={503: {"description": "The store does not "
+                                                        "answer; retry after Retry-After"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the store answers a trivial query within ``ready_timeout`` seconds. When
+        it does not, 503 with ``Retry-After``, so a load balancer sends this replica no traffic.
+        """
+        hub: Hub = app.state.hub
+        reason = await readiness.check(hub)
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
+                                headers={"Retry-After": str(settings.ready_retry_after)})
+        return JSONResponse({"status": "ready"})
 
     app.include_router(api.router)
     app.include_router(tokens.router)

@@ -539,7 +539,7 @@ class Hub:
         return await self._decide(event, decision, None)
 
     async def check_store(self) -> None:
-        """Ask the store a cheap question: raises if it cannot answer (liveness)."""
+        """Ask the store a cheap question: raises if it cannot answer (`/readyz`)."""
         await self._run(self.store.next_deadline)
 
     # deadlines ---------------------------------------------------------------------------

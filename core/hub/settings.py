@@ -248,6 +248,14 @@ class Settings(BaseSettings):
     """Most outbound targets one event may name: its webhook plus the distinct notification
     channels of its policy and tiers. More is refused at creation (422)."""
 
+    # -- issue 16, deployment: readiness for a load balancer ---------------------------------
+    ready_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Seconds ``/readyz`` waits for the store's answer to a trivial query before it says 503
+    (keep it under the readiness probe's own ``timeoutSeconds``)."""
+
+    ready_retry_after: int = Field(default=5, ge=1, le=3600)
+    """The ``Retry-After`` seconds ``/readyz`` sends with its 503."""
+
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod
     def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:

@@ -19,6 +19,7 @@ from ._protocol import (
     AuditReport,
     Batching,
     DueDelivery,
+    PendingSummary,
     SessionInfo,
     Store,
     TokenInfo,
@@ -27,7 +28,7 @@ from ._protocol import (
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
+           "Batching", "DueDelivery", "PendingSummary", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
            "StoreError", "check_database", "key_file_for", "load_audit_key", "open_store",
            "token_id"]
 

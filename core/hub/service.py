@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
+from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
@@ -44,6 +44,8 @@ from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .logs import state_change
+from .metrics import Metrics, sample_event_loop_lag
 from .notify import Notifier
 from .settings import Settings
 
@@ -79,12 +81,21 @@ class Hub:
         self._deciders: dict[str, Decider] = {}
         self.limits = Limits(settings, self._count_pending_by)
         self.access = Access(self)
+        self.metrics = (Metrics(settings, store, lambda: self.waiting, clock)
+                        if settings.metrics else None)
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the sweeper and the dispatcher."""
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher")]
+        if self.metrics is not None:
+            self._tasks.append(asyncio.create_task(self._sample_lag(self.metrics),
+                                                   name="signoff-lag"))
+
+    async def _sample_lag(self, metrics: Metrics) -> None:
+        """Feed ``signoff_event_loop_lag_seconds``; replace with the hub's own lag monitor."""
+        await sample_event_loop_lag(metrics.loop_lag.set)
 
     async def stop(self) -> None:
         """Stop the loops, release waiters and resumers."""
@@ -108,8 +119,20 @@ class Hub:
         worker thread. The returned future resolves once the write is durable.
         """
         if self._batching is not None:
-            return asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
-        return asyncio.ensure_future(self._run(fn, *args, **kwargs))
+            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        else:
+            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+        if self.metrics is not None:
+            write.add_done_callback(self._count_failure)
+        return write
+
+    def _count_failure(self, write: asyncio.Future[Any]) -> None:
+        """A write that failed (not a refusal) lost the audit entry it carried."""
+        if not write.cancelled() and self.metrics is not None:
+            failed = write.exception()
+            if failed is not None and not isinstance(failed, (HubError, RelayRefused,
+                                                              _ResumerNotLoaded)):
+                self.metrics.audit_failures_total.inc()
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store write (see :meth:`_submit`)."""
@@ -181,6 +204,11 @@ class Hub:
                                                 channel=channel, decision=decision, notes=notes)
         self._remember_spec(stored)
         if created:
+            if self.metrics is not None:
+                self.metrics.created(stored)
+            state_change("created", stored)
+            if stored.decision is not None:
+                state_change("decided", stored, decided_by=stored.decision.by)
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
@@ -274,6 +302,8 @@ class Hub:
                                   data={"reason": refused.reason, "relayed_by": refused.by})
                 raise
             else:
+                state_change("answered", event, by=event.responses[-1].by
+                             if event.responses else None)
                 await self._note_uncounted(event)
                 return event
 
@@ -401,6 +431,9 @@ class Hub:
     def _decided(self, event: Event) -> None:
         assert event.decision is not None
         self._wake(event.id, event.decision)
+        if self.metrics is not None:
+            self.metrics.decided(event)
+        state_change("decided", event, decided_by=event.decision.by)
         if any(d.state == "pending" for d in event.deliveries):
             self._dispatch_wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
@@ -450,8 +483,12 @@ class Hub:
         Raises:
             AlreadyDecided: the event was decided (or escalated) meanwhile.
         """
-        return await self._write(self.store.escalate, event.id, level=level,
-                                 assignees=assignees, data=data)
+        moved = await self._write(self.store.escalate, event.id, level=level,
+                                  assignees=assignees, data=data)
+        if self.metrics is not None:
+            self.metrics.escalated(level)
+        state_change("escalated", moved, tier=level)
+        return moved
 
     def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
         """Send ``event``'s notifications about ``what`` in the background; never raises."""
@@ -562,19 +599,32 @@ class Hub:
         except DeliveryFailed as exc:
             await self._write(self.store.delivery_attempted, due.id, state="failed",
                               error=str(exc))
+            self._delivered(event, due, "failed", str(exc))
         except Exception as exc:
             now = self.clock()
             error = str(exc) or type(exc).__name__
             if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
                 await self._write(self.store.delivery_attempted, due.id, state="failed",
                                   error=f"gave up after {due.attempts + 1} attempts: {error}")
+                self._delivered(event, due, "failed", error)
                 return
             delay = min(self.settings.delivery_backoff * 2**due.attempts,
                         self.settings.delivery_backoff_max)
             await self._write(self.store.delivery_attempted, due.id, state="pending",
                               error=error, next_attempt_at=now + timedelta(seconds=delay))
+            self._delivered(event, due, "retry", error)
         else:
             await self._write(self.store.delivery_attempted, due.id, state="delivered")
+            self._delivered(event, due, "delivered")
+
+    def _delivered(self, event: Event, due: DueDelivery, result: str,
+                   error: str | None = None) -> None:
+        """Count and log one delivery attempt's result."""
+        took = (self.clock() - due.created_at).total_seconds()
+        if self.metrics is not None:
+            self.metrics.delivery(due.resumer, result, took if result == "delivered" else None)
+        state_change("delivered" if result == "delivered" else "failed", event,
+                     resumer=due.resumer, attempt=due.attempts + 1, result=result, error=error)
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -177,8 +177,9 @@ class Metrics:
         due = sla_deadline(self.settings, event)
         if due is not None and decision.at > due and decision.outcome is not Outcome.cancelled:
             self.sla_breaches_total.labels(priority).inc()
-        if by == "fallback":
+        if by == "fallback":  # the tier passed, by its decider
             self.fallback_total.labels(decision.outcome.value).inc()
+            self.escalated(event.escalation_level)
         if by != "human" or decision.outcome is Outcome.cancelled:
             return
         assigned = event.created_at

@@ -1,5 +1,8 @@
 """Structured logs (issue 18): one line per request and per state change.
 
+A line's own fields travel in ``extra={"fields": {...}}`` (one attribute, so formatting does
+not sift through every attribute of the record).
+
 Lines go to the ``signoff.requests`` and ``signoff.events`` loggers; :func:`configure`
 (called by ``signoff serve``) writes them to stderr as JSON objects, or as text on a terminal
 (``log_format``). Every request gets an id, taken from a sane incoming ``X-Request-Id`` or
@@ -33,19 +36,31 @@ requests_log = logging.getLogger("signoff.requests")
 events_log = logging.getLogger("signoff.events")
 request_id: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
-_RESERVED = set(vars(logging.makeLogRecord({})))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and the line's fields."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def _ts(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # formatting a time costs more than the rest of a line
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(
-                timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name,
-            "msg": record.getMessage()}
-        line.update((k, v) for k, v in vars(record).items() if k not in _RESERVED)
+        line: dict[str, Any] = {"ts": self._ts(record.created),
+                                "level": record.levelname.lower(), "logger": record.name,
+                                "msg": record.getMessage()}
+        fields = getattr(record, "fields", None)
+        if fields is not None:
+            line.update(fields)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, separators=(",", ":"))
@@ -55,7 +70,7 @@ class TextFormatter(logging.Formatter):
     """For a person at a terminal: time, level, message, then ``key=value``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _RESERVED)
+        fields = " ".join(f"{k}={v}" for k, v in (getattr(record, "fields", None) or {}).items())
         at = datetime.fromtimestamp(record.created, timezone.utc).strftime("%H:%M:%S")
         text = f"{at} {record.levelname.lower():7} {record.getMessage()} {fields}".rstrip()
         if record.exc_info:
@@ -90,7 +105,7 @@ def state_change(what: str, event: Event, **fields: Any) -> None:
              "source": event.source.orchestrator, "priority": event.priority.value,
              "outcome": decision.outcome.value if decision is not None else None,
              "request_id": request_id.get(), **fields}
-    events_log.info(what, extra=extra)
+    events_log.info(what, extra={"fields": extra})
 
 
 class RequestLog:
@@ -131,8 +146,8 @@ class RequestLog:
                 metrics.request(scope["method"], template, status, took)
             if requests_log.isEnabledFor(logging.INFO):
                 params = scope.get("path_params") or {}
-                requests_log.info("request", extra={
+                requests_log.info("request", extra={"fields": {
                     "request_id": rid, "method": scope["method"], "route": template,
                     "status": status, "ms": round(took * 1000, 3),
-                    "event_id": params.get("event_id")})
+                    "event_id": params.get("event_id")}})
             request_id.reset(token)

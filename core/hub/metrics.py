@@ -145,6 +145,7 @@ class Metrics:
         self.loop_lag = Gauge(
             "signoff_event_loop_lag_seconds", "How late the hub's event loop runs a timer.",
             registry=r)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         waiters = Gauge("signoff_longpoll_waiters", "Long-poll requests parked on this replica.",
                         registry=r)
         waiters.set_function(lambda: float(waiting()))
@@ -209,8 +210,14 @@ class Metrics:
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """An HTTP request was answered."""
-        self.requests_total.labels(method, route, str(status)).inc()
-        self.request_duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # routes and statuses are few: each pair of children is kept
+            children = (self.requests_total.labels(method, route, str(status)),
+                        self.request_duration.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition (runs the store queries: call it in a worker thread)."""

@@ -5,6 +5,7 @@ token and own port, and the request id and log lines."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -214,3 +215,21 @@ def test_request_ids_and_log_lines(tmp_path: Path) -> None:
         assert (decided["event_id"], decided["outcome"], decided["decided_by"]) == (
             event_id, "approved", "admin")
         assert any(x["msg"] == "answered" and x["event_id"] == event_id for x in found)
+
+
+def test_a_failed_store_write_counts_as_an_audit_write_failure(tmp_path: Path) -> None:
+    with HubProcess(tmp_path / "hub.db") as hub:
+        flow = Client(hub.url, hub.token("flow", role="workflow"))
+        event = flow.create(name="x", prompt="?")
+        with sqlite3.connect(hub.database) as db:  # the decision's transaction now fails
+            db.execute("CREATE TRIGGER no_decisions BEFORE INSERT ON decisions"
+                       " BEGIN SELECT RAISE(ABORT, 'the disk says no'); END")
+        answer = httpx.post(f"{hub.url}/api/v1/events/{event.id}/responses",
+                            json={"value": True},
+                            headers={"Authorization": f"Bearer {hub.admin_token}"})
+        assert answer.status_code == 500
+        m = scrape(hub.url)
+        assert value(m, "signoff_audit_write_failures_total") == 1
+        assert value(m, "signoff_decisions_total") == 0
+        assert value(m, "signoff_audit_decisions") == value(m, "signoff_audit_decisions_audited")
+        assert value(m, "signoff_queue_pending") == 1

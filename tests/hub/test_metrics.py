@@ -4,8 +4,11 @@ token and own port, and the request id and log lines."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -233,3 +236,32 @@ def test_a_failed_store_write_counts_as_an_audit_write_failure(tmp_path: Path) -
         assert value(m, "signoff_decisions_total") == 0
         assert value(m, "signoff_audit_decisions") == value(m, "signoff_audit_decisions_audited")
         assert value(m, "signoff_queue_pending") == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("setting", "tty", "expect_json"), [
+    ("auto", True, False), ("auto", False, True), ("json", True, True), ("text", False, False)])
+def test_log_format_follows_the_terminal_unless_forced(monkeypatch: pytest.MonkeyPatch,
+                                                      setting: str, tty: bool,
+                                                      expect_json: bool) -> None:
+    from signoff.hub.logs import configure, requests_log
+    from signoff.hub.settings import Settings
+
+    err = _Terminal() if tty else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    root = logging.getLogger("signoff")
+    saved = (root.handlers[:], root.level, root.propagate)
+    try:
+        configure(Settings(log_format=setting))  # type: ignore[arg-type]
+        requests_log.info("request", extra={"fields": {"request_id": "r1", "status": 200}})
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+    line = err.getvalue().strip()
+    if expect_json:
+        assert json.loads(line)["request_id"] == "r1"
+    else:
+        assert line.endswith("request request_id=r1 status=200") and not line.startswith("{")

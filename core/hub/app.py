@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._errors import HubError, InvalidInput, PayloadTooLarge
 from ..store import Store
 from .audit_key import open_hub_store
+from .logs import RequestLog
+from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
@@ -92,7 +95,12 @@ class _HubApp(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(HeadAsGet(super().build_middleware_stack()))
+        return RequestLog(SecurityHeaders(HeadAsGet(super().build_middleware_stack())),
+                          self._metrics)
+
+    def _metrics(self) -> Metrics | None:
+        hub = getattr(self.state, "hub", None)
+        return None if hub is None else hub.metrics
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -154,9 +162,14 @@ def create_app(settings: Settings, store: Store | None = None,
         hub = Hub(settings, the_store, clock=clock)
         app.state.hub = hub
         await hub.start()
+        own_port = None
+        if hub.metrics is not None and settings.metrics_port is not None:
+            own_port = await serve_metrics(settings, hub.metrics)
         try:
             yield
         finally:
+            if own_port is not None:
+                own_port.close()
             await hub.stop()
             if owned:
                 the_store.close()
@@ -234,6 +247,18 @@ def create_app(settings: Settings, store: Store | None = None,
             return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
                                 headers={"Retry-After": str(settings.ready_retry_after)})
         return JSONResponse({"status": "ready"})
+
+    if settings.metrics and settings.metrics_port is None:
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            """Prometheus metrics (see :mod:`signoff.hub.metrics`)."""
+            if not authorized(settings, request.headers.get("authorization")):
+                return Response("unauthorized\n", status_code=401, media_type="text/plain",
+                                headers={"WWW-Authenticate": "Bearer"})
+            hub: Hub = app.state.hub
+            assert hub.metrics is not None
+            body = await to_thread.run_sync(hub.metrics.render)
+            return Response(body, media_type=CONTENT_TYPE)
 
     app.include_router(api.router)
     app.include_router(tokens.router)

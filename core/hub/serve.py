@@ -21,6 +21,7 @@ from ..store import AuditKeyError, token_id
 from .access import login_link
 from .app import create_app
 from .audit_key import open_hub_store
+from .logs import configure as configure_logging
 from .settings import load_settings
 
 __all__ = ["PortUnavailable", "bind", "main"]
@@ -106,6 +107,7 @@ def main(config: str | None = None, **overrides: Any) -> None:
     print(f"signoff: serving on {settings.base_url} (database {settings.database})",
           file=sys.stderr, flush=True)
     _raise_open_files()
+    configure_logging(settings)
     config_ = uvicorn.Config(
         create_app(settings, store), log_level="warning", access_log=False, backlog=4096,
         timeout_keep_alive=75,

@@ -32,7 +32,7 @@ import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
+from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
@@ -52,6 +52,8 @@ from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .logs import state_change
+from .metrics import Metrics
 from .notify import Notifier
 from .settings import Settings
 from .tasks import LoopLag, Tasks
@@ -102,6 +104,10 @@ class Hub:
         self._deciders: dict[str, Decider] = {}
         self._asking: dict[str, asyncio.Task[Any]] = {}
         self.loop_lag = LoopLag(settings.loop_lag_warning)
+        self.metrics = (Metrics(settings, store, lambda: self.waiting, clock)
+                        if settings.metrics else None)
+        if self.metrics is not None:  # the lag monitor feeds signoff_event_loop_lag_seconds
+            self.loop_lag.on_sample = self.metrics.loop_lag.set
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -145,8 +151,20 @@ class Hub:
         worker thread. The returned future resolves once the write is durable.
         """
         if self._batching is not None:
-            return asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
-        return asyncio.ensure_future(self._run(fn, *args, **kwargs))
+            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        else:
+            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+        if self.metrics is not None:
+            write.add_done_callback(self._count_failure)
+        return write
+
+    def _count_failure(self, write: asyncio.Future[Any]) -> None:
+        """A write that failed (not a refusal) lost the audit entry it carried."""
+        if not write.cancelled() and self.metrics is not None:
+            failed = write.exception()
+            if failed is not None and not isinstance(failed, (HubError, RelayRefused,
+                                                              _ResumerNotLoaded)):
+                self.metrics.audit_failures_total.inc()
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store write (see :meth:`_submit`)."""
@@ -220,6 +238,11 @@ class Hub:
                                                 resume_target=target)
         self._remember_spec(stored)
         if created:
+            if self.metrics is not None:
+                self.metrics.created(stored)
+            state_change("created", stored)
+            if stored.decision is not None:
+                state_change("decided", stored, decided_by=stored.decision.by)
             if deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
@@ -321,6 +344,8 @@ class Hub:
                                   data={"reason": refused.reason, "relayed_by": refused.by})
                 raise
             else:
+                state_change("answered", event, by=event.responses[-1].by
+                             if event.responses else None)
                 await self._note_uncounted(event)
                 return event
 
@@ -468,6 +493,9 @@ class Hub:
         if asking is not None:  # a decider still thinking about it has nothing left to decide
             asking.cancel()
         self._wake(event.id, event.decision)
+        if self.metrics is not None:
+            self.metrics.decided(event)
+        state_change("decided", event, decided_by=event.decision.by)
         if any(d.state == "pending" for d in event.deliveries):
             self._dispatch_wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
@@ -517,8 +545,12 @@ class Hub:
         Raises:
             AlreadyDecided: the event was decided (or escalated) meanwhile.
         """
-        return await self._write(self.store.escalate, event.id, level=level,
-                                 assignees=assignees, data=data)
+        moved = await self._write(self.store.escalate, event.id, level=level,
+                                  assignees=assignees, data=data)
+        if self.metrics is not None:
+            self.metrics.escalated(level)
+        state_change("escalated", moved, tier=level)
+        return moved
 
     def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
         """Send ``event``'s notifications about ``what`` in the background; never raises."""
@@ -768,6 +800,7 @@ class Hub:
             log.warning("delivery %s of event %s failed: %s", due.id, due.event_id, exc)
             await self._write(self.store.delivery_attempted, due.id, state="failed",
                               error=str(exc))
+            self._delivered(event, due, "failed", str(exc))
         except Exception as exc:
             now = self.clock()
             error = str(exc) or type(exc).__name__
@@ -775,6 +808,7 @@ class Hub:
                 log.warning("delivery %s of event %s gave up: %s", due.id, due.event_id, error)
                 await self._write(self.store.delivery_attempted, due.id, state="failed",
                                   error=f"gave up after {due.attempts + 1} attempts: {error}")
+                self._delivered(event, due, "failed", error)
                 return
             delay = min(self.settings.delivery_backoff * 2**due.attempts,
                         self.settings.delivery_backoff_max)
@@ -782,8 +816,19 @@ class Hub:
                         due.id, due.event_id, due.attempts + 1, delay, error)
             await self._write(self.store.delivery_attempted, due.id, state="pending",
                               error=error, next_attempt_at=now + timedelta(seconds=delay))
+            self._delivered(event, due, "retry", error)
         else:
             await self._write(self.store.delivery_attempted, due.id, state="delivered")
+            self._delivered(event, due, "delivered")
+
+    def _delivered(self, event: Event, due: DueDelivery, result: str,
+                   error: str | None = None) -> None:
+        """Count and log one delivery attempt's result."""
+        took = (self.clock() - due.created_at).total_seconds()
+        if self.metrics is not None:
+            self.metrics.delivery(due.resumer, result, took if result == "delivered" else None)
+        state_change("delivered" if result == "delivered" else "failed", event,
+                     resumer=due.resumer, attempt=due.attempts + 1, result=result, error=error)
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
@@ -255,6 +255,60 @@ class Settings(BaseSettings):
 
     ready_retry_after: int = Field(default=5, ge=1, le=3600)
     """The ``Retry-After`` seconds ``/readyz`` sends with its 503."""
+
+    # issue 18: metrics, structured logs ----------------------------------------------------
+    metrics: bool = True
+    """Serve Prometheus metrics (``GET /metrics``) and keep the counters behind them."""
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve ``/metrics`` on this port of ``host`` instead of the hub's own (e.g. only to the
+    cluster's network). The token below applies on either port."""
+
+    metrics_token: SecretStr | None = None
+    """When set, ``/metrics`` needs ``Authorization: Bearer <this>`` (Prometheus'
+    ``authorization`` scrape option)."""
+
+    metrics_per_reviewer: bool = False
+    """Label reviewer throughput by user name (``signoff_reviewer_decisions_total``). Off by
+    default: user names in a metrics system are personal data with their own retention."""
+
+    metrics_max_names: int = Field(default=200, ge=1, le=10_000)
+    """Distinct event names a replica labels metrics with; later names count as ``other``."""
+
+    sla: dict[str, float] = Field(
+        default_factory=lambda: {"urgent": 900.0, "high": 3600.0, "normal": 14400.0,
+                                 "low": 86400.0})
+    """Decision SLA in seconds by priority (an event's own deadline wins where it has one):
+    decided later, or pending longer, counts as an SLA breach."""
+
+    metrics_age_buckets: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0],
+        max_length=20)
+    """Upper bounds (seconds) of the pending queue's age buckets."""
+
+    metrics_audit_window: float = Field(default=86400.0, gt=0, le=31_536_000)
+    """Audit completeness looks at the decisions of this many seconds back."""
+
+    log_format: Literal["auto", "json", "text", "off"] = "auto"
+    """Request and state-change logs on stderr: ``json`` (one object a line), ``text``,
+    ``auto`` (text on a terminal, JSON otherwise) or ``off`` (warnings and errors only)."""
+
+    @field_validator("sla")
+    @classmethod
+    def _sla_priorities(cls, sla: dict[str, float]) -> dict[str, float]:
+        for name, seconds in sla.items():
+            if name not in ("low", "normal", "high", "urgent"):
+                raise ValueError(f"sla: {name!r} is not a priority (low, normal, high, urgent)")
+            if not 0 < seconds <= 31_536_000:
+                raise ValueError(f"sla.{name}: expected seconds in (0, 31536000], got {seconds}")
+        return sla
+
+    @field_validator("metrics_age_buckets")
+    @classmethod
+    def _ascending(cls, ages: list[float]) -> list[float]:
+        if any(not prev < cur for prev, cur in zip([0.0, *ages], ages, strict=False)):
+            raise ValueError("metrics_age_buckets: expected ascending positive seconds")
+        return ages
 
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod

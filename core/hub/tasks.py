@@ -123,6 +123,7 @@ class LoopLag:
         self.latest = 0.0
         self.max = 0.0
         self._warned_at = 0.0
+        self.on_sample: Callable[[float], None] | None = None  # e.g. a metrics gauge's set
 
     def as_dict(self) -> dict[str, float]:
         """The latest and the largest lag seen (seconds), for ``/healthz``."""
@@ -136,6 +137,8 @@ class LoopLag:
             lag = max(time.monotonic() - before - self.interval, 0.0)
             self.latest = lag
             self.max = max(self.max, lag)
+            if self.on_sample is not None:
+                self.on_sample(lag)
             if lag > self.warn_after and time.monotonic() - self._warned_at > 1.0:
                 self._warned_at = time.monotonic()
                 log.warning("event loop lag %.0f ms (over %.0f ms): something blocked the loop",

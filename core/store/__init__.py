@@ -20,6 +20,7 @@ from ._protocol import (
     Batching,
     DeliveryRecord,
     DueDelivery,
+    PendingSummary,
     SessionInfo,
     Store,
     TokenInfo,
@@ -28,7 +29,8 @@ from ._protocol import (
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DeliveryRecord", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
+           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
+           "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
            "StoreError", "check_database", "key_file_for", "load_audit_key", "open_store",
            "token_id"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -118,6 +118,25 @@ class DueDelivery:
     resumer: str
     attempts: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class PendingSummary:
+    """The queue as one bounded read sees it (issue 18: the gauges of ``/metrics``).
+
+    The same on every replica: it is read from the store, not from a replica's memory.
+    """
+
+    counts: dict[tuple[str, int], int]
+    """Pending events by (priority, age bucket): bucket ``i`` holds ages up to ``ages[i]``
+    seconds (above ``ages[i-1]``), bucket ``len(ages)`` the older ones. Only non-zero."""
+    oldest: dict[str, datetime]
+    """The creation time of the oldest pending event, by priority (absent: none pending)."""
+    past_sla: dict[str, int]
+    """Pending events past their SLA, by priority: past their deadline when they have one,
+    else older than the priority's SLA. Only non-zero."""
+    deliveries_pending: int
+    """Deliveries waiting for their next attempt."""
 
 
 def token_id(token: str) -> str:
@@ -292,6 +311,19 @@ class Store(Protocol):
 
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
         """When the next pending delivery is due (after ``after``, if given)."""
+
+    def pending_summary(self, now: datetime, ages: Sequence[float],
+                        sla: Mapping[str, float]) -> PendingSummary:
+        """The pending queue by priority and age bucket, its oldest event by priority, the
+        events past their SLA (``sla``: seconds by priority; a priority missing has none)
+        and the pending deliveries, in one read through the pending events' index.
+        """
+
+    def audit_completeness(self, since: datetime) -> tuple[int, int]:
+        """Decisions written at or after ``since``, and how many of them have their audit
+        entry (the entry the decision's own transaction appends), read by the decisions' time
+        index: ``(decisions, audited)``.
+        """
 
     def delivery_attempted(
         self,

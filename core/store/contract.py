@@ -714,3 +714,32 @@ class StoreContract:
         got = store.get_event(event.id)
         assert got is not None and got.decision is not None and got.decision.by == "r0"
         assert [r.by for r in got.responses] == ["r0"]
+
+    # issue 18: what /metrics reads from the store --------------------------------------
+    def test_pending_summary_by_priority_age_and_sla(self, store: Store) -> None:
+        fresh = make_event(at=T0 - timedelta(seconds=30))
+        old = make_event(at=T0 - timedelta(seconds=400), priority="urgent")
+        late = make_event(at=T0 - timedelta(seconds=50), timeout=10)
+        done = make_event(at=T0 - timedelta(seconds=5000))
+        for event in (fresh, old, late, done):
+            store.create_event(event, channel="api")
+        store.decide(done.id, _approved(at=T0))
+        summary = store.pending_summary(T0, [60, 300], {"urgent": 300, "normal": 3600})
+        assert summary.counts == {("normal", 0): 2, ("urgent", 2): 1}
+        assert summary.oldest == {"normal": late.created_at, "urgent": old.created_at}
+        assert summary.past_sla == {"urgent": 1, "normal": 1}  # old by its SLA, late by deadline
+        assert summary.deliveries_pending == 0
+        empty = store.pending_summary(T0, [], {})
+        assert empty.counts == {("normal", 0): 2, ("urgent", 0): 1} and empty.past_sla == {
+            "normal": 1}
+
+    def test_audit_completeness_counts_recent_decisions(self, store: Store) -> None:
+        before = make_event()
+        after = make_event()
+        for event in (before, after):
+            store.create_event(event, channel="api")
+        store.decide(before.id, _approved(at=T0 - timedelta(hours=2)))
+        store.decide(after.id, _approved(at=T0))
+        assert store.audit_completeness(T0 - timedelta(hours=1)) == (1, 1)
+        assert store.audit_completeness(T0 - timedelta(hours=3)) == (2, 2)
+        assert store.audit_completeness(T0 + timedelta(hours=1)) == (0, 0)

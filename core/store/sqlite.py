@@ -28,7 +28,7 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +44,7 @@ from .._errors import (
     TargetTaken,
 )
 from .._limits import STORED
-from .._model import Decision, Delivery, Event, EventPage, Response
+from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from .._rules import Identity
 from ._audit import (
@@ -64,6 +64,7 @@ from ._protocol import (
     AuditReport,
     DeliveryRecord,
     DueDelivery,
+    PendingSummary,
     SessionInfo,
     TokenInfo,
     token_id,
@@ -257,6 +258,10 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE events ADD COLUMN resume_target TEXT;
     CREATE INDEX events_resume_target ON events (resume_target, requested_by)
         WHERE resume_target IS NOT NULL;
+    """,
+    # 8 (issue 18, metrics): audit completeness reads recent decisions by their time
+    """
+    CREATE INDEX decisions_at ON decisions (at);
     """,
 ]
 
@@ -988,6 +993,47 @@ class SQLiteStore:
         row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
                          " AND next_attempt_at > ?", (_after(after),))
         return _dt(row[0][0])
+
+    def pending_summary(self, now: datetime, ages: Sequence[float],
+                        sla: Mapping[str, float]) -> PendingSummary:
+        """The pending queue by priority and age (one pass over the pending events' index)."""
+        cut = _ts(now)
+        bucket = " ".join(f"WHEN created_at > {cut - age!r} THEN {i}"
+                          for i, age in enumerate(ages))
+        bucket = f"CASE {bucket} ELSE {len(ages)} END" if ages else "0"
+        limits = " ".join(f"WHEN {-_PRIORITY_RANK[p]} THEN {cut - float(s)!r}"
+                          for p, s in sla.items() if p in _PRIORITY_RANK)
+        sla_cut = f"CASE sort_priority {limits} ELSE NULL END" if limits else "NULL"
+        rows = self._read(
+            f"SELECT sort_priority, {bucket} AS bucket, COUNT(*), MIN(created_at),"
+            f" SUM(CASE WHEN deadline IS NOT NULL THEN deadline < ?"
+            f" ELSE created_at < {sla_cut} END)"
+            " FROM events INDEXED BY events_order WHERE status = 'pending'"
+            " GROUP BY sort_priority, bucket", (cut,))
+        names = {-rank: name for name, rank in _PRIORITY_RANK.items()}
+        counts: dict[tuple[str, int], int] = {}
+        oldest: dict[str, datetime] = {}
+        past: dict[str, int] = {}
+        for prio, age, n, first, late in rows:
+            name = names.get(prio, "normal")
+            counts[(name, age)] = counts.get((name, age), 0) + n
+            at = _at(first)
+            if name not in oldest or at < oldest[name]:
+                oldest[name] = at
+            if late:
+                past[name] = past.get(name, 0) + int(late)
+        waiting = self._read("SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_due"
+                             " WHERE state = 'pending'")[0][0]
+        return PendingSummary(counts=counts, oldest=oldest, past_sla=past,
+                              deliveries_pending=int(waiting))
+
+    def audit_completeness(self, since: datetime) -> tuple[int, int]:
+        """Recent decisions, and those with their audit entry (by ``decisions_at``)."""
+        row = self._read(
+            "SELECT COUNT(*), SUM(EXISTS (SELECT 1 FROM audit a WHERE a.event_id = d.event_id"
+            " AND a.action = d.outcome)) FROM decisions d INDEXED BY decisions_at"
+            " WHERE d.at >= ?", (_ts(since),))[0]
+        return int(row[0]), int(row[1] or 0)
 
     def delivery_attempted(self, delivery_id: str, *, state: str, error: str | None = None,
                            next_attempt_at: datetime | None = None) -> None:

@@ -18,9 +18,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._errors import HubError, InvalidInput, PayloadTooLarge
+from .._errors import HubError, PayloadTooLarge
 from ..store import Store
 from .audit_key import open_hub_store
+from .inputs import invalid_body, invalid_fields
 from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
@@ -98,11 +99,6 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
@@ -145,16 +141,9 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0]
-        got = first.get("input")
-        error = InvalidInput(_field(tuple(first["loc"])), first["msg"].removeprefix("Value error, "),
-                             got if not isinstance(got, dict) or len(str(got)) < 200 else "...")
-        error.message = f"{error.field}: {first['msg']}"
         if request.url.path.startswith("/api/"):
-            body = error.to_dict()
-            body["error"]["errors"] = [
-                {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-            return JSONResponse(body, status_code=422)
+            return JSONResponse(invalid_body(exc.errors()), status_code=422)
+        error = invalid_fields(exc.errors())
         return web.error_page(request, error)
 
     @app.exception_handler(StarletteHTTPException)

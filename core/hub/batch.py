@@ -1,21 +1,20 @@
 """Many events in one request: ``POST /api/v1/events:batch``.
 
 Each item is an :class:`~signoff.EventCreate` validated, rate-limited and keyed on its own,
-then created exactly as ``POST /api/v1/events`` would create it. The items' writes are queued
-together, so a store that batches (SQLite) commits them in a few group commits, each fsync'd
-before any answer it holds. The answer lists one result per item, in order: ``201`` with the
+then created exactly as ``POST /api/v1/events`` would create it. The valid items are written in one
+store job (:meth:`~signoff.hub.service.Hub.create_many`): one transaction, durable before the
+answer. The answer lists one result per item, in order: ``201`` with the
 event, ``200`` with the event its key already named, or the error status with the error body
 the single call would have answered. One item refused changes nothing for the others.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import ValidationError
 
-from .._errors import Forbidden, HubError
+from .._errors import Forbidden, HubError, InvalidInput
 from .._model import Event, EventCreate
 from .._rules import Identity
 from .inputs import invalid_body
@@ -40,16 +39,27 @@ async def create_batch(hub: Hub, who: Identity, items: list[dict[str, Any]],
     if who.role == "reviewer":
         raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
 
-    async def one(index: int, item: dict[str, Any]) -> ItemResult:
+    bodies: list[EventCreate | HubError] = []
+    for index, item in enumerate(items):
         try:
-            body = EventCreate.model_validate(item)
+            bodies.append(EventCreate.model_validate(item))
         except ValidationError as exc:
-            return 422, None, invalid_body(exc.errors(), ("events", index))
-        try:
-            event, created = await hub.create(who, body, channel)
-        except HubError as exc:
-            return exc.status, None, exc.to_dict()
-        return (201 if created else 200), event, None
+            bodies.append(_Invalid(invalid_body(exc.errors(), ("events", index))))
+    results: list[ItemResult] = []
+    for made in await hub.create_many(who, bodies, channel):
+        if isinstance(made, HubError):
+            body = made.body if isinstance(made, _Invalid) else made.to_dict()
+            results.append((made.status, None, body))
+        else:
+            event, created = made
+            results.append((201 if created else 200, event, None))
+    return results
 
-    # every item's write is queued before the first is awaited: they share group commits
-    return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(items))))
+
+class _Invalid(InvalidInput):
+    """An item that did not validate, with the 422 body that lists every error."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        error = body["error"]
+        super().__init__(error["field"], error["expected"], error["got"], error["message"])
+        self.body = body

@@ -22,9 +22,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._errors import HubError, InvalidInput, PayloadTooLarge
+from .._errors import HubError, PayloadTooLarge
 from ..store import Store
 from .audit_key import open_hub_store
+from .inputs import invalid_body, invalid_fields
 from .logs import RequestLog
 from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
@@ -111,11 +112,6 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
 class _Readiness:
     """One store check at a time: a probe that comes while a check still runs (a store that
     hangs) waits on that same check, so probes never pile up threads on a stuck database.
@@ -196,16 +192,9 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0]
-        got = first.get("input")
-        error = InvalidInput(_field(tuple(first["loc"])), first["msg"].removeprefix("Value error, "),
-                             got if not isinstance(got, dict) or len(str(got)) < 200 else "...")
-        error.message = f"{error.field}: {first['msg']}"
         if request.url.path.startswith("/api/"):
-            body = error.to_dict()
-            body["error"]["errors"] = [
-                {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-            return JSONResponse(body, status_code=422)
+            return JSONResponse(invalid_body(exc.errors()), status_code=422)
+        error = invalid_fields(exc.errors())
         return web.error_page(request, error)
 
     @app.exception_handler(StarletteHTTPException)

@@ -22,8 +22,9 @@ import asyncio
 import builtins
 import logging
 import time
-import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Any, TypeVar
@@ -32,7 +33,8 @@ import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound
+from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound, TargetTaken
+from .._ids import new_id
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
@@ -78,6 +80,20 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_CREATE_FIELDS = tuple(EventCreate.model_fields)
+
+
+@dataclass
+class _Draft:
+    """An event ready to be stored, with what its creation writes beside it."""
+
+    event: Event
+    channel: str
+    decision: Decision | None
+    notes: builtins.list[str]
+    target: str | None = None  # the run its resumer would push into (see _resume_target)
 
 
 class Hub:
@@ -205,21 +221,85 @@ class Hub:
     async def create(self, who: Identity, body: EventCreate,
                      channel: str | None) -> tuple[Event, bool]:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
+        draft = self._draft(who, body, channel)
+        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
+            draft.target = await self._resume_target(draft.event)  # 409 if another's run
+            stored, created = await self._write(self.store.create_event, draft.event,
+                                                channel=draft.channel, decision=draft.decision,
+                                                notes=draft.notes, resume_target=draft.target)
+        self._created(stored, created)
+        return stored, created
+
+    async def create_many(self, who: Identity, bodies: builtins.list[EventCreate | HubError],
+                          channel: str | None) -> builtins.list[tuple[Event, bool] | HubError]:
+        """Create many events, each checked, rate-limited and keyed on its own, in one store
+        write (one transaction, durable before this returns); one result per body, in order.
+        A body given as an error (it did not validate) stays that error.
+        """
+        results: builtins.list[tuple[Event, bool] | HubError | None] = []
+        drafts: builtins.list[tuple[int, _Draft]] = []
+        async with AsyncExitStack() as admitted:
+            for body in bodies:
+                if isinstance(body, HubError):
+                    results.append(body)
+                    continue
+                try:
+                    draft = self._draft(who, body, channel)
+                    await admitted.enter_async_context(self.limits.creating(who.user))
+                    draft.target = await self._resume_target(draft.event)
+                except HubError as refused:
+                    results.append(refused)
+                    continue
+                drafts.append((len(results), draft))
+                results.append(None)
+            if drafts:
+                stored = await self._write(self._create_drafts, [d for _, d in drafts])
+                for (index, _), made in zip(drafts, stored, strict=True):
+                    results[index] = made  # an item refused in the store (TargetTaken) too
+        for result in results:
+            if isinstance(result, tuple):
+                self._created(*result)
+        return [r for r in results if r is not None]
+
+    def _create_drafts(self, drafts: builtins.list[_Draft]
+                       ) -> builtins.list[tuple[Event, bool] | HubError]:
+        # one store job: a store that batches writes all of them in one transaction; an item
+        # the store refuses before writing it (a resume target taken) is that item's result
+        made: builtins.list[tuple[Event, bool] | HubError] = []
+        for d in drafts:
+            try:
+                made.append(self.store.create_event(d.event, channel=d.channel,
+                                                    decision=d.decision, notes=d.notes,
+                                                    resume_target=d.target))
+            except TargetTaken as refused:
+                made.append(refused)
+        return made
+
+    def _draft(self, who: Identity, body: EventCreate, channel: str | None) -> _Draft:
+        """The event to store for ``body``: rights, channel and egress checked, the policy file
+        applied and the policy routed (no I/O).
+        """
         if who.role == "reviewer":
             raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
         channel = self._channel(who, channel, body.source.orchestrator, who.user)
         check_event_egress(self.settings, self.egress, body)
         now = self.clock()
-        fields = body.model_dump()
-        draft = body.model_copy()
         policy, assignees, notes = tighten(body.policy, list(body.assignees),
-                                           self.settings.policies, draft)
-        fields.update(policy=policy, assignees=assignees)
+                                           self.settings.policies, body)
+        on_timeout = body.on_timeout
         if policy is not None and policy.on_timeout is not None:
-            fields["on_timeout"] = policy.on_timeout
+            on_timeout = policy.on_timeout
         deadline = now + timedelta(seconds=body.timeout) if body.timeout else None
-        event = Event(**fields, id=f"ev_{uuid.uuid4().hex}", requested_by=who.user,
-                      status="pending", created_at=now, deadline=deadline)
+        # body is a validated EventCreate and every other field is set here: no second pass
+        # through the validators (Event has none of its own)
+        fields = {name: getattr(body, name) for name in _CREATE_FIELDS}
+        fields.update(policy=policy, assignees=assignees, on_timeout=on_timeout)
+        # every field given: pydantic's model_construct inspects a default factory's signature
+        # on each call, slower than validating
+        event = Event.model_construct(**fields, id=new_id("ev"), requested_by=who.user,
+                                      status="pending", created_at=now, deadline=deadline,
+                                      escalation_level=0, decision=None, responses=[],
+                                      deliveries=[])
         routed = route(event)
         decision = None
         if routed.action == "approve":
@@ -231,11 +311,12 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
-            target = await self._resume_target(event)  # 409 if another identity's run
-            stored, created = await self._write(self.store.create_event, event,
-                                                channel=channel, decision=decision, notes=notes,
-                                                resume_target=target)
+        return _Draft(event, channel, decision, notes)
+
+    def _created(self, stored: Event, created: bool) -> None:
+        """What follows a stored creation: the spec kept, metrics and logs, the sweeper and
+        notifications told.
+        """
         self._remember_spec(stored)
         if created:
             if self.metrics is not None:
@@ -243,10 +324,10 @@ class Hub:
             state_change("created", stored)
             if stored.decision is not None:
                 state_change("decided", stored, decided_by=stored.decision.by)
-            if deadline is not None or (policy and policy.escalate):
+            policy = stored.policy
+            if stored.deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
-        return stored, created
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
         """Send a notification in its own task: bounded, timed out, its outcome audited."""
@@ -411,7 +492,7 @@ class Hub:
                 reason = relay_refusal(event, self.settings.relays)
                 if reason is not None:
                     raise RelayRefused(f"event {event_id}: {reason}", engine=channel, by=by)
-            return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=by,
+            return Response(id=new_id("rs"), event_id=event_id, by=by,
                             value=value, comment=comment, channel=channel, at=self.clock(),
                             relayed_from=channel if relayed else None, verified=not relayed)
 

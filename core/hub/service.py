@@ -44,6 +44,7 @@ from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .live import Changes
 from .notify import Notifier
 from .settings import Settings
 
@@ -79,6 +80,7 @@ class Hub:
         self._deciders: dict[str, Decider] = {}
         self.limits = Limits(settings, self._count_pending_by)
         self.access = Access(self)
+        self.changes = Changes()  # issue 19: wakes the live inbox streams
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -187,6 +189,7 @@ class Hub:
         return stored, created
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
+        self.changes.bump()  # the live inbox (live.py): created, decided, escalated
         if not self.notifier.targets(event, extra):
             return
 

@@ -221,6 +221,16 @@ class Settings(BaseSettings):
     """Most outbound targets one event may name: its webhook plus the distinct notification
     channels of its policy and tiers. More is refused at creation (422)."""
 
+    # --- issue 19: the reviewer's inbox ---
+    live_recheck_seconds: float = Field(default=5.0, ge=0.2, le=300)
+    """The live inbox (``/live``, Server-Sent Events) re-reads a reviewer's pending events when
+    this hub creates or decides one, and at least this often, so changes made through another
+    hub replica arrive too."""
+
+    live_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
+    """One live-inbox stream ends after this long; the browser reconnects by itself (and the
+    stream is counted against ``long_polls_per_token`` while open)."""
+
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod
     def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:

@@ -6,7 +6,9 @@ The browser side (above the fold, keys counted, scripts off) is in test_browser.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -140,3 +142,31 @@ def test_the_shortcut_script_is_served_under_the_csp(cast: Cast) -> None:  # noq
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert "keydown" in js.text
     assert "script-src 'self';" in inbox.headers["content-security-policy"]
+
+
+def _frames(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    name = ""
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            yield name, json.loads(line.removeprefix("data: "))
+
+
+def test_the_live_stream_says_what_came_and_went(hub: HubProcess) -> None:
+    flow = hub.token("flow", role="workflow")
+    ivy = sign_in(hub, hub.token("ivy"), "ivy")
+    old = create(hub, flow, prompt="Already there", assignees=["ivy"])
+    create(hub, flow, prompt="Not for ivy", assignees=["someone-else"])
+    with ivy.client.stream("GET", "/live", timeout=30) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        frames = _frames(stream.iter_lines())
+        new = create(hub, flow, prompt="New one", assignees=["ivy"])
+        assert next(frames) == ("inbox", {"added": [new["id"]], "removed": [], "pending": 2})
+        done = ivy.answer(old["id"], {"choice": "approve"})
+        assert done.status_code == 303
+        assert next(frames) == ("inbox", {"added": [], "removed": [old["id"]], "pending": 1})
+    # signed out: no stream, the browser goes to /login
+    anon = httpx.get(f"{hub.url}/live")
+    assert anon.status_code == 303 and anon.headers["location"].startswith("/login")

@@ -250,3 +250,31 @@ def test_axe_finds_nothing_serious(hub: HubProcess, pw: Any, chromium: Path) -> 
             browser.close()
     problems = {k: v for k, v in found.items() if v}
     assert problems == {}, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def test_the_inbox_updates_live_while_open(hub: HubProcess, pw: Any, chromium: Path) -> None:
+    from playwright.sync_api import expect
+    flow = hub.token("nightly-flow", role="workflow")
+    first = _create(hub, flow, prompt="Was here first")
+    for size, viewport in SIZES.items():
+        context = _signed_in(pw, chromium, hub, hub.token(f"liv-{size}"), viewport=viewport)
+        try:
+            page = context.new_page()
+            page.goto(f"{hub.url}/")
+            expect(page.get_by_role("link", name="Was here first")).to_be_visible()
+            page.evaluate("window.notReloaded = true")
+            page.wait_for_function("document.getElementById('inbox').dataset.live === '/live'")
+            fresh = _create(hub, flow, prompt=f"Arrived live {size}", priority="urgent")
+            expect(page.get_by_role("link", name=f"Arrived live {size}")).to_be_visible(
+                timeout=15_000)
+            expect(page.locator("#live-status")).to_contain_text("1 new")
+            assert httpx.post(f"{hub.url}/api/v1/events/{fresh['id']}/responses",
+                              json={"value": True}, headers=hub.headers(hub.admin_token)
+                              ).status_code == 200
+            expect(page.get_by_role("link", name=f"Arrived live {size}")).to_have_count(
+                0, timeout=15_000)
+            expect(page.get_by_role("link", name="Was here first")).to_be_visible()
+            assert page.evaluate("window.notReloaded") is True  # swapped in place
+        finally:
+            context.browser.close()
+    assert first["status"] == "pending"

@@ -106,7 +106,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, live, login, tokens, web
+    from . import api, batch, live, login, tokens, web
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
@@ -183,6 +183,7 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(tokens.router)
     app.include_router(web.router)
     app.include_router(live.router)
+    app.include_router(batch.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)

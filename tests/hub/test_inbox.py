@@ -170,3 +170,47 @@ def test_the_live_stream_says_what_came_and_went(hub: HubProcess) -> None:
     # signed out: no stream, the browser goes to /login
     anon = httpx.get(f"{hub.url}/live")
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
+
+
+def test_a_batch_records_each_on_its_own_and_says_why_one_was_refused(hub: HubProcess) -> None:
+    flow = hub.token("flow", role="workflow")
+    own = hub.token("ana", role="workflow")  # ana's own workflow: she may not approve it
+    ana = sign_in(hub, hub.token("ana"), "ana")
+    run = {"orchestrator": "prefect", "run": "nightly/7"}
+    plain = [create(hub, flow, name="deploy", prompt=f"Deploy {i}?", source=run)
+             for i in range(2)]
+    high = create(hub, flow, name="deploy", prompt="Deploy big?", impact="high", source=run)
+    mine = create(hub, own, name="deploy", prompt="Deploy mine?", source=run,
+                  policy={"forbid_self_approval": True})
+    four_eyes = create(hub, flow, name="deploy", prompt="Deploy twice?", source=run,
+                       policy={"quorum": 2})
+    inbox = Page(ana.client.get("/").text)
+    assert inbox.one("form", action="/batch")
+    assert len(inbox.find("input", name="event", type="checkbox")) == 5
+    ids = [e["id"] for e in (*plain, high, mine, four_eyes)]
+    done = ana.post("/batch", {"event": ids, "choice": "approve", "comment": "batch ok"})
+    assert done.status_code == 200, done.text
+    assert "Batch: 3 of 5 recorded" in done.text
+    rows = {m[0]: (m[1], re.sub(r"\s+", " ", m[2]).strip()) for m in re.findall(
+        r'<a href="/events/([^"]+)">.*?</a></td>\s*<td>.*?>(recorded|refused)</span></td>\s*'
+        r"<td>(.*?)</td>", done.text, re.S)}
+    assert rows[plain[0]["id"]] == ("recorded", "Approved by ana")
+    assert rows[high["id"]][0] == "refused" and "high-impact" in rows[high["id"]][1]
+    assert rows[mine["id"]][0] == "refused" and "ana" in rows[mine["id"]][1]
+    assert rows[four_eyes["id"]] == ("recorded", "your answer was recorded; the event waits "
+                                                 "for more answers")
+    for event in plain:
+        decision = fetch(hub, event["id"])["decision"]
+        assert (decision["value"], decision["by"], decision["comment"]) == (True, "ana",
+                                                                            "batch ok")
+    for event in (high, mine):
+        assert_pending(hub, event["id"])
+    # events of different names and runs are not one batch: nothing is written
+    other = create(hub, flow, name="rotate-keys", prompt="Rotate?")
+    mixed = ana.post("/batch", {"event": [high["id"], other["id"]], "choice": "reject"})
+    assert mixed.status_code == 422 and "one name or of one source run" in mixed.text
+    assert_pending(hub, other["id"])
+    assert ana.post("/batch", {"event": [other["id"]], "choice": "approve"}, csrf=None
+                    ).status_code == 403
+    assert_pending(hub, other["id"])
+    assert ana.client.get("/batch").status_code == 405

@@ -278,3 +278,32 @@ def test_the_inbox_updates_live_while_open(hub: HubProcess, pw: Any, chromium: P
         finally:
             context.browser.close()
     assert first["status"] == "pending"
+
+
+def test_a_batch_with_one_refused_member(hub: HubProcess, pw: Any, chromium: Path) -> None:
+    from playwright.sync_api import expect
+    flow = hub.token("nightly-flow", role="workflow")
+    ok = _create(hub, flow, name="purge", prompt="Purge bucket logs-a?")
+    big = _create(hub, flow, name="purge", prompt="Purge bucket billing?", impact="critical")
+    for size, viewport in SIZES.items():
+        context = _signed_in(pw, chromium, hub, hub.token(f"bat-{size}"), viewport=viewport,
+                             bypass_csp=True)
+        try:
+            page = context.new_page()
+            page.goto(f"{hub.url}/")
+            if size == "laptop":
+                page.get_by_label("Select “Purge bucket logs-a?” for a batch decision").check()
+                page.get_by_label("Select “Purge bucket billing?” for a batch decision").check()
+                page.get_by_role("button", name="Approve ticked").click()
+                expect(page.get_by_role("heading", name="Batch: 1 of 2 recorded")).to_be_visible()
+                expect(page.locator(".batch-refused")).to_contain_text("critical-impact")
+                expect(page.locator(".batch-ok")).to_contain_text("Approved by bat-laptop")
+                assert _serious(page) == []
+                page.goto(f"{hub.url}/")
+            assert _serious(page) == []
+        finally:
+            context.browser.close()
+    got = httpx.get(f"{hub.url}/api/v1/events/{ok['id']}", headers=hub.headers()).json()
+    assert got["decision"]["by"] == "bat-laptop"
+    assert httpx.get(f"{hub.url}/api/v1/events/{big['id']}",
+                     headers=hub.headers()).json()["status"] == "pending"

@@ -105,7 +105,10 @@ def sign_in(hub: HubProcess, token: str, user: str) -> Browser:
     assert signed.status_code == 303, signed.text
     inbox = client.get("/")
     assert inbox.status_code == 200, inbox.text
-    csrf = Page(inbox.text).one("input", name="csrf")["value"]
+    # the log-out form, and the batch form when something is pending: the session's one token
+    tokens = {a["value"] for a in Page(inbox.text).find("input", name="csrf")}
+    assert len(tokens) == 1, tokens
+    csrf = tokens.pop()
     assert csrf and re.fullmatch(r"[0-9a-f]{64}", csrf)
     return Browser(client, user, csrf)
 

@@ -344,8 +344,10 @@ def _error_view(error: InvalidInput, event: Event,
     shown.update({k: v for k, v in _ANSWER_LABELS.items() if k != "value"})
     at = next((p for p in shown if error.field == p or error.field.startswith(p + ".")), None)
     label = shown.get(at or "", None) or label_of(error.field.rsplit(".", 1)[-1])
-    return {"at": at, "label": label,
-            "text": plain_error(error.field, error.expected, error.got, error.message)}
+    text = plain_error(error.field, error.expected, error.got, error.message)
+    if at and error.field != at:  # inside the field (a JSON box): say where
+        text = f"At {error.field.removeprefix(at + '.')}: {text[:1].lower()}{text[1:]}"
+    return {"at": at, "label": label, "field": error.field, "text": text}
 
 
 async def _event_page(request: Request, session: _Session, event_id: str, *, status: int = 200,

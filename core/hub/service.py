@@ -54,6 +54,7 @@ from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .live import Changes
 from .logs import state_change
 from .metrics import Metrics
 from .notify import Notifier
@@ -124,6 +125,7 @@ class Hub:
                         if settings.metrics else None)
         if self.metrics is not None:  # the lag monitor feeds signoff_event_loop_lag_seconds
             self.loop_lag.on_sample = self.metrics.loop_lag.set
+        self.changes = Changes()  # issue 19: wakes the live inbox streams
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -331,6 +333,7 @@ class Hub:
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
         """Send a notification in its own task: bounded, timed out, its outcome audited."""
+        self.changes.bump()  # the live inbox (live.py): created, decided, escalated
         if not self.notifier.targets(event, extra):
             return
         settings = self.settings

@@ -34,7 +34,7 @@ from pydantic_settings import (
 from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
 from .._errors import HubError
-from .._policy import CHANNEL_NAME, PolicyFileRule, RelayPolicy
+from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
 
 __all__ = ["Settings", "load_settings"]
 
@@ -310,6 +310,23 @@ class Settings(BaseSettings):
             raise ValueError("metrics_age_buckets: expected ascending positive seconds")
         return ages
 
+    # --- issue 19: the reviewer's inbox ---
+    live_recheck_seconds: float = Field(default=5.0, ge=0.2, le=300)
+    """The live inbox (``/live``, Server-Sent Events) re-reads a reviewer's pending events when
+    this hub creates or decides one, and at least this often, so changes made through another
+    hub replica arrive too."""
+
+    live_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
+    """One live-inbox stream ends after this long; the browser reconnects by itself (and the
+    stream is counted against ``long_polls_per_token`` while open)."""
+
+    batch_refused_impacts: list[Impact] = Field(default_factory=lambda: _HIGH_IMPACTS.copy())
+    """Events of these impact levels are never decided in a batch from the inbox (each needs
+    its own page); the batch result lists them as refused. ``[]`` allows batches for all."""
+
+    batch_max: int = Field(default=50, ge=1, le=500)
+    """Most events one batch decision from the inbox may hold (one inbox page is 50)."""
+
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod
     def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:
@@ -340,6 +357,9 @@ class Settings(BaseSettings):
     def egress_guard(self) -> EgressGuard:
         """The guard every outbound call of the hub goes through, built from these settings."""
         return EgressGuard(self.egress_allow, self.egress_allow_private)
+
+
+_HIGH_IMPACTS: list[Impact] = ["high", "critical"]
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -118,7 +118,7 @@ def test_quickstart_leaves_nothing_behind_when_interrupted(tmp_path: Path,
         children = _children(process.pid)
         assert children, "the hub runs as a child process"
         process.send_signal(sig)
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()

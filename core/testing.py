@@ -23,12 +23,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["HubProcess", "HubStartError", "free_port"]
+__all__ = ["HubProcess", "HubStartError", "free_port", "until"]
+
+T = TypeVar("T")
 
 _LOGIN = re.compile(r"(http\S+/login/link/\S+)")
 
@@ -39,6 +42,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def until(check: Callable[[], T | None], timeout: float = 20.0, what: str = "the condition",
+          every: float = 0.05) -> T:
+    """What ``check`` returns once it is truthy, asking every ``every`` seconds; tests wait on
+    a condition, never a fixed sleep.
+
+    Raises:
+        AssertionError: ``check`` stayed falsy for ``timeout`` seconds (naming ``what``).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 _RUNNING: set[HubProcess] = set()

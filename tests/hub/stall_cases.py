@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from signoff import Client
-from signoff.testing import HubProcess, free_port
+from signoff.testing import HubProcess, free_port, until
 
 __all__ = ["CASES", "Figures", "Server", "run_case"]
 
@@ -288,15 +288,6 @@ def _measure(hub: HubProcess, name: str, trouble: Trouble,
     return figures
 
 
-def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
 
 def case_first_notification(tmp: Path, env: dict[str, str] | None = None) -> Figures:
     """The hub's first notification (apprise's import and plugin load) while others work."""
@@ -478,3 +469,7 @@ def run_case(name: str, tmp: Path, env: dict[str, str] | None = None) -> Figures
 
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
     _probe_main(sys.argv[2], sys.argv[3])
+
+
+def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    return until(check, timeout, what, every=0.02)

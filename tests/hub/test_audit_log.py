@@ -14,29 +14,21 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from signoff import Client
 from signoff.cli import main
-from signoff.testing import HubProcess, free_port
-
-T = TypeVar("T")
+from signoff.testing import HubProcess, free_port, until
 
 
-def _until(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout} s")
+
+
+_until = until
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +23,7 @@ import pytest
 
 from signoff import Client, Policy, Tier
 from signoff.hub import load_settings
-from signoff.testing import HubProcess, free_port
+from signoff.testing import HubProcess, free_port, until
 
 MARKER = "REMOTE-BODY-7f3a91"
 """Every receiver here answers with this in its body; no record of the hub may contain it."""
@@ -77,14 +76,9 @@ def _hub(tmp_path: Path, name: str, config: str) -> HubProcess:
     return HubProcess(tmp_path / f"{name}.db", config=path)
 
 
+
 def _until(check: Any, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s")
+    return until(check, timeout)
 
 
 def _create(hub: HubProcess, token: str, body: dict[str, Any]) -> httpx.Response:

@@ -9,7 +9,6 @@ import json
 import logging
 import sqlite3
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from signoff import Client, Policy, Rule, Tier
-from signoff.testing import HubProcess, free_port
+from signoff.testing import HubProcess, free_port, until
 
 from .test_policies import Decider
 from .test_reliability import Receiver
@@ -45,14 +44,9 @@ def value(samples: Scrape, metric: str, /, **labels: str) -> float:
     return sum(v for (n, got), v in samples.items() if n == metric and want <= got)
 
 
-def until(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+def _waited(check: Any, what: str, timeout: float = 20.0) -> Any:
+    return until(check, timeout, what)
 
 
 @pytest.fixture
@@ -97,11 +91,11 @@ def test_a_scenario_in_exact_metrics(tmp_path: Path, decider: Decider) -> None:
             for name in ("n1", "n2", "n3"):  # past metrics_max_names: counted as "other"
                 flow.create(name=name, prompt="?")
 
-            until(lambda: flow.get(timed.id).status == "decided", "the timeout")
-            until(lambda: flow.get(climbing.id).escalation_level == 1, "the escalation")
-            until(lambda: flow.get(falling.id).status == "decided", "the fallback")
-            until(lambda: flow.get(hooked.id).deliveries[0].state == "delivered", "delivery")
-            until(lambda: flow.get(refused.id).deliveries[0].state == "failed", "failure")
+            _waited(lambda: flow.get(timed.id).status == "decided", "the timeout")
+            _waited(lambda: flow.get(climbing.id).escalation_level == 1, "the escalation")
+            _waited(lambda: flow.get(falling.id).status == "decided", "the fallback")
+            _waited(lambda: flow.get(hooked.id).deliveries[0].state == "delivered", "delivery")
+            _waited(lambda: flow.get(refused.id).deliveries[0].state == "failed", "failure")
             m = scrape(hub.url)
 
             decisions = "signoff_decisions_total"
@@ -207,7 +201,7 @@ def test_request_ids_and_log_lines(tmp_path: Path) -> None:
             found = lines()
             return found if any(x.get("msg") == "decided" for x in found) else []
 
-        found = until(logged, "the decided line")
+        found = _waited(logged, "the decided line")
         created = [x for x in found if x["msg"] == "created"]
         assert created == [{**created[0], "event_id": event_id, "request_id": "trace-42",
                             "source": "api", "outcome": None}]

@@ -23,7 +23,7 @@ from signoff import Client, EventCreate, Identity
 from signoff.hub import Hub, load_settings
 from signoff.store import SQLiteStore, open_store
 from signoff.store.contract import hold_writer
-from signoff.testing import HubProcess, free_port
+from signoff.testing import HubProcess, free_port, until
 
 SECRET = "shared-secret"
 
@@ -71,14 +71,8 @@ def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
         yield hub
 
 
-def _until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+_until = until
 
 
 def test_deadline_applies_each_on_timeout(fast_hub: HubProcess) -> None:

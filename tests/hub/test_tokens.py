@@ -7,12 +7,11 @@ hub runs, as an operator would.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,22 +21,12 @@ from click.testing import CliRunner, Result
 from signoff import Identity
 from signoff.cli import main
 from signoff.store import open_store, token_id
-from signoff.testing import HubProcess
+from signoff.testing import HubProcess, until
 
 from .test_web import Page
 
-T = TypeVar("T")
 LINK = re.compile(r"^(http\S+/login/link/\S+)$", re.M)
 
-
-def until(check: Callable[[], T], timeout: float = 20.0, what: str = "the condition") -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def cli(hub: HubProcess, *args: str) -> Result:

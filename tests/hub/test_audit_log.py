@@ -25,9 +25,6 @@ from signoff import Client
 from signoff.cli import main
 from signoff.testing import HubProcess, free_port, until
 
-
-
-
 _until = until
 
 

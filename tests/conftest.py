@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from signoff.testing import HubProcess
+
+from .postgres import PostgresServer, find_bin
+
+PG_AUDIT_KEY = "pg-test-audit-key-0123456789abcdef"
+"""The audit key of every PostgreSQL store the tests open (a server keeps no key file)."""
 
 
 @pytest.fixture
@@ -22,3 +28,35 @@ def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]
     process = HubProcess(tmp_path_factory.mktemp("hub") / "hub.db")
     with process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the run (skipped where none is installed: CI installs
+    Debian's postgresql-15 in `.ci/run`). Clients get its password through ``PGPASSWORD``.
+    """
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
+    server = PostgresServer(bin_dir).start()
+    before = os.environ.get("PGPASSWORD")
+    os.environ["PGPASSWORD"] = server.password
+    try:
+        server.create_database()  # warm: the first CREATE DATABASE pays for a checkpoint
+        server.sql("CREATE DATABASE signoff_template")
+        from signoff.store import open_store
+
+        open_store(server.url("signoff_template"), audit_key=PG_AUDIT_KEY.encode()).close()
+        yield server
+    finally:
+        if before is None:
+            os.environ.pop("PGPASSWORD", None)
+        else:
+            os.environ["PGPASSWORD"] = before
+        server.remove()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """A fresh, migrated signoff database of its own, as a URL without the password."""
+    return postgres.create_database(template="signoff_template")

@@ -38,8 +38,9 @@ def find_bin() -> Path | None:
 class PostgresServer:
     """``initdb`` + ``pg_ctl start`` in a temporary folder; :meth:`stop` removes it all."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, fsync: bool = False) -> None:
         self.bin = bin_dir
+        self.fsync = fsync  # off for tests (nothing here must survive a power cut)
         self.port = free_port()
         self.password = secrets.token_hex(16)
         self.root = Path(tempfile.mkdtemp(prefix="signoff-pg-"))
@@ -67,7 +68,7 @@ class PostgresServer:
                       "--no-sync")
             pwfile.unlink()
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
-                   f"-c unix_socket_directories={self.root} -c fsync=off "
+                   f"-c unix_socket_directories={self.root} -c fsync={'on' if self.fsync else 'off'} "
                    "-c max_connections=200")
         self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.root / "log", "-w",
                   "-t", "60", "-o", options, "start")

@@ -7,45 +7,38 @@ rendered from :mod:`signoff.store._schema`).
 
 Everything the store does is in :class:`~signoff.store._sql.SQLStore`, shared with the
 PostgreSQL store; this module holds what SQLite does its own way: connections, the schema
-version, index hints, and group commit.
+version, index hints, and the transaction group commit runs in (:mod:`signoff.store._group`).
 
 The audit log is chained with HMAC-SHA256 under an audit key kept out of the database (see
 :mod:`signoff.store._audit`): given to the constructor, or by default ``<path>.audit-key``,
 made on first use.
 
-Writes can also be queued with :meth:`SQLiteStore.submit`: a writer thread runs whatever is
-waiting in one transaction, each write in its own savepoint, and commits once (group commit).
-Every queued write is on disk before its future resolves, but a burst of them shares the
-commit, and the caller pays one hand-off to the writer thread instead of a worker thread plus
-a contended lock.
+Writes can also be queued with ``submit`` (group commit, :mod:`signoff.store._group`): every
+queued write is on disk before its future resolves, but a burst of them shares the commit.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .._errors import StoreError
 from ._audit import load_audit_key
+from ._group import GroupCommit
 from ._schema import for_sqlite
 from ._sql import SQLStore
 
 __all__ = ["SQLiteStore"]
 
-T = TypeVar("T")
-_BATCH = 128  # writes committed together at most
-_Job = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 _MIGRATIONS: list[str] = for_sqlite()
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(GroupCommit, SQLStore):
     """A :class:`~signoff.store.Store` in one SQLite file (or ``:memory:`` for tests), with the
     :class:`~signoff.store.Batching` capability.
     """
@@ -66,8 +59,7 @@ class SQLiteStore(SQLStore):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._writer_thread: threading.Thread | None = None
+        self._start_group_commit(f"sqlite:{self.path}")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -80,7 +72,27 @@ class SQLiteStore(SQLStore):
 
     def _in_batch(self) -> bool:
         """Whether this thread is the writer thread inside a batch (which holds the lock)."""
-        return getattr(self._local, "batch", False)
+        return self._batch_conn() is not None
+
+    # group commit: the transaction a batch runs in ----------------------------------------
+    @contextmanager
+    def _open_batch(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _transaction_open(self, conn: Any) -> bool:
+        return bool(conn.in_transaction)
+
+    def _restart_batch(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
 
     def _reader(self) -> sqlite3.Connection:
         if self.path == ":memory:" or self._in_batch():
@@ -97,16 +109,8 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         if self._in_batch():  # inside a group commit: a savepoint, committed with the batch
-            conn = self._writer
-            conn.execute("SAVEPOINT write")
-            try:
+            with self._savepoint(self._writer) as conn:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK TO write")
-                    conn.execute("RELEASE write")
-                raise
-            conn.execute("RELEASE write")
             return
         with self._lock:
             conn = self._writer
@@ -180,96 +184,9 @@ class SQLiteStore(SQLStore):
             return len(_MIGRATIONS)
 
 
-    # group commit -----------------------------------------------------------------------
-    def submit(self, fn: Callable[..., T], /, *args: Any,
-               **kwargs: Any) -> concurrent.futures.Future[T]:
-        """Run ``fn(*args, **kwargs)`` on the writer thread, committed with whatever else waits.
-
-        ``fn`` is usually one of this store's write methods; anything it writes through the
-        store joins the batch's transaction, and anything it reads sees the batch so far. The
-        future resolves after the commit, so a resolved write is on disk. When ``fn`` raises, its
-        own writes are rolled back (a savepoint) and the rest of the batch is unaffected; when the
-        commit itself fails, every write of the batch fails with that error.
-        """
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        if self._writer_thread is None:
-            with self._readers_lock:
-                if self._writer_thread is None:
-                    thread = threading.Thread(target=self._write_loop, daemon=True,
-                                              name=f"signoff-sqlite-writer:{self.path}")
-                    thread.start()
-                    self._writer_thread = thread
-        self._jobs.put((future, fn, args, kwargs))
-        return future
-
-    def _write_loop(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            stop = False
-            while len(batch) < _BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
-                batch.append(job)
-            self._run_batch(batch)
-            if stop:
-                return
-
-    def _run_batch(self, batch: list[_Job]) -> None:
-        done: list[tuple[concurrent.futures.Future[Any], Any]] = []
-        failed: list[tuple[concurrent.futures.Future[Any], BaseException]] = []
-        with self._lock:
-            conn = self._writer
-            self._local.batch = True
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for future, fn, args, kwargs in batch:
-                    if not future.set_running_or_notify_cancel():
-                        continue  # cancelled while it waited: never ran
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        result = fn(*args, **kwargs)
-                    except BaseException as exc:
-                        failed.append((future, exc))
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK TO job")
-                            conn.execute("RELEASE job")
-                        else:  # the error ended the transaction: the batch so far is lost
-                            failed.extend((f, _batch_lost(exc)) for f, _ in done)
-                            done.clear()
-                            conn.execute("BEGIN IMMEDIATE")
-                        continue
-                    conn.execute("RELEASE job")
-                    done.append((future, result))
-                conn.execute("COMMIT")
-            except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch stays
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                # every job fails with this, except one that already failed with its own error
-                # (a future takes only its first exception: see below)
-                failed.extend((f, exc) for f, _, _, _ in batch)
-                done.clear()
-            finally:
-                self._local.batch = False
-        for future, result in done:
-            future.set_result(result)
-        for future, error in failed:
-            if not future.done():  # not cancelled, and not failed already
-                future.set_exception(error)
-
     def close(self) -> None:
         """Finish the queued writes, stop the writer thread and close every connection."""
-        if self._writer_thread is not None:
-            self._jobs.put(None)
-            self._writer_thread.join()
-            self._writer_thread = None
+        self._stop_group_commit()
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -292,7 +209,6 @@ class SQLiteStore(SQLStore):
             yield lambda sql: conn.execute(sql).fetchall()
         finally:
             conn.execute("COMMIT")
-
 
     def _indexed_by(self, index: str) -> str:
         return f"INDEXED BY {index}"
@@ -319,10 +235,3 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         raise ValueError(f"an incomplete statement ends the script: {pending.strip()[:80]}")
-
-
-def _batch_lost(cause: BaseException) -> Exception:
-    error = RuntimeError(f"a write in the same batch ended the transaction: {cause}")
-    error.__cause__ = cause
-    return error
-

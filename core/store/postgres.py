@@ -7,8 +7,12 @@ this module holds what PostgreSQL does its own way:
   synchronous, like the :class:`~signoff.store.Store` protocol: the hub already calls it from
   worker threads, and a sync pool needs no second event loop inside the store. A connection
   that broke (the server restarted) is checked and replaced when taken from the pool.
-- **Group commit** (:mod:`signoff.store._group`): the hub's writes queue for one writer
-  thread that commits them together, so a burst pays one round trip to the disk.
+- **No group commit**: unlike SQLite, the store does not offer
+  :class:`~signoff.store.Batching`, so the hub runs each call in a worker thread of its own.
+  Measured with ``bench/hub_throughput.py --db``: a single writer thread doing every write's
+  round trips to the server one after another decided about a third as many events per
+  second as worker threads that overlap them (the fsync group commit saves is cheap next to
+  a dozen round trips).
 - **Writes** run in a transaction that first takes a transaction-level advisory lock, so
   writes are serialized across every process on the database, as SQLite's single writer
   serializes them in one: the audit chain numbers its entries in order, and a decision stays a
@@ -34,7 +38,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._errors import StoreError
-from ._group import GroupCommit
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -97,19 +100,14 @@ def shown(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
-class PostgresStore(GroupCommit, SQLStore):
-    """A :class:`~signoff.store.Store` in a PostgreSQL database, shareable by many hubs, with
-    the :class:`~signoff.store.Batching` capability (reads go to the server: not inline).
-    """
-
-    inline_reads = False
+class PostgresStore(SQLStore):
+    """A :class:`~signoff.store.Store` in a PostgreSQL database, shareable by many hubs."""
 
     def __init__(self, url: str, *, audit_key: bytes, pool_size: int = 10,
                  connect_timeout: float = _CONNECT_TIMEOUT) -> None:
         self.url = url
         self.name = shown(url)
         self._audit_key = audit_key
-        self._start_group_commit(f"postgresql:{self.name}")
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
             check=ConnectionPool.check_connection, name="signoff",
@@ -126,16 +124,6 @@ class PostgresStore(GroupCommit, SQLStore):
     # connections ------------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[_Conn]:
-        batch: _Conn | None = self._batch_conn()
-        if batch is not None:  # inside a group commit: a savepoint, committed with the batch
-            with self._savepoint(batch):
-                yield batch
-            return
-        with self._open_batch() as conn:
-            yield conn
-
-    @contextmanager
-    def _open_batch(self) -> Iterator[_Conn]:
         """A write transaction: it waits for the write lock, so writes from every hub on the
         database run one at a time (the audit chain is one sequence).
         """
@@ -144,27 +132,18 @@ class PostgresStore(GroupCommit, SQLStore):
             yield _Conn(raw)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        batch: _Conn | None = self._batch_conn()
-        if batch is not None:
-            found: list[Row] = batch.execute(sql, params).fetchall()
-            return found
         with self._pool.connection() as raw:
             rows: list[Row] = raw.execute(_dialect(sql), list(params)).fetchall()
             return rows
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[Callable[[str], list[Row]]]:
-        batch: _Conn | None = self._batch_conn()
-        if batch is not None:
-            yield lambda sql: batch.execute(sql).fetchall()
-            return
         with self._pool.connection() as raw, raw.transaction():
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield lambda sql: raw.execute(_dialect(sql), []).fetchall()
 
     def close(self) -> None:
-        """Finish the queued writes, stop the writer thread, close every pooled connection."""
-        self._stop_group_commit()
+        """Close every pooled connection."""
         self._pool.close()
 
     # schema -----------------------------------------------------------------------------

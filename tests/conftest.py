@@ -14,19 +14,31 @@ PG_AUDIT_KEY = "pg-test-audit-key-0123456789abcdef"
 """The audit key of every PostgreSQL store the tests open (a server keeps no key file)."""
 
 
+def hub_process(request: pytest.FixtureRequest, where: Path,
+                env: dict[str, str] | None = None) -> HubProcess:
+    """A hub (not started) on a fresh store: a SQLite file in ``where``, or, with
+    ``SIGNOFF_TEST_DB=postgresql``, a fresh database on the run's PostgreSQL server (the switch
+    that runs the store-agnostic hub tests on PostgreSQL).
+    """
+    if os.environ.get("SIGNOFF_TEST_DB", "sqlite") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return HubProcess(server.create_database(template="signoff_template"),
+                          env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, **(env or {})}, log_dir=where)
+    return HubProcess(where / "hub.db", env=env)
+
+
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubProcess]:
-    """A real `signoff serve` on loopback with a fresh SQLite store."""
-    process = HubProcess(tmp_path / "hub.db", env={"SIGNOFF_SWEEP_INTERVAL": "0.2"})
-    with process:
+def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HubProcess]:
+    """A real `signoff serve` on loopback with a fresh store (SQLite unless SIGNOFF_TEST_DB)."""
+    with hub_process(request, tmp_path, {"SIGNOFF_SWEEP_INTERVAL": "0.2"}) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
-def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+def shared_hub(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """One hub for a whole module, for tests that do not restart it."""
-    process = HubProcess(tmp_path_factory.mktemp("hub") / "hub.db")
-    with process:
+    with hub_process(request, tmp_path_factory.mktemp("hub")) as process:
         yield process
 
 

@@ -24,6 +24,7 @@ from ._errors import (
     Rejected,
     SignoffError,
     StoreError,
+    StoreUnavailable,
     Unauthenticated,
     WaitTimeout,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "SignoffError",
     "Source",
     "StoreError",
+    "StoreUnavailable",
     "TextInput",
     "Tier",
     "Unauthenticated",

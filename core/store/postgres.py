@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .._errors import StoreError
+from .._errors import StoreError, StoreUnavailable
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -53,7 +53,8 @@ __all__ = ["PostgresStore"]
 # advisory lock keys: arbitrary, fixed numbers every signoff process agrees on
 _WRITE_LOCK = 0x5166_0FF1
 _MIGRATE_LOCK = 0x5166_0FF2
-_CONNECT_TIMEOUT = 10.0  # seconds to wait for a connection from the pool
+_CONNECT_TIMEOUT = 10.0  # seconds to wait for the first connection, at start
+_REQUEST_TIMEOUT = 5.0  # seconds a call waits for a connection before it answers 503
 
 
 class _Row(dict[str, Any]):
@@ -95,6 +96,16 @@ class _Conn:
         return cursor
 
 
+@contextmanager
+def _unavailable(name: str) -> Iterator[None]:
+    """The server unreachable, restarting, or a connection lost mid-call: 503, not 500."""
+    try:
+        yield
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise StoreUnavailable(f"the database {name} cannot be reached just now "
+                               f"({type(exc).__name__}); nothing was done") from exc
+
+
 def shown(url: str) -> str:
     """The URL without its password, for messages and logs."""
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
@@ -109,7 +120,8 @@ class PostgresStore(SQLStore):
         self.name = shown(url)
         self._audit_key = audit_key
         self._pool: ConnectionPool[Any] = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
+            url, min_size=1, max_size=pool_size, open=False,
+            timeout=min(connect_timeout, _REQUEST_TIMEOUT),
             check=ConnectionPool.check_connection, name="signoff",
             kwargs={"autocommit": True, "row_factory": _row_factory})
         self._pool.open()
@@ -127,18 +139,18 @@ class PostgresStore(SQLStore):
         """A write transaction: it waits for the write lock, so writes from every hub on the
         database run one at a time (the audit chain is one sequence).
         """
-        with self._pool.connection() as raw, raw.transaction():
+        with _unavailable(self.name), self._pool.connection() as raw, raw.transaction():
             raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             yield _Conn(raw)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._pool.connection() as raw:
+        with _unavailable(self.name), self._pool.connection() as raw:
             rows: list[Row] = raw.execute(_dialect(sql), list(params)).fetchall()
             return rows
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[Callable[[str], list[Row]]]:
-        with self._pool.connection() as raw, raw.transaction():
+        with _unavailable(self.name), self._pool.connection() as raw, raw.transaction():
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield lambda sql: raw.execute(_dialect(sql), []).fetchall()
 

@@ -4,6 +4,8 @@ long-poll woken by the decision, racing answers, and a restart that keeps everyt
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from signoff.testing import HubProcess
 
 from ..conftest import PG_AUDIT_KEY
+from ..postgres import PostgresServer, find_bin
 
 
 @pytest.fixture
@@ -107,3 +110,56 @@ def test_a_deadline_is_applied_by_the_sweeper(pg_hub: HubProcess) -> None:
                 params={"wait": 10})
     assert got.status_code == 200, got.text
     assert (got.json()["outcome"], got.json()["by"]) == ("rejected", "timeout")
+
+
+def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
+        tmp_path: Path) -> None:
+    bin_dir = find_bin()
+    assert bin_dir is not None  # the session's server exists, so this one can
+    server = PostgresServer(bin_dir).start()  # its own server: this test stops it
+    before = os.environ.get("PGPASSWORD")
+    os.environ["PGPASSWORD"] = server.password
+    try:
+        url = server.create_database()
+        with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                  "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
+            flow = hub.token("flow", role="workflow")
+            rita = hub.token("rita", role="reviewer")
+            event = _call(hub, "POST", "/events", flow,
+                          json={"name": "n", "prompt": "Go?"}).json()
+
+            async def wait_through_the_outage() -> httpx.Response:
+                async with httpx.AsyncClient(base_url=hub.url, timeout=60) as client:
+                    return await client.get(f"/api/v1/events/{event['id']}/decision",
+                                            params={"wait": 45}, headers=hub.headers(flow))
+
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                waiter = pool.submit(asyncio.run, wait_through_the_outage())
+                parked_by = time.monotonic() + 10
+                while httpx.get(f"{hub.url}/healthz").json()["waiting"] < 1:
+                    assert time.monotonic() < parked_by and not waiter.done()
+                    time.sleep(0.02)
+                server.stop("immediate")  # as a crash would
+                started = time.monotonic()
+                down = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+                took = time.monotonic() - started
+                assert down.status_code == 503, down.text
+                assert int(down.headers["Retry-After"]) >= 1
+                assert down.json()["error"]["code"] == "store_unavailable"
+                assert took < 10  # an answer, not a hang
+                server.start()
+                deadline = time.monotonic() + 30
+                while True:  # the hub reconnects by itself
+                    answered = _call(hub, "POST", f"/events/{event['id']}/responses", rita,
+                                     json={"value": True})
+                    if answered.status_code != 503 or time.monotonic() > deadline:
+                        break
+                assert answered.status_code == 200, answered.text
+                got = waiter.result(timeout=60)
+            assert got.status_code == 200 and got.json()["outcome"] == "approved"
+    finally:
+        if before is None:
+            os.environ.pop("PGPASSWORD", None)
+        else:
+            os.environ["PGPASSWORD"] = before
+        server.remove()

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from signoff import Client
 from signoff.testing import HubProcess
 
 from ..conftest import PG_AUDIT_KEY
@@ -128,13 +129,11 @@ def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
             event = _call(hub, "POST", "/events", flow,
                           json={"name": "n", "prompt": "Go?"}).json()
 
-            async def wait_through_the_outage() -> httpx.Response:
-                async with httpx.AsyncClient(base_url=hub.url, timeout=60) as client:
-                    return await client.get(f"/api/v1/events/{event['id']}/decision",
-                                            params={"wait": 45}, headers=hub.headers(flow))
-
+            # a workflow's client: it waits through the outage (a 503 says "come back", and
+            # it does, after Retry-After) and gets the decision made after it
+            client = Client(hub.url, flow, retry_for=60)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                waiter = pool.submit(asyncio.run, wait_through_the_outage())
+                waiter = pool.submit(client.wait, event["id"], 60)
                 parked_by = time.monotonic() + 10
                 while httpx.get(f"{hub.url}/healthz").json()["waiting"] < 1:
                     assert time.monotonic() < parked_by and not waiter.done()
@@ -155,8 +154,9 @@ def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
                     if answered.status_code != 503 or time.monotonic() > deadline:
                         break
                 assert answered.status_code == 200, answered.text
-                got = waiter.result(timeout=60)
-            assert got.status_code == 200 and got.json()["outcome"] == "approved"
+                decision = waiter.result(timeout=60)
+            client.close()
+            assert decision.outcome == "approved" and decision.by == "rita"
     finally:
         if before is None:
             os.environ.pop("PGPASSWORD", None)

@@ -50,22 +50,13 @@ def postgres() -> Iterator[PostgresServer]:
     bin_dir = find_bin()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
-    server = PostgresServer(bin_dir).start()
-    before = os.environ.get("PGPASSWORD")
-    os.environ["PGPASSWORD"] = server.password
-    try:
+    with PostgresServer(bin_dir).running() as server:
         server.create_database()  # warm: the first CREATE DATABASE pays for a checkpoint
         server.sql("CREATE DATABASE signoff_template")
         from signoff.store import open_store
 
         open_store(server.url("signoff_template"), audit_key=PG_AUDIT_KEY.encode()).close()
         yield server
-    finally:
-        if before is None:
-            os.environ.pop("PGPASSWORD", None)
-        else:
-            os.environ["PGPASSWORD"] = before
-        server.remove()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ copied from a migrated template (``CREATE DATABASE ... TEMPLATE``), which takes 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from signoff.testing import free_port
@@ -97,6 +99,22 @@ class PostgresServer:
         with psycopg.connect(self.url(database), password=self.password,
                              autocommit=True) as conn:
             conn.execute(statement.encode())
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[PostgresServer]:
+        """Started, with its password in ``PGPASSWORD`` (for this process and the hubs it
+        starts); afterwards the variable is as it was and the server and its folder are gone.
+        """
+        before = os.environ.get("PGPASSWORD")
+        os.environ["PGPASSWORD"] = self.password
+        try:
+            yield self.start()
+        finally:
+            if before is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = before
+            self.remove()
 
     def create_database(self, template: str | None = None) -> str:
         """A new, empty database (or a copy of ``template``); returns its URL."""

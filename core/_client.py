@@ -17,7 +17,7 @@ import builtins
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -38,6 +38,7 @@ __all__ = ["AsyncClient", "Client"]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 MAX_WAIT = 60.0
+MAX_BATCH = 500  # items per `create_events` call (the hub's limit)
 _RETRY_ALWAYS = (httpx.ConnectError, httpx.ConnectTimeout)
 _RETRY_IDEMPOTENT = (*_RETRY_ALWAYS, httpx.ReadError, httpx.RemoteProtocolError,
                      httpx.ReadTimeout, httpx.WriteError)
@@ -69,6 +70,36 @@ class _BaseClient:
         # a key makes the create idempotent, so a retry after a lost answer is safe
         body.setdefault("key", f"client:{uuid.uuid4().hex}")
         return body
+
+    @classmethod
+    def _batch_body(cls, events: Sequence[EventCreate | dict[str, Any]]) -> dict[str, Any]:
+        if not 1 <= len(events) <= MAX_BATCH:
+            raise ValueError(f"create_events: 1 to {MAX_BATCH} events per call, got {len(events)}")
+        # a dict goes as it is (the hub checks it and answers for that item alone), with a key
+        # like every create, so a retried request creates nothing twice
+        return {"events": [{"key": f"client:{uuid.uuid4().hex}", **e} if isinstance(e, dict)
+                           else cls._event_body(e, {}) for e in events]}
+
+    @staticmethod
+    def _batch_results(answer: httpx.Response) -> builtins.list[Event | HubError]:
+        results: builtins.list[Event | HubError] = []
+        for item in answer.json()["results"]:
+            if item.get("event") is not None:
+                results.append(Event.model_validate(item["event"]))
+                continue
+            error = item.get("error") or {}
+            cls = HUB_ERRORS.get(error.get("code", ""), HubError)
+            message = str(error.get("message", f"status {item.get('status')}"))
+            if cls is InvalidInput:
+                results.append(InvalidInput(error.get("field", "?"), error.get("expected", "?"),
+                                            error.get("got"), message))
+            elif cls is RateLimited:
+                results.append(RateLimited(str(error.get("limit", "?")),
+                                           float(error.get("value") or 0),
+                                           int(error.get("retry_after") or 1), message))
+            else:
+                results.append(cls(message))
+        return results
 
     @classmethod
     def _pause_for(cls, answer: httpx.Response, attempt: int, give_up: float) -> float | None:
@@ -189,6 +220,23 @@ class Client(_BaseClient):
         body = self._event_body(event, fields)
         answer = self._request("POST", "/api/v1/events", json=body, idempotent=True)
         return Event.model_validate(answer.json())
+
+    def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
+                      ) -> builtins.list[Event | HubError]:
+        """Create up to 500 events in one request; one result per event, in order.
+
+        Each event is created (or found by its key) on its own: a result is the
+        :class:`Event`, or the error the hub gave that item (e.g. :class:`InvalidInput`,
+        :class:`RateLimited`), returned, not raised. An event without a key gets one, so a
+        retried request creates nothing twice.
+
+        Raises:
+            ValueError: no events or more than 500.
+            HubError: the request as a whole was refused (e.g. a reviewer token).
+        """
+        body = self._batch_body(events)
+        answer = self._request("POST", "/api/v1/events:batch", json=body, idempotent=True)
+        return self._batch_results(answer)
 
     def get(self, event_id: str) -> Event:
         """One event, with its decision, responses and deliveries."""
@@ -322,6 +370,14 @@ class AsyncClient(_BaseClient):
         body = self._event_body(event, fields)
         answer = await self._request("POST", "/api/v1/events", json=body, idempotent=True)
         return Event.model_validate(answer.json())
+
+    async def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
+                            ) -> builtins.list[Event | HubError]:
+        """Create up to 500 events in one request (see :meth:`Client.create_events`)."""
+        body = self._batch_body(events)
+        answer = await self._request("POST", "/api/v1/events:batch", json=body,
+                                     idempotent=True)
+        return self._batch_results(answer)
 
     async def get(self, event_id: str) -> Event:
         """One event, with its decision, responses and deliveries."""

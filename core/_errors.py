@@ -9,6 +9,8 @@ SignoffError
 │   ├── NotFound               404  no such event
 │   ├── AlreadyDecided         409  the event is decided or cancelled; nothing was changed
 │   ├── AlreadyAnswered        409  this responder already answered (quorum events)
+│   ├── Conflict               409  the thing is not in a state that allows this (a delivery not failed)
+│   ├── TargetTaken            409  the run the event would resume belongs to another identity's events
 │   ├── PayloadTooLarge        413
 │   ├── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
 │   └── StoreUnavailable       503  the database cannot be reached just now (``Retry-After``)
@@ -36,6 +38,7 @@ __all__ = [
     "AlreadyAnswered",
     "AlreadyDecided",
     "Cancelled",
+    "Conflict",
     "DecisionError",
     "Expired",
     "Forbidden",
@@ -49,6 +52,7 @@ __all__ = [
     "SignoffError",
     "StoreError",
     "StoreUnavailable",
+    "TargetTaken",
     "Unauthenticated",
     "WaitTimeout",
 ]
@@ -131,6 +135,31 @@ class AlreadyAnswered(HubError):
     code = "already_answered"
 
 
+class Conflict(HubError):
+    """The thing is not in a state that allows this (e.g. retrying a delivery that has not
+    failed); nothing was changed.
+    """
+
+    status = 409
+    code = "conflict"
+
+
+class TargetTaken(HubError):
+    """The run (or step) this event's decision would be pushed into is already named by an
+    event of another identity: one workflow cannot aim its decisions at another's run. Nothing
+    was stored; the message names no other identity or event.
+    """
+
+    status = 409
+    code = "target_taken"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (
+            "source.params: the run this event's decision would be delivered to is already "
+            "named by events of another identity; a workflow's decisions only go to its own "
+            "runs, so nothing was stored"))
+
+
 class PayloadTooLarge(HubError):
     """The request body is larger than the hub accepts."""
 
@@ -187,7 +216,7 @@ class StoreUnavailable(HubError):
 HUB_ERRORS: dict[str, type[HubError]] = {
     cls.code: cls
     for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided,
-                AlreadyAnswered, PayloadTooLarge, RateLimited)
+                AlreadyAnswered, Conflict, TargetTaken, PayloadTooLarge, RateLimited)
 }
 
 

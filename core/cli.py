@@ -1,7 +1,7 @@
 """The ``signoff`` command.
 
-``serve`` and ``token`` work on the hub's own database; the other commands talk to a running
-hub through :class:`signoff.Client` (``--url``/``--token`` or ``SIGNOFF_URL``/``SIGNOFF_TOKEN``).
+``serve``, ``migrate`` and ``token`` work on the hub's own database; the other commands talk to a
+running hub through :class:`signoff.Client` (``--url``/``--token`` or ``SIGNOFF_URL``/``SIGNOFF_TOKEN``).
 """
 
 from __future__ import annotations
@@ -113,6 +113,34 @@ def serve(host: str | None, port: int | None, database: str | None, config: str 
         raise SignoffError(str(exc)) from exc
 
     run.main(config=config, host=host, port=port, database=database)
+
+
+@main.command()
+@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
+def migrate(database: str | None, config: str | None) -> None:
+    """Open the hub's store, apply its pending migrations, check the audit key, and exit.
+
+    Run once before the hubs start (a Kubernetes init container or Job), so replicas never
+    migrate while serving; the hub itself would migrate on open all the same. Creates the
+    store when there is none, as ``serve`` does; the audit key must be the one its log was
+    written with (exit 2 otherwise).
+    """
+    try:
+        from .hub.audit_key import open_hub_store
+        from .hub.settings import load_settings
+    except ImportError as exc:  # the hub extra is missing: say which, in one line
+        raise SignoffError(str(exc)) from exc
+    from .store import AuditKeyError
+
+    try:
+        store, key = open_hub_store(load_settings(config, database=database))
+    except AuditKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    store.close()
+    click.echo(f"signoff: the store is migrated; the audit log is keyed with {key.source}")
 
 
 @main.group()
@@ -430,6 +458,81 @@ def audit_anchor(database: str | None, config: str | None) -> None:
         click.echo("error: the audit log is empty: nothing to anchor", err=True)
         sys.exit(1)
     click.echo(str(head))
+
+
+@main.group()
+def deliveries() -> None:
+    """Resume deliveries: list them, send a failed one again.
+
+    With ``--db`` (or ``--config``) the command works on the hub's database directly;
+    otherwise it asks the running hub (``--url``/``--token``, an admin token).
+    """
+
+
+def _delivery_line(d: dict[str, Any]) -> str:
+    error = f"  {d['last_error']}" if d.get("last_error") else ""
+    return (f"{d['id']}  {d['state']:<9}  {d['resumer']:<10}  event {d['event_id']}  "
+            f"attempts {d['attempts']}{error}")
+
+
+@deliveries.command("list")
+@click.option("--state", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON delivery per line.")
+@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.pass_context
+def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: bool,
+                    database: str | None, config: str | None) -> None:
+    """Deliveries, most recently changed first."""
+    if database is not None or config is not None:
+        from dataclasses import asdict
+
+        from .hub.settings import load_settings
+        from .store import open_store
+
+        store = open_store(load_settings(config, database=database).database)
+        try:
+            found = [{k: v.isoformat() if hasattr(v, "isoformat") else v
+                      for k, v in asdict(d).items()}
+                     for d in store.list_deliveries(state=state, limit=limit)]
+        finally:
+            store.close()
+    else:
+        with _client(ctx) as client:
+            answer = client._request("GET", "/api/v1/deliveries", idempotent=True,
+                                     params={"state": state, "limit": limit} if state
+                                     else {"limit": limit})
+            found = answer.json()["deliveries"]
+    for d in found:
+        click.echo(json.dumps(d, sort_keys=True) if as_json else _delivery_line(d))
+
+
+@deliveries.command("retry")
+@click.argument("delivery_id")
+@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.pass_context
+def deliveries_retry(ctx: click.Context, delivery_id: str, database: str | None,
+                     config: str | None) -> None:
+    """Send a failed delivery again: it becomes pending, due now.
+
+    On the database, a running hub picks it up within ``sweep_interval``.
+    """
+    if database is not None or config is not None:
+        from .hub.settings import load_settings
+        from .store import open_store
+
+        store = open_store(load_settings(config, database=database).database)
+        try:
+            record = store.retry_delivery(delivery_id, actor="admin", channel="cli")
+        finally:
+            store.close()
+        click.echo(f"{record.id}: {record.state} again (event {record.event_id})")
+        return
+    with _client(ctx) as client:
+        retried = client._request("POST", f"/api/v1/deliveries/{delivery_id}/retry").json()
+    click.echo(f"{retried['id']}: {retried['state']} again (event {retried['event_id']})")
 
 
 @main.group()

@@ -68,6 +68,8 @@ class WebhookDecider:
         self.egress = egress or EgressGuard()
         headers = {"Authorization": f"Bearer {settings['token']}"} \
             if settings.get("token") else {}
+        # made once (the hub builds deciders in a worker thread): a client costs 50-200 ms of
+        # CPU (the CA bundle), which on the event loop at each call stalled the hub
         self._client = self.egress.client(timeout=float(settings.get("timeout", 30)),
                                           headers=headers)
 

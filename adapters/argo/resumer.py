@@ -5,7 +5,8 @@ the gate's suspend node expects (``outputParameters`` is a JSON-encoded string m
 swagger says), the phase (``Succeeded`` to go on, ``Failed`` to stop) and a message naming the
 responder; then ``PUT .../resume`` if the node still runs. The node is chosen by the field
 selector ``inputs.parameters.signoff-event.value=<event id>``, so exactly this gate's node
-moves, also inside loops.
+moves, also inside loops. Its target (see :mod:`signoff.resumers`) is ``namespace/workflow``:
+the hub refuses an event naming a workflow that another identity's events already name.
 
 Settings (``[resumers.argo]`` or ``SIGNOFF_RESUMERS__ARGO__<KEY>``):
 
@@ -44,7 +45,7 @@ from signoff.adapters.argo._common import (
     escape_selector_value,
     phase_for,
 )
-from signoff.resumers import DeliveryFailed, RetryDelivery
+from signoff.resumers import DeliveryFailed, RetryDelivery, target_name
 
 __all__ = ["ArgoResumer"]
 
@@ -76,6 +77,17 @@ class ArgoResumer:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.aclose()
+
+    def target(self, event: Event) -> str | None:
+        """``namespace/workflow`` the decision would be set on; ``None`` when the params name
+        none (the delivery fails then, naming the field).
+        """
+        params = event.source.params
+        try:
+            return target_name(_text(params, "namespace", "the workflow's namespace"),
+                               _text(params, "workflow", "the workflow's name"))
+        except DeliveryFailed:
+            return None
 
     async def deliver(self, event: Event) -> None:
         """Set the node's outputs and phase; resume it if it still runs."""

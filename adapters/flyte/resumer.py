@@ -14,6 +14,13 @@ and, for ``signal``, the gate's ``literal_type``. On a decision the resumer call
 Events of task-mode and local steps need no push (a task waits on the hub's long-poll); their
 delivery returns at once.
 
+A gate trusts whatever value is signalled to it: a Flyte signal carries no event id, so the
+workflow cannot tell this event's decision from another's. What keeps a decision in its own
+execution is the hub: the resumer's target (see :mod:`signoff.resumers`) is
+``project/domain/execution``, and the hub refuses an event naming an execution that another
+identity's events already name. Task-mode and local steps read their own event from the hub
+and have no target.
+
 Settings (``[resumers.flyte]`` or ``SIGNOFF_RESUMERS__FLYTE__<KEY>``):
 
 - ``endpoint``: flyteadmin's gRPC address, ``host:port`` (required for gate-mode events).
@@ -38,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from signoff import Event, Outcome
-from signoff.resumers import DeliveryFailed, RetryDelivery
+from signoff.resumers import DeliveryFailed, RetryDelivery, target_name
 
 from ._common import require
 from ._literals import literal_for, placeholder_for
@@ -100,6 +107,19 @@ class FlyteResumer:
         self._channel: Any = None
         self._stub: Any = None
         self._remote: Any = None
+
+    def target(self, event: Event) -> str | None:
+        """``project/domain/execution`` of a gate-mode event (the execution whose gate the
+        decision would be signalled to); ``None`` for task-mode and local steps, which push
+        nowhere, and for params that name no execution (the delivery fails then).
+        """
+        params = event.source.params
+        if params.get("mode") != "gate":
+            return None
+        parts = [params.get(name) for name in ("project", "domain", "execution")]
+        if not all(isinstance(part, str) and part for part in parts):
+            return None
+        return target_name(*(str(part) for part in parts))
 
     async def deliver(self, event: Event) -> None:
         """Set the gate's signal; return once flyteadmin accepted it."""

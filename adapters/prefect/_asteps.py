@@ -18,7 +18,7 @@ from signoff import AlreadyDecided, AsyncClient, Decision, Event, Forbidden, Inv
 from ._common import CHANNEL, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
-from ._plan import FIRED, Step, disagreement, relay_comment
+from ._plan import FIRED, FOREIGN, Step, delivered_for, disagreement, relay_comment
 
 __all__ = ["decide"]
 
@@ -75,11 +75,17 @@ async def _pause(step: Step, event: Event) -> Any:
 async def _resumed_with(step: Step, event: Event, answer: dict[str, Any],
                         hub: AsyncClient) -> Decision:
     """The decision after Prefect resumed the run with ``answer``."""
-    marker = answer.get("signoff")
-    if isinstance(marker, dict) and marker.get("event_id") == event.id:
-        return await hub.wait(event.id)  # the hub's resumer: the decision is in the hub
-    given = answer.get("value")
     logger = get_run_logger()
+    ours = delivered_for(answer, event)
+    if ours:
+        return await hub.wait(event.id)  # the hub's resumer: the decision is in the hub
+    if ours is False:
+        # a decision the hub made for another event, aimed at this run: never an answer here
+        logger.warning(FOREIGN, event.id, step.place.flow_run_id, step.place.pause_key,
+                       repr(answer["signoff"])[:200])
+        await _taken(step, event)  # nothing waits in Prefect any more: the resumer need not try
+        return await hub.wait(event.id)
+    given = answer.get("value")
     try:
         # Prefect names nobody for a resume: the hub records it as unverified from Prefect
         relayed = await hub.relay(event.id, given, relay_comment(step.place, answer.get("comment")),

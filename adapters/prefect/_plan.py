@@ -24,9 +24,11 @@ from ._place import Place, locate
 __all__ = [
     "DEFAULT_PAUSE_TIMEOUT",
     "FIRED",
+    "FOREIGN",
     "DEFAULT_POLL_INTERVAL",
     "TIMEOUT_MARGIN",
     "Step",
+    "delivered_for",
     "disagreement",
     "plan",
     "relay_comment",
@@ -52,6 +54,21 @@ one). A suspended flow has no such limit; pass ``pause_timeout=`` to choose anot
 FIRED = ("Prefect already used pause key %s in this flow run (a run retried with a forced "
          "state keeps its pause keys), so it would not pause again; waiting for event %s in the "
          "hub instead")
+
+FOREIGN = ("event %s: flow run %s was resumed at pause %s with the signoff decision of another "
+           "event (%s); ignored, not taken as an answer given in Prefect: waiting for this "
+           "event's decision in the hub")
+
+
+def delivered_for(answer: Mapping[str, Any], event: Event) -> bool | None:
+    """Whose decision a resume's run input carries: ``True`` for ``event``'s (the hub's
+    resumer), ``False`` for another event's (or a signoff marker naming none: never ``event``'s
+    answer), ``None`` for no marker at all (an answer given in Prefect's UI or API).
+    """
+    if "signoff" not in answer:
+        return None
+    marker = answer["signoff"]
+    return isinstance(marker, dict) and marker.get("event_id") == event.id
 
 
 @dataclass(frozen=True)

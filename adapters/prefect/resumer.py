@@ -14,9 +14,13 @@ can resume flows on a Prefect server elsewhere. It speaks Prefect's REST API:
    pause says it was resumed already: by an earlier delivery of this decision, or by someone in
    Prefect's UI (same answer: delivered; another answer: failed, with both answers in the
    reason, while the flow itself continues with the hub's decision and logs the difference).
+   A stored answer carrying another event's signoff marker is no answer: the flow ignored it.
    The adapter's ``signoff-<key>-taken`` input says the flow read the decision from the hub.
    A finished run can no longer be resumed (final); a run that has not reached its pause yet
    is retried.
+
+Its target (see :mod:`signoff.resumers`) is the flow run id: the hub refuses an event naming a
+flow run that another identity's events already name.
 
 Settings (``[resumers.prefect]`` or ``SIGNOFF_RESUMERS__PREFECT__<KEY>``):
 
@@ -38,7 +42,7 @@ from typing import Any
 import httpx
 
 from signoff import Event
-from signoff.resumers import DeliveryFailed, RetryDelivery
+from signoff.resumers import DeliveryFailed, RetryDelivery, target_name
 
 from ._common import MODES, from_prefect, input_key, run_input_for, taken_key
 
@@ -71,6 +75,16 @@ class PrefectResumer:
         """Close the HTTP client."""
         await self._client.aclose()
 
+    def target(self, event: Event) -> str | None:
+        """The flow run id (canonical UUID form) the decision would resume; ``None`` when the
+        params name none (the delivery fails then, naming the field).
+        """
+        try:
+            run_id, _, _ = _target(event)
+        except DeliveryFailed:
+            return None
+        return target_name(run_id)
+
     async def deliver(self, event: Event) -> None:
         """Resume the event's flow run with its decision, or say why it cannot be done."""
         decision = event.decision
@@ -88,9 +102,11 @@ class PrefectResumer:
             await self._resume(run_id, event)
             return
         answered = await self._input(run_id, input_key(mode, pause_key, "response"))
-        if answered is not None:
+        if answered is not None and not _for_another_event(answered, event):
             _check_same_answer(event, answered, run_id)
             return
+        # a resume carrying another event's decision was ignored by the flow, which then
+        # waits on the hub and marks this decision taken
         if await self._input(run_id, taken_key(pause_key)) is not None:
             return  # the flow read the decision from the hub; nothing waits in Prefect
         where = f"flow run {run_id} is {state.get('type', 'without a state')}"
@@ -159,6 +175,16 @@ def _target(event: Event) -> tuple[str, str, str]:
     if mode not in MODES:
         raise DeliveryFailed(f"source.params.mode: expected one of {sorted(MODES)}, got {mode!r}")
     return run_id, pause_key, str(mode)
+
+
+def _for_another_event(answered: Any, event: Event) -> bool:
+    """True when the stored run input is a signoff delivery of another event (the flow
+    ignores those), not an answer given in Prefect.
+    """
+    if not isinstance(answered, dict) or "signoff" not in answered:
+        return False
+    marker = answered["signoff"]
+    return not (isinstance(marker, dict) and marker.get("event_id") == event.id)
 
 
 def _check_same_answer(event: Event, answered: Any, run_id: str) -> None:

@@ -7,7 +7,9 @@ signal is then in the run's history, and the run continues whether or not a work
 right now. A server that cannot be reached, or any transient RPC error, is retried by the hub
 with backoff until accepted; a run that is closed or unknown, or a namespace the hub is not
 allowed to signal, fails the delivery with the reason. Redeliveries are harmless: the
-workflow takes the first decision and ignores the rest.
+workflow takes the first decision and ignores the rest, and ignores a signal whose event id is
+not its own. Its target (see :mod:`signoff.resumers`) is ``namespace/workflow_id``: the hub
+refuses an event naming a workflow that another identity's events already name.
 
 Settings (``[resumers.temporal]`` in the hub's TOML, or ``SIGNOFF_RESUMERS__TEMPORAL__<KEY>``):
 
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from signoff import Event
 from signoff.adapters import MissingExtra
-from signoff.resumers import DeliveryFailed, RetryDelivery
+from signoff.resumers import DeliveryFailed, RetryDelivery, target_name
 
 from ._common import CHANNEL, SIGNAL_PREFIX
 
@@ -178,6 +180,16 @@ class TemporalResumer:
             raise DeliveryFailed(f"source.params.{name}: expected a non-empty string, "
                                  f"got {value!r}")
         return value
+
+    def target(self, event: Event) -> str | None:
+        """``namespace/workflow_id`` of the run the decision would be signalled to; ``None``
+        when the params name none (the delivery fails then, naming the field).
+        """
+        try:
+            return target_name(self._param(event, "namespace"),
+                               self._param(event, "workflow_id"))
+        except DeliveryFailed:
+            return None
 
     async def deliver(self, event: Event) -> None:
         """Signal ``event.decision`` to its run; return once Temporal accepted it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 from .._limits import MAX_WAIT
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
 from .._rules import Identity
+from .batch import MAX_BATCH, create_batch
 from .inputs import StrictJsonRoute
 from .service import Hub, check_channel
 
@@ -28,6 +30,9 @@ class ErrorDetail(BaseModel):
     expected: str | None = None
     got: Any = None
     errors: list[dict[str, Any]] | None = None
+    limit: str | None = Field(default=None, description="429: the setting that refused")
+    value: float | None = Field(default=None, description="429: that setting's value")
+    retry_after: int | None = Field(default=None, description="429: seconds to wait")
 
 
 class ErrorBody(BaseModel):
@@ -52,6 +57,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _error("Already decided or already answered; nothing changed")}
+_TARGET_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: _error("`target_taken`: the run `source.params` names is named by events of another "
+                "identity; nothing was stored")}
 
 
 def hub_of(request: Request) -> Hub:
@@ -124,12 +132,56 @@ def _links() -> dict[str, Any]:
              responses={201: {"description": "The event, created", "links": _links()},
                         200: {"model": Event, "description": "An event with this key exists",
                               "links": _links()},
-                        **_ERRORS, **_CONFLICT})
+                        **_ERRORS, **_TARGET_TAKEN})
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:
     """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""
     event, created = await hub_of(request).create(who, body, check_channel(channel, "api"))
     return _json(event, 201 if created else 200)
+
+
+class EventBatch(BaseModel):
+    """Events to create in one request."""
+
+    events: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_BATCH,
+        description="Each item is an EventCreate (see `POST /api/v1/events`), validated, "
+                    "rate-limited and keyed on its own: an item that is not valid gets its own "
+                    "422 in the results, and the other items are still created.")
+
+
+class BatchItem(BaseModel):
+    """The result of one item of a batch, at the item's place."""
+
+    status: int = Field(description="201 created, 200 an event with this key exists, or the "
+                                    "status the single create would have answered (4xx)")
+    event: Event | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResults(BaseModel):
+    """One result per item, in the order of the request."""
+
+    results: list[BatchItem]
+
+
+@router.post("/events:batch", response_model=BatchResults, responses=_ERRORS)
+async def create_events(body: EventBatch, request: Request, who: Caller,
+                        channel: Channel = None) -> Response:
+    """Create up to 500 events at once; the answer holds one result per item, in order.
+
+    The request as a whole is refused only when it cannot be read, has no items or too many,
+    or the token may not create events; every item otherwise gets its own result.
+    """
+    results = await create_batch(hub_of(request), who, body.events,
+                                 check_channel(channel, "api"))
+    parts = []
+    for status, event, error in results:
+        if event is not None:
+            parts.append(f'{{"status":{status},"event":{event.model_dump_json(by_alias=True)}}}')
+        else:
+            parts.append(json.dumps({"status": status, **(error or {})}, default=str))
+    return Response('{"results":[' + ",".join(parts) + "]}", media_type="application/json")
 
 
 @router.get("/events", response_model=EventPage, responses=_ERRORS)

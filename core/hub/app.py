@@ -1,31 +1,40 @@
 """The hub's ASGI application: ``create_app(settings)``.
 
-One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz`` and the
-OpenAPI document. Errors render by where they happen: JSON under ``/api``, a page elsewhere.
+One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz``
+(liveness), ``/readyz`` (readiness: the store answers) and the OpenAPI document. Errors render
+by where they happen: JSON under ``/api``, a page elsewhere.
 Every answer carries the security headers and HEAD works wherever GET does
 (:mod:`signoff.hub.pages`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._errors import HubError, InvalidInput, PayloadTooLarge
+from .._errors import HubError, PayloadTooLarge
 from ..store import Store
 from .audit_key import open_hub_store
+from .inputs import invalid_body, invalid_fields
+from .logs import RequestLog
+from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
 
 __all__ = ["create_app"]
+
+_log = logging.getLogger("signoff.hub")
 
 
 class BodyLimit:
@@ -87,7 +96,12 @@ class _HubApp(FastAPI):
     """
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeaders(HeadAsGet(super().build_middleware_stack()))
+        return RequestLog(SecurityHeaders(HeadAsGet(super().build_middleware_stack())),
+                          self._metrics)
+
+    def _metrics(self) -> Metrics | None:
+        hub = getattr(self.state, "hub", None)
+        return None if hub is None else hub.metrics
 
 
 async def _too_large(limit: int, send: Send) -> None:
@@ -98,15 +112,43 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+class _Readiness:
+    """One store check at a time: a probe that comes while a check still runs (a store that
+    hangs) waits on that same check, so probes never pile up threads on a stuck database.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._check: asyncio.Future[None] | None = None
+
+    async def check(self, hub: Hub) -> str | None:
+        """None when the store answered in time, else why not (never the error's text: a
+        database error may name hosts and users).
+        """
+        if self._check is None or self._check.done():
+            self._check = asyncio.ensure_future(hub.check_store())
+            self._check.add_done_callback(_retrieve)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._check), self.timeout)
+        except asyncio.TimeoutError:
+            _log.warning("readyz: the store did not answer within %s s", self.timeout)
+            return f"the store did not answer within {self.timeout:g} s"
+        except Exception as exc:
+            _log.warning("readyz: the store failed: %r", exc)
+            return f"the store failed ({type(exc).__name__})"
+        return None
+
+
+def _retrieve(check: asyncio.Future[None]) -> None:
+    # read once, so a check that failed after its probe gave up is not logged as never retrieved
+    if not check.cancelled():
+        check.exception()
 
 
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, login, tokens, web
+    from . import api, deliveries, live, login, tokens, web, web_batch
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
@@ -116,9 +158,14 @@ def create_app(settings: Settings, store: Store | None = None,
         hub = Hub(settings, the_store, clock=clock)
         app.state.hub = hub
         await hub.start()
+        own_port = None
+        if hub.metrics is not None and settings.metrics_port is not None:
+            own_port = await serve_metrics(settings, hub.metrics)
         try:
             yield
         finally:
+            if own_port is not None:
+                own_port.close()
             await hub.stop()
             if owned:
                 the_store.close()
@@ -145,16 +192,9 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0]
-        got = first.get("input")
-        error = InvalidInput(_field(tuple(first["loc"])), first["msg"].removeprefix("Value error, "),
-                             got if not isinstance(got, dict) or len(str(got)) < 200 else "...")
-        error.message = f"{error.field}: {first['msg']}"
         if request.url.path.startswith("/api/"):
-            body = error.to_dict()
-            body["error"]["errors"] = [
-                {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()]
-            return JSONResponse(body, status_code=422)
+            return JSONResponse(invalid_body(exc.errors()), status_code=422)
+        error = invalid_fields(exc.errors())
         return web.error_page(request, error)
 
     @app.exception_handler(StarletteHTTPException)
@@ -171,17 +211,50 @@ def create_app(settings: Settings, store: Store | None = None,
 
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
-        """Liveness: the hub runs and its store answers."""
+        """Liveness: the hub's process runs and its event loop answers; ``loop_lag`` is how late
+        the loop ran lately and at most (seconds). The store is not asked (that is ``/readyz``):
+        a database that is down must not get every replica restarted.
+        """
         hub: Hub = app.state.hub
-        await hub.check_store()
-        health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting}
+        health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting,
+                                  "loop_lag": hub.loop_lag.as_dict()}
         if settings.instance is not None:
             health["instance"] = settings.instance
         return health
 
+    readiness = _Readiness(settings.ready_timeout)
+
+    @app.get("/readyz", tags=["hub"], responses={503: {"description": "The store does not "
+                                                        "answer; retry after Retry-After"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the store answers a trivial query within ``ready_timeout`` seconds. When
+        it does not, 503 with ``Retry-After``, so a load balancer sends this replica no traffic.
+        """
+        hub: Hub = app.state.hub
+        reason = await readiness.check(hub)
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
+                                headers={"Retry-After": str(settings.ready_retry_after)})
+        return JSONResponse({"status": "ready"})
+
+    if settings.metrics and settings.metrics_port is None:
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            """Prometheus metrics (see :mod:`signoff.hub.metrics`)."""
+            if not authorized(settings, request.headers.get("authorization")):
+                return Response("unauthorized\n", status_code=401, media_type="text/plain",
+                                headers={"WWW-Authenticate": "Bearer"})
+            hub: Hub = app.state.hub
+            assert hub.metrics is not None
+            body = await to_thread.run_sync(hub.metrics.render)
+            return Response(body, media_type=CONTENT_TYPE)
+
     app.include_router(api.router)
     app.include_router(tokens.router)
+    app.include_router(deliveries.router)
     app.include_router(web.router)
+    app.include_router(live.router)
+    app.include_router(web_batch.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import InvalidInput
 from .._inputs import validate_value
 from .._model import Event, Response
-from ..deciders import Decider, DeciderFailed
+from ..deciders import DeciderFailed, Verdict
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -37,8 +37,8 @@ class EscalatingHub(Protocol):
                                   rule: str) -> Event:
         """Add a decider's response; it decides the event when the quorum says so."""
 
-    def decider(self, name: str) -> Decider:
-        """The decider called ``name``, loaded once for the hub's life."""
+    async def ask_decider(self, name: str, event: Event) -> Verdict:
+        """The verdict of decider ``name`` on ``event``: bounded, timed out, off the sweep."""
 
 
 async def escalate(hub: EscalatingHub, event: Event) -> None:
@@ -59,7 +59,7 @@ async def escalate(hub: EscalatingHub, event: Event) -> None:
     try:
         if name is None:
             raise DeciderFailed("fallback 'auto' needs default_decider in the hub's settings")
-        verdict = await hub.decider(name).decide(event)
+        verdict = await hub.ask_decider(name, event)  # bounded, timed out, off the sweep
         try:
             value = validate_value(event.input, verdict.value)
         except InvalidInput as exc:  # what it expected, not the answer it got

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from .._errors import InvalidInput
 from .._inputs import parse_text
 from .._model import Event
+from .context import label_of
 
 __all__ = ["answer_from", "form_fields", "initial_values", "text_of"]
 
@@ -86,7 +87,7 @@ def form_fields(schema: dict[str, Any]) -> list[dict[str, Any]]:
         items = _resolve(prop.get("items", {}), defs)[0] if kind == "array" else {}
         field: dict[str, Any] = {
             "name": name, "input": f"f.{name}", "path": f"value.{name}",
-            "label": prop.get("title") or name, "help": prop.get("description"),
+            "label": prop.get("title") or label_of(name), "help": prop.get("description"),
             "required": name in required, "nullable": nullable, "default": prop.get("default"),
             "type": kind, "options": []}
         if isinstance(enum, list) and kind != "array":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from .._errors import InvalidInput
 from .._limits import first_bad_string, where
 
-__all__ = ["StrictJsonRoute", "strict_json"]
+__all__ = ["StrictJsonRoute", "invalid_body", "invalid_fields", "strict_json"]
 
 
 class _NotFinite:
@@ -92,6 +92,34 @@ def strict_json(body: bytes) -> Any:
             raise InvalidInput(where(bad, "body"), "valid Unicode text (no lone surrogates)",
                                "a lone surrogate")
     return value
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def invalid_fields(errors: Sequence[Any], prefix: tuple[str | int, ...] = ()) -> InvalidInput:
+    """Pydantic's validation errors as one :class:`InvalidInput` naming the first field;
+    ``prefix`` goes before each location (an item of a batch: ``("events", 3)``).
+    """
+    first = errors[0]
+    got = first.get("input")
+    error = InvalidInput(_field((*prefix, *first["loc"])),
+                         first["msg"].removeprefix("Value error, "),
+                         got if not isinstance(got, dict) or len(str(got)) < 200 else "...")
+    error.message = f"{error.field}: {first['msg']}"
+    return error
+
+
+def invalid_body(errors: Sequence[Any], prefix: tuple[str | int, ...] = ()) -> dict[str, Any]:
+    """The API's 422 body for pydantic's validation errors: the first field named, and every
+    error listed under ``errors``.
+    """
+    body = invalid_fields(errors, prefix).to_dict()
+    body["error"]["errors"] = [{"field": _field((*prefix, *e["loc"])), "message": e["msg"]}
+                               for e in errors]
+    return body
 
 
 class _StrictRequest(Request):

@@ -7,12 +7,21 @@ event) to apprise URLs. A channel name the settings no longer define is skipped 
 Links point at the event's page on the hub, which asks for a signed-in POST before anything
 changes: mail scanners that prefetch links act on nothing. A failure is recorded as the
 exception's class, never with what the remote answered.
+
+apprise is imported, and its plugins loaded, once, in a worker thread started with the hub
+(:meth:`Notifier.load`); a send waits for that off the loop, then runs apprise's synchronous
+``notify`` (DNS, connect, plugin code) in a worker thread of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
+
+import anyio
+from anyio import to_thread
 
 from .._model import Event
 from .settings import Settings
@@ -34,6 +43,15 @@ class Notifier:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._apprise: asyncio.Future[Any] | None = None
+
+    def load(self) -> asyncio.Future[Any]:
+        """Import apprise and load its plugins in a worker thread (once); the future resolves
+        to the module, or to ``None`` when apprise is not installed.
+        """
+        if self._apprise is None:
+            self._apprise = asyncio.ensure_future(to_thread.run_sync(_load_apprise))
+        return self._apprise
 
     def channels(self, event: Event, extra: list[str] | None = None) -> list[str]:
         """The channel names this notification goes to (the policy's, then the tier's)."""
@@ -60,8 +78,12 @@ class Notifier:
         lines.append(f"open: {self.settings.base_url}/events/{event.id}")
         return title, "\n".join(lines)
 
-    async def send(self, event: Event, what: str, extra: list[str] | None = None) -> dict[str, Any]:
-        """Notify; returns what the audit log records (targets count, success)."""
+    async def send(self, event: Event, what: str, extra: list[str] | None = None,
+                   limiter: anyio.CapacityLimiter | None = None) -> dict[str, Any]:
+        """Notify; returns what the audit log records (targets count, success).
+
+        The send runs in a worker thread taken from ``limiter`` (the notifications' own bound).
+        """
         urls = self.targets(event, extra)
         unknown = [n for n in self.channels(event, extra) if n not in self.settings.notify_channels]
         result: dict[str, Any] = {"what": what, "targets": len(urls), "ok": True}
@@ -70,16 +92,37 @@ class Notifier:
                                           "the hub's notify_channels")
         if not urls:
             return result
-        try:
-            import apprise
-        except ImportError:
+        module = await asyncio.shield(self.load())
+        if module is None:
             return {**result, "ok": False,
                     "error": "apprise is not installed: pip install 'signoff[hub]'"}
-        sender = apprise.Apprise()
-        for url in urls:
-            if not sender.add(url):
-                log.warning("notify: apprise refused a URL for event %s", event.id)
         title, body = self.message(event, what)
-        if not await sender.async_notify(title=title, body=body):
+        ok = await to_thread.run_sync(_send, module, urls, title, body, event.id,
+                                      limiter=limiter, abandon_on_cancel=True)
+        if not ok:
             result.update(ok=False, error=result.get("error") or "a target refused or failed")
         return result
+
+
+def _load_apprise() -> Any:
+    """apprise, imported with its plugins loaded (seconds, the first time): a worker thread."""
+    began = time.monotonic()
+    try:
+        import apprise
+    except ImportError:
+        log.warning("notifications are off: apprise is not installed (pip install "
+                    "'signoff[hub]')")
+        return None
+    apprise.Apprise().add("json://localhost/")  # loads the plugin table
+    log.info("notifications ready: apprise %s loaded in %.2f s", apprise.__version__,
+             time.monotonic() - began)
+    return apprise
+
+
+def _send(module: Any, urls: list[str], title: str, body: str, event_id: str) -> bool:
+    """One notification to every target, in a worker thread (apprise's calls block)."""
+    sender = module.Apprise()
+    for url in urls:
+        if not sender.add(url):
+            log.warning("notify: apprise refused a URL for event %s", event_id)
+    return bool(sender.notify(title=title, body=body))

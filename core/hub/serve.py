@@ -8,6 +8,7 @@ the hub holds its port.
 from __future__ import annotations
 
 import errno
+import logging
 import resource
 import socket
 import sys
@@ -20,6 +21,7 @@ from ..store import AuditKeyError, token_id
 from .access import login_link
 from .app import create_app
 from .audit_key import open_hub_store
+from .logs import configure as configure_logging
 from .settings import load_settings
 
 __all__ = ["PortUnavailable", "bind", "main"]
@@ -55,8 +57,23 @@ def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
     return sock
 
 
+def _log_to_stderr() -> None:
+    # the hub says on stderr when an integration is ready, slow, failing or lagging
+    logger = logging.getLogger("signoff")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
+    _log_to_stderr()
+    # Worker threads (apprise sends, store reads, SDK calls) hold the GIL for up to the switch
+    # interval each time the event loop wants it back: 5 ms by default, 1 ms here, so a busy
+    # thread pool adds little to an answer's latency.
+    sys.setswitchinterval(0.001)
     settings = load_settings(config, **overrides)
     sock = bind(settings.host, settings.port)
     if settings.port == 0:  # the system picked one: links must carry it
@@ -90,6 +107,7 @@ def main(config: str | None = None, **overrides: Any) -> None:
     print(f"signoff: serving on {settings.base_url} (database {settings.database})",
           file=sys.stderr, flush=True)
     _raise_open_files()
+    configure_logging(settings)
     config_ = uvicorn.Config(
         create_app(settings, store), log_level="warning", access_log=False, backlog=4096,
         timeout_keep_alive=75,

@@ -4,6 +4,11 @@
 moment a decision is written, and runs two background loops: the deadline sweeper and the
 delivery dispatcher. Both read their schedule from the store, so a restarted hub catches up.
 
+Neither loop waits on the outside world: each escalation, timeout, decider call, notification
+and delivery they find due runs as its own task (:mod:`signoff.hub.tasks`), keyed so it is not
+started twice, bounded per integration and timed out. What is slow to load (apprise, the
+configured resumers) loads at start in worker threads.
+
 The event loop never waits on a commit. With a store that batches (SQLite), a write is queued
 for the store's writer thread and shares a commit with the writes queued alongside it, an
 answer's checks run inside the transaction that writes it, and a read of one event by id runs
@@ -16,15 +21,20 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import uuid
+import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any, TypeVar
 
+import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, InvalidInput, NotFound
+from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound, TargetTaken
+from .._ids import new_id
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
@@ -37,17 +47,32 @@ from .._rules import (
     response_decision,
     timeout_decision,
 )
-from ..deciders import Decider, load_decider
-from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
-from ..store import AuditEntry, Batching, DueDelivery, Store
+from ..deciders import Decider, DeciderFailed, Verdict, load_decider
+from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
+from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .live import Changes
+from .logs import state_change
+from .metrics import Metrics
 from .notify import Notifier
 from .settings import Settings
+from .tasks import LoopLag, Tasks
 
-__all__ = ["Hub", "check_channel"]
+__all__ = ["Hub", "StartRefused", "check_channel"]
+
+_SWEEP_PAGE = 500
+"""Due events one look of the sweeper takes at most (a burst beyond it: the next look)."""
+
+_SWEEP_WRITES = 128
+"""Tier and timeout writes of the sweeper in flight at most: a burst of due events queues here,
+not in the store's writer, where it would hold up everyone's answers."""
+
+UNAVAILABLE = "resumer unavailable: "
+"""How the error of a delivery that failed for want of its resumer begins: at start, those whose
+resumer loads now are made pending again."""
 
 log = logging.getLogger("signoff.hub")
 T = TypeVar("T")
@@ -56,6 +81,20 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_CREATE_FIELDS = tuple(EventCreate.model_fields)
+
+
+@dataclass
+class _Draft:
+    """An event ready to be stored, with what its creation writes beside it."""
+
+    event: Event
+    channel: str
+    decision: Decision | None
+    notes: builtins.list[str]
+    target: str | None = None  # the run its resumer would push into (see _resume_target)
 
 
 class Hub:
@@ -69,28 +108,50 @@ class Hub:
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
         self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self._resumers: dict[str, Resumer | None] = {}
-        self._in_flight: set[str] = set()
         self._sweep_wake = asyncio.Event()
+        self._sweep_more = False
         self._dispatch_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.notifier = Notifier(settings)
         self._background: set[asyncio.Task[None]] = set()
         self.egress = settings.egress_guard()
-        self._deciders: dict[str, Decider] = {}
         self.limits = Limits(settings, self._count_pending_by)
         self.access = Access(self)
+        self.work = Tasks()
+        self._deciders: dict[str, Decider] = {}
+        self._asking: dict[str, asyncio.Task[Any]] = {}
+        self.loop_lag = LoopLag(settings.loop_lag_warning)
+        self.metrics = (Metrics(settings, store, lambda: self.waiting, clock)
+                        if settings.metrics else None)
+        if self.metrics is not None:  # the lag monitor feeds signoff_event_loop_lag_seconds
+            self.loop_lag.on_sample = self.metrics.loop_lag.set
+        self.changes = Changes()  # issue 19: wakes the live inbox streams
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start the sweeper and the dispatcher."""
+        """Load apprise (in the background) and the configured resumers (before serving), make
+        deliveries that failed for want of a resumer pending again, start the loops.
+
+        Raises:
+            StartRefused: a resumer configured in ``settings.resumers`` cannot load.
+        """
+        await self._load_resumers()
+        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+        await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
-                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher")]
+                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
+                       asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
 
     async def stop(self) -> None:
-        """Stop the loops, release waiters and resumers."""
+        """Stop the loops and the work in flight, release waiters and resumers."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.work.aclose(drain=("notify",))
+        for decider in self._deciders.values():
+            close = getattr(decider, "aclose", None)
+            if callable(close):
+                await close()
         for resumer in self._resumers.values():
             if resumer is not None:
                 await resumer.aclose()
@@ -108,8 +169,20 @@ class Hub:
         worker thread. The returned future resolves once the write is durable.
         """
         if self._batching is not None:
-            return asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
-        return asyncio.ensure_future(self._run(fn, *args, **kwargs))
+            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        else:
+            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+        if self.metrics is not None:
+            write.add_done_callback(self._count_failure)
+        return write
+
+    def _count_failure(self, write: asyncio.Future[Any]) -> None:
+        """A write that failed (not a refusal) lost the audit entry it carried."""
+        if not write.cancelled() and self.metrics is not None:
+            failed = write.exception()
+            if failed is not None and not isinstance(failed, (HubError, RelayRefused,
+                                                              _ResumerNotLoaded)):
+                self.metrics.audit_failures_total.inc()
 
     async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store write (see :meth:`_submit`)."""
@@ -150,21 +223,85 @@ class Hub:
     async def create(self, who: Identity, body: EventCreate,
                      channel: str | None) -> tuple[Event, bool]:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
+        draft = self._draft(who, body, channel)
+        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
+            draft.target = await self._resume_target(draft.event)  # 409 if another's run
+            stored, created = await self._write(self.store.create_event, draft.event,
+                                                channel=draft.channel, decision=draft.decision,
+                                                notes=draft.notes, resume_target=draft.target)
+        self._created(stored, created)
+        return stored, created
+
+    async def create_many(self, who: Identity, bodies: builtins.list[EventCreate | HubError],
+                          channel: str | None) -> builtins.list[tuple[Event, bool] | HubError]:
+        """Create many events, each checked, rate-limited and keyed on its own, in one store
+        write (one transaction, durable before this returns); one result per body, in order.
+        A body given as an error (it did not validate) stays that error.
+        """
+        results: builtins.list[tuple[Event, bool] | HubError | None] = []
+        drafts: builtins.list[tuple[int, _Draft]] = []
+        async with AsyncExitStack() as admitted:
+            for body in bodies:
+                if isinstance(body, HubError):
+                    results.append(body)
+                    continue
+                try:
+                    draft = self._draft(who, body, channel)
+                    await admitted.enter_async_context(self.limits.creating(who.user))
+                    draft.target = await self._resume_target(draft.event)
+                except HubError as refused:
+                    results.append(refused)
+                    continue
+                drafts.append((len(results), draft))
+                results.append(None)
+            if drafts:
+                stored = await self._write(self._create_drafts, [d for _, d in drafts])
+                for (index, _), made in zip(drafts, stored, strict=True):
+                    results[index] = made  # an item refused in the store (TargetTaken) too
+        for result in results:
+            if isinstance(result, tuple):
+                self._created(*result)
+        return [r for r in results if r is not None]
+
+    def _create_drafts(self, drafts: builtins.list[_Draft]
+                       ) -> builtins.list[tuple[Event, bool] | HubError]:
+        # one store job: a store that batches writes all of them in one transaction; an item
+        # the store refuses before writing it (a resume target taken) is that item's result
+        made: builtins.list[tuple[Event, bool] | HubError] = []
+        for d in drafts:
+            try:
+                made.append(self.store.create_event(d.event, channel=d.channel,
+                                                    decision=d.decision, notes=d.notes,
+                                                    resume_target=d.target))
+            except TargetTaken as refused:
+                made.append(refused)
+        return made
+
+    def _draft(self, who: Identity, body: EventCreate, channel: str | None) -> _Draft:
+        """The event to store for ``body``: rights, channel and egress checked, the policy file
+        applied and the policy routed (no I/O).
+        """
         if who.role == "reviewer":
             raise Forbidden("reviewer tokens answer events; creating them needs a workflow token")
         channel = self._channel(who, channel, body.source.orchestrator, who.user)
         check_event_egress(self.settings, self.egress, body)
         now = self.clock()
-        fields = body.model_dump()
-        draft = body.model_copy()
         policy, assignees, notes = tighten(body.policy, list(body.assignees),
-                                           self.settings.policies, draft)
-        fields.update(policy=policy, assignees=assignees)
+                                           self.settings.policies, body)
+        on_timeout = body.on_timeout
         if policy is not None and policy.on_timeout is not None:
-            fields["on_timeout"] = policy.on_timeout
+            on_timeout = policy.on_timeout
         deadline = now + timedelta(seconds=body.timeout) if body.timeout else None
-        event = Event(**fields, id=f"ev_{uuid.uuid4().hex}", requested_by=who.user,
-                      status="pending", created_at=now, deadline=deadline)
+        # body is a validated EventCreate and every other field is set here: no second pass
+        # through the validators (Event has none of its own)
+        fields = {name: getattr(body, name) for name in _CREATE_FIELDS}
+        fields.update(policy=policy, assignees=assignees, on_timeout=on_timeout)
+        # every field given: pydantic's model_construct inspects a default factory's signature
+        # on each call, slower than validating
+        event = Event.model_construct(**fields, id=new_id("ev"), requested_by=who.user,
+                                      status="pending", created_at=now, deadline=deadline,
+                                      escalation_level=0, decision=None, responses=[],
+                                      deliveries=[])
         routed = route(event)
         decision = None
         if routed.action == "approve":
@@ -176,32 +313,49 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
-            stored, created = await self._write(self.store.create_event, event,
-                                                channel=channel, decision=decision, notes=notes)
+        return _Draft(event, channel, decision, notes)
+
+    def _created(self, stored: Event, created: bool) -> None:
+        """What follows a stored creation: the spec kept, metrics and logs, the sweeper and
+        notifications told.
+        """
         self._remember_spec(stored)
         if created:
-            if deadline is not None or (policy and policy.escalate):
+            if self.metrics is not None:
+                self.metrics.created(stored)
+            state_change("created", stored)
+            if stored.decision is not None:
+                state_change("decided", stored, decided_by=stored.decision.by)
+            policy = stored.policy
+            if stored.deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
-        return stored, created
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
+        """Send a notification in its own task: bounded, timed out, its outcome audited."""
+        self.changes.bump()  # the live inbox (live.py): created, decided, escalated
         if not self.notifier.targets(event, extra):
             return
+        settings = self.settings
+        limiter = self.work.limiter("notify", settings.notify_concurrency)
+        level = event.escalation_level
 
         async def send() -> None:
             try:
-                result = await self.notifier.send(event, what, extra)
+                with anyio.fail_after(settings.notify_timeout):
+                    result = await self.notifier.send(event, what, extra, limiter=limiter)
+            except TimeoutError:
+                result = {"what": what, "ok": False,
+                          "error": f"timed out after {settings.notify_timeout:g} s"}
             except Exception as exc:  # a notification never breaks the hub
-                log.warning("notifying about %s failed", event.id, exc_info=True)
                 result = {"what": what, "ok": False, "error": type(exc).__name__}
+            if not result.get("ok"):
+                log.warning("notification %r for event %s failed: %s", what, event.id,
+                            result.get("error", "a target refused it"))
             await self._write(self.store.record, "notified", actor="hub", channel="apprise",
                               event_id=event.id, data=result)
 
-        task = asyncio.create_task(send())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.work.start(("notify", event.id, what, level), send)
 
     async def _load(self, event_id: str) -> Event:
         event = await self._read_one(self.store.get_event, event_id)
@@ -274,6 +428,8 @@ class Hub:
                                   data={"reason": refused.reason, "relayed_by": refused.by})
                 raise
             else:
+                state_change("answered", event, by=event.responses[-1].by
+                             if event.responses else None)
                 await self._note_uncounted(event)
                 return event
 
@@ -339,7 +495,7 @@ class Hub:
                 reason = relay_refusal(event, self.settings.relays)
                 if reason is not None:
                     raise RelayRefused(f"event {event_id}: {reason}", engine=channel, by=by)
-            return Response(id=f"rs_{uuid.uuid4().hex}", event_id=event_id, by=by,
+            return Response(id=new_id("rs"), event_id=event_id, by=by,
                             value=value, comment=comment, channel=channel, at=self.clock(),
                             relayed_from=channel if relayed else None, verified=not relayed)
 
@@ -385,6 +541,23 @@ class Hub:
             await self._run(self._resumer_exists, orchestrator)
         return self._route(event)
 
+    async def _resume_target(self, event: Event) -> str | None:
+        """``resumer:target``, the run this event's decision would be pushed into (see
+        :mod:`signoff.resumers`), with the resumer loaded off the loop on first use.
+
+        Raises:
+            InvalidInput: the resumer's ``target`` refused the event's params.
+        """
+        name = event.source.orchestrator
+        if name not in self._resumers:
+            await self._run(self._resumer_exists, name)
+        try:
+            found = target_of(self._resumers.get(name), event)
+        except Exception as exc:  # a third-party resumer that cannot read the params
+            raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
+                               type(exc).__name__) from exc
+        return None if found is None else f"{name}:{found}"
+
     def _route(self, event: Event) -> str | None:
         """The resumer for this event, from those already loaded."""
         orchestrator = event.source.orchestrator
@@ -400,7 +573,13 @@ class Hub:
 
     def _decided(self, event: Event) -> None:
         assert event.decision is not None
+        asking = self._asking.get(event.id)
+        if asking is not None:  # a decider still thinking about it has nothing left to decide
+            asking.cancel()
         self._wake(event.id, event.decision)
+        if self.metrics is not None:
+            self.metrics.decided(event)
+        state_change("decided", event, decided_by=event.decision.by)
         if any(d.state == "pending" for d in event.deliveries):
             self._dispatch_wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
@@ -450,8 +629,12 @@ class Hub:
         Raises:
             AlreadyDecided: the event was decided (or escalated) meanwhile.
         """
-        return await self._write(self.store.escalate, event.id, level=level,
-                                 assignees=assignees, data=data)
+        moved = await self._write(self.store.escalate, event.id, level=level,
+                                  assignees=assignees, data=data)
+        if self.metrics is not None:
+            self.metrics.escalated(level)
+        state_change("escalated", moved, tier=level)
+        return moved
 
     def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
         """Send ``event``'s notifications about ``what`` in the background; never raises."""
@@ -472,36 +655,101 @@ class Hub:
         return await self._decide(event, decision, None)
 
     async def check_store(self) -> None:
-        """Ask the store a cheap question: raises if it cannot answer (liveness)."""
+        """Ask the store a cheap question: raises if it cannot answer (`/readyz`)."""
         await self._run(self.store.next_deadline)
 
     # deadlines ---------------------------------------------------------------------------
-    async def sweep(self) -> int:
-        """Apply due escalation tiers and ``on_timeout`` to events past their deadline."""
-        now = self.clock()
-        done = 0
-        for event in await self._run(self.store.due_escalations, now):
-            try:
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Start the tiers and ``on_timeout`` decisions due by ``now``, each as its own task;
+        returns how many were started. Nothing here waits for them: a decider taking seconds
+        delays no other event's tier or deadline.
+        """
+        now = self.clock() if now is None else now
+        page = _SWEEP_PAGE
+        started = 0
+        busy = self.work.count("escalate")
+        escalations = await self._run(self.store.due_escalations, now, page + busy)
+        for event in escalations:
+            assert event.policy is not None
+            more = len(event.policy.escalate) > event.escalation_level + 1
+            started += self.work.start(("escalate", event.id, event.escalation_level),
+                                       partial(self._escalate, event),
+                                       # its next tier may fall due before the sweeper wakes
+                                       done=self._sweep_wake.set if more else self._sweep_again)
+        busy = self.work.count("timeout")
+        due = await self._run(self.store.due_events, now, page + busy)
+        for event in due:
+            started += self.work.start(("timeout", event.id),
+                                       partial(self._time_out, event, now),
+                                       done=self._sweep_again)
+        self._sweep_more = len(escalations) >= page + busy or len(due) >= page + busy
+        return started
+
+    async def ask_decider(self, name: str, event: Event) -> Verdict:
+        """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at
+        most ``decider_concurrency`` calls in flight to it, each within ``decider_timeout``;
+        cancelled when the event is decided meanwhile.
+
+        Raises:
+            DeciderFailed: not configured, unreachable, too slow, or answered nonsense.
+        """
+        try:
+            decider = self._deciders.get(name)
+            if decider is None:
+                decider = await self._run(load_decider, name, self.settings.deciders.get(name, {}),
+                                          self.egress)
+                self._deciders[name] = decider
+            async with self.work.slot(f"decider:{name}", self.settings.decider_concurrency):
+                me = asyncio.current_task()
+                if me is not None:
+                    self._asking[event.id] = me
+                try:
+                    with anyio.fail_after(self.settings.decider_timeout):
+                        return await decider.decide(event)
+                except TimeoutError:
+                    raise DeciderFailed(f"decider {name!r} did not answer within "
+                                        f"{self.settings.decider_timeout:g} s") from None
+                finally:
+                    self._asking.pop(event.id, None)
+        except DeciderFailed as exc:
+            log.warning("decider %r failed on event %s: %s", name, event.id, exc)
+            raise
+
+    async def _escalate(self, event: Event) -> None:
+        assert event.policy is not None
+        try:
+            if event.policy.escalate[event.escalation_level].fallback is not None:
+                await escalate(self, event)  # the decider's own limiter bounds it
+                return
+            async with self.work.slot("sweep", _SWEEP_WRITES):
                 await escalate(self, event)
-                done += 1
-            except AlreadyDecided:
-                pass  # answered or escalated meanwhile
-            except Exception:
-                log.exception("escalating %s failed", event.id)
-        for event in await self._run(self.store.due_events, now):
-            try:
-                await self.decide(event, timeout_decision(event, now))
-                done += 1
-            except AlreadyDecided:
-                pass  # a racing answer won: that is fine
-        return done
+        except AlreadyDecided:
+            pass  # answered or escalated meanwhile
+
+    async def _time_out(self, event: Event, now: datetime) -> None:
+        try:
+            async with self.work.slot("sweep", _SWEEP_WRITES):
+                await self._decide(event, timeout_decision(event, now), None)
+        except AlreadyDecided:
+            pass  # a racing answer won: that is fine
+
+    def _sweep_again(self) -> None:
+        # the last look saw a full page, so more may be due: look again once half of what it
+        # started is done (not after each one: a look costs a query and a page of events)
+        in_flight = self.work.count("escalate") + self.work.count("timeout")
+        if self._sweep_more and in_flight <= _SWEEP_PAGE // 2:
+            self._sweep_wake.set()
 
     async def _sweep_loop(self) -> None:
         while True:
+            self._sweep_wake.clear()
+            now = self.clock()
             try:
-                await self.sweep()
-                times = [await self._run(self.store.next_deadline),
-                         await self._run(self.store.next_escalation)]
+                await self.sweep(now)
+                # what was due by ``now`` is started or in flight: the next is after it (not
+                # after the clock's time now, which may have passed a deadline unswept)
+                times = [await self._run(self.store.next_deadline, now),
+                         await self._run(self.store.next_escalation, now)]
                 upcoming = min((t for t in times if t is not None), default=None)
             except Exception:
                 log.exception("deadline sweep failed; trying again")
@@ -509,26 +757,16 @@ class Hub:
             pause = self.settings.sweep_interval
             if upcoming is not None:
                 pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
-            self._sweep_wake.clear()
             try:
                 await asyncio.wait_for(self._sweep_wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
 
-    def decider(self, name: str) -> Decider:
-        """The decider called ``name``, loaded once and kept (one HTTP client for its life).
-
-        Raises:
-            DeciderFailed: no decider of that name.
-        """
-        if name not in self._deciders:
-            self._deciders[name] = load_decider(name, self.settings.deciders.get(name, {}),
-                                                self.egress)
-        return self._deciders[name]
-
     # deliveries --------------------------------------------------------------------------
     def _resumer_exists(self, name: str) -> bool:
+        """Load the resumer ``name`` (a worker thread: an SDK import may take seconds)."""
         if name not in self._resumers:
+            began = time.monotonic()
             try:
                 factory = load_resumer(name)
                 config = dict(self.settings.resumers.get(name, {}))
@@ -537,51 +775,153 @@ class Hub:
                 self._resumers[name] = None if factory is None else factory(config)
             except Exception as exc:  # installed but broken: deliveries fail with the reason
                 log.exception("resumer %r could not be loaded", name)
-                self._resumers[name] = _BrokenResumer(f"resumer {name!r} could not be loaded: "
-                                                      f"{type(exc).__name__}: {exc}")
+                self._resumers[name] = _BrokenResumer(
+                    f"{UNAVAILABLE}{name!r} could not be loaded: {type(exc).__name__}: {exc}")
+            else:
+                if self._resumers[name] is not None:
+                    log.info("resumer %r ready (loaded in %.2f s)", name,
+                             time.monotonic() - began)
         return self._resumers[name] is not None
 
-    async def dispatch(self) -> int:
-        """Attempt every due delivery once, concurrently; returns how many were attempted."""
-        due = [d for d in await self._run(self.store.due_deliveries, self.clock())
-               if d.id not in self._in_flight]
-        self._in_flight.update(d.id for d in due)
-        try:
-            await asyncio.gather(*(self._deliver(d) for d in due))
-        finally:
-            self._in_flight.difference_update(d.id for d in due)
-        return len(due)
+    async def _load_resumers(self) -> None:
+        """Load and warm every resumer named in ``settings.resumers``, in worker threads."""
+        for name in self.settings.resumers:
+            await self._run(self._resumer_exists, name)
+            resumer = self._resumers[name]
+            if resumer is None or isinstance(resumer, _BrokenResumer):
+                reason = (resumer.reason if isinstance(resumer, _BrokenResumer)
+                          else f"no resumer named {name!r} is installed")
+                log.critical("refusing to start: [resumers.%s] is configured but %s; install "
+                             "the extra that provides it (pip install 'signoff[%s]') or remove "
+                             "[resumers.%s]", name, reason.removeprefix(UNAVAILABLE), name, name)
+                raise StartRefused(f"[resumers.{name}] is configured but cannot load: {reason}")
+            warm = getattr(resumer, "warm", None)
+            if callable(warm):  # connect ahead of the first delivery, where the resumer can
+                try:
+                    with anyio.fail_after(self.settings.delivery_timeout):
+                        await warm()
+                except Exception as exc:
+                    log.warning("resumer %r could not warm up (its deliveries will retry): "
+                                "%s: %s", name, type(exc).__name__, exc)
+
+    async def _requeue_unavailable(self) -> None:
+        """Deliveries that failed because their resumer could not load: pending again where it
+        loads now (after a restart with the extra installed).
+        """
+        skip: set[str] = set()
+        while True:
+            failed = [d for d in await self._run(self.store.list_deliveries, state="failed",
+                                                 error_prefix=UNAVAILABLE, limit=500)
+                      if d.resumer not in skip]
+            if not failed:
+                return
+            for name in {d.resumer for d in failed}:
+                if not (await self._run(self._resumer_exists, name)
+                        and not isinstance(self._resumers[name], _BrokenResumer)):
+                    skip.add(name)
+            again = [d for d in failed if d.resumer not in skip]
+            for delivery in again:
+                await self._write(self.store.retry_delivery, delivery.id, actor="hub",
+                                  channel="hub")
+            if again:
+                log.info("%d delivery(ies) that failed for want of a resumer are pending again",
+                         len(again))
+
+    async def list_deliveries(self, who: Identity, *, state: str | None = None,
+                              limit: int = 100) -> builtins.list[DeliveryRecord]:
+        """Deliveries, most recently changed first (admins)."""
+        if who.role != "admin":
+            raise Forbidden(f"{who.user} may not list deliveries (admins only)")
+        return await self._run(self.store.list_deliveries, state=state, limit=limit)
+
+    async def retry_delivery(self, who: Identity, delivery_id: str,
+                             channel: str) -> DeliveryRecord:
+        """Redeliver a failed delivery now (admins).
+
+        Raises:
+            Forbidden, NotFound, Conflict (it has not failed): and nothing is written.
+        """
+        if who.role != "admin":
+            raise Forbidden(f"{who.user} may not retry deliveries (admins only)")
+        record = await self._write(self.store.retry_delivery, delivery_id, actor=who.user,
+                                   channel=channel)
+        if isinstance(self._resumers.get(record.resumer), _BrokenResumer):
+            del self._resumers[record.resumer]  # try loading it again
+        self._dispatch_wake.set()
+        return record
+
+    async def dispatch(self, now: datetime | None = None) -> int:
+        """Start every delivery due by ``now`` as its own task (one at a time per delivery, at
+        most ``delivery_concurrency`` per resumer); returns how many were started.
+        """
+        now = self.clock() if now is None else now
+        busy = self.work.count("deliver")
+        started = 0
+        for due in await self._run(self.store.due_deliveries, now, 50 + busy):
+            started += self.work.start(("deliver", due.id),
+                                       partial(self._deliver, due),
+                                       done=self._dispatch_wake.set)
+        return started
 
     async def _deliver(self, due: DueDelivery) -> None:
-        event = await self._load(due.event_id)
-        resumer = self._resumers.get(due.resumer) if self._resumer_exists(due.resumer) else None
+        if due.resumer not in self._resumers:
+            await self._run(self._resumer_exists, due.resumer)
+        resumer = self._resumers.get(due.resumer)
+        timeout = self.settings.delivery_timeout
         try:
             if resumer is None:
-                raise DeliveryFailed(f"no resumer named {due.resumer!r} is installed")
-            await resumer.deliver(event)
+                raise DeliveryFailed(f"{UNAVAILABLE}no resumer named {due.resumer!r} is "
+                                     "installed")
+            async with self.work.slot(f"resumer:{due.resumer}",
+                                      self.settings.delivery_concurrency):
+                event = await self._load(due.event_id)
+                try:
+                    with anyio.fail_after(timeout):
+                        await resumer.deliver(event)
+                except TimeoutError:
+                    raise _TimedOut(f"{due.resumer}: no answer within {timeout:g} s") from None
         except DeliveryFailed as exc:
+            log.warning("delivery %s of event %s failed: %s", due.id, due.event_id, exc)
             await self._write(self.store.delivery_attempted, due.id, state="failed",
                               error=str(exc))
+            self._delivered(event, due, "failed", str(exc))
         except Exception as exc:
             now = self.clock()
             error = str(exc) or type(exc).__name__
             if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
+                log.warning("delivery %s of event %s gave up: %s", due.id, due.event_id, error)
                 await self._write(self.store.delivery_attempted, due.id, state="failed",
                                   error=f"gave up after {due.attempts + 1} attempts: {error}")
+                self._delivered(event, due, "failed", error)
                 return
             delay = min(self.settings.delivery_backoff * 2**due.attempts,
                         self.settings.delivery_backoff_max)
+            log.warning("delivery %s of event %s failed (attempt %d, again in %.1f s): %s",
+                        due.id, due.event_id, due.attempts + 1, delay, error)
             await self._write(self.store.delivery_attempted, due.id, state="pending",
                               error=error, next_attempt_at=now + timedelta(seconds=delay))
+            self._delivered(event, due, "retry", error)
         else:
             await self._write(self.store.delivery_attempted, due.id, state="delivered")
+            self._delivered(event, due, "delivered")
+
+    def _delivered(self, event: Event, due: DueDelivery, result: str,
+                   error: str | None = None) -> None:
+        """Count and log one delivery attempt's result."""
+        took = (self.clock() - due.created_at).total_seconds()
+        if self.metrics is not None:
+            self.metrics.delivery(due.resumer, result, took if result == "delivered" else None)
+        state_change("delivered" if result == "delivered" else "failed", event,
+                     resumer=due.resumer, attempt=due.attempts + 1, result=result, error=error)
 
     async def _dispatch_loop(self) -> None:
         while True:
             self._dispatch_wake.clear()
+            now = self.clock()
             try:
-                await self.dispatch()
-                upcoming = await self._run(self.store.next_delivery_at)
+                await self.dispatch(now)
+                # what was due by ``now`` is in flight: sleep until the next one after it
+                upcoming = await self._run(self.store.next_delivery_at, now)
             except Exception:
                 log.exception("delivery dispatch failed; trying again")
                 upcoming = None
@@ -592,6 +932,14 @@ class Hub:
                 await asyncio.wait_for(self._dispatch_wake.wait(), timeout=pause)
             except asyncio.TimeoutError:
                 pass
+
+
+class StartRefused(RuntimeError):
+    """The hub cannot start as configured (a configured resumer cannot load)."""
+
+
+class _TimedOut(Exception):
+    """A delivery attempt took longer than ``delivery_timeout``: retried with backoff."""
 
 
 class _BrokenResumer:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
@@ -34,7 +34,7 @@ from pydantic_settings import (
 from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
 from .._errors import HubError
-from .._policy import CHANNEL_NAME, PolicyFileRule, RelayPolicy
+from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
 
 __all__ = ["Settings", "load_settings"]
 
@@ -178,6 +178,33 @@ class Settings(BaseSettings):
     """A label ``/healthz`` returns as ``instance``, so whoever started this hub (the
     quickstart, ``signoff.testing.HubProcess``) can tell it is the one answering on its port."""
 
+    # issue 14, the hub never stalls: timeouts and bounds of outside calls, loop lag ------
+    decider_timeout: float = Field(default=30.0, gt=0)
+    """Longest a decider may take to answer; then the tier is spent and the event stays with
+    the humans (seconds)."""
+
+    decider_concurrency: int = Field(default=4, ge=1)
+    """Calls in flight to one decider at most; the others wait their turn (in their own tasks)."""
+
+    notify_timeout: float = Field(default=30.0, gt=0)
+    """Longest one notification (every target of it) may take before it is recorded as failed
+    (seconds)."""
+
+    notify_concurrency: int = Field(default=2, ge=1)
+    """Notifications being sent at once at most, each in a worker thread. More wait on slow
+    remote targets in parallel; but apprise costs ~3 ms of CPU per send, and busy threads
+    compete with the event loop and the sweeper for the GIL (1,000 sends at once on loopback:
+    4 threads made another event's tier up to 2 s late, 2 threads 0.4 s)."""
+
+    delivery_timeout: float = Field(default=30.0, gt=0)
+    """Longest one delivery attempt may take; then it is retried with backoff (seconds)."""
+
+    delivery_concurrency: int = Field(default=16, ge=1)
+    """Delivery attempts in flight through one resumer at most."""
+
+    loop_lag_warning: float = Field(default=0.25, gt=0)
+    """Log a warning when the event loop runs this late (seconds); ``/healthz`` shows the lag."""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -224,6 +251,85 @@ class Settings(BaseSettings):
     """Most outbound targets one event may name: its webhook plus the distinct notification
     channels of its policy and tiers. More is refused at creation (422)."""
 
+    # -- issue 16, deployment: readiness for a load balancer ---------------------------------
+    ready_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Seconds ``/readyz`` waits for the store's answer to a trivial query before it says 503
+    (keep it under the readiness probe's own ``timeoutSeconds``)."""
+
+    ready_retry_after: int = Field(default=5, ge=1, le=3600)
+    """The ``Retry-After`` seconds ``/readyz`` sends with its 503."""
+
+    # issue 18: metrics, structured logs ----------------------------------------------------
+    metrics: bool = True
+    """Serve Prometheus metrics (``GET /metrics``) and keep the counters behind them."""
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """Serve ``/metrics`` on this port of ``host`` instead of the hub's own (e.g. only to the
+    cluster's network). The token below applies on either port."""
+
+    metrics_token: SecretStr | None = None
+    """When set, ``/metrics`` needs ``Authorization: Bearer <this>`` (Prometheus'
+    ``authorization`` scrape option)."""
+
+    metrics_per_reviewer: bool = False
+    """Label reviewer throughput by user name (``signoff_reviewer_decisions_total``). Off by
+    default: user names in a metrics system are personal data with their own retention."""
+
+    metrics_max_names: int = Field(default=200, ge=1, le=10_000)
+    """Distinct event names a replica labels metrics with; later names count as ``other``."""
+
+    sla: dict[str, float] = Field(
+        default_factory=lambda: {"urgent": 900.0, "high": 3600.0, "normal": 14400.0,
+                                 "low": 86400.0})
+    """Decision SLA in seconds by priority (an event's own deadline wins where it has one):
+    decided later, or pending longer, counts as an SLA breach."""
+
+    metrics_age_buckets: list[float] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0],
+        max_length=20)
+    """Upper bounds (seconds) of the pending queue's age buckets."""
+
+    metrics_audit_window: float = Field(default=86400.0, gt=0, le=31_536_000)
+    """Audit completeness looks at the decisions of this many seconds back."""
+
+    log_format: Literal["auto", "json", "text", "off"] = "auto"
+    """Request and state-change logs on stderr: ``json`` (one object a line), ``text``,
+    ``auto`` (text on a terminal, JSON otherwise) or ``off`` (warnings and errors only)."""
+
+    @field_validator("sla")
+    @classmethod
+    def _sla_priorities(cls, sla: dict[str, float]) -> dict[str, float]:
+        for name, seconds in sla.items():
+            if name not in ("low", "normal", "high", "urgent"):
+                raise ValueError(f"sla: {name!r} is not a priority (low, normal, high, urgent)")
+            if not 0 < seconds <= 31_536_000:
+                raise ValueError(f"sla.{name}: expected seconds in (0, 31536000], got {seconds}")
+        return sla
+
+    @field_validator("metrics_age_buckets")
+    @classmethod
+    def _ascending(cls, ages: list[float]) -> list[float]:
+        if any(not prev < cur for prev, cur in zip([0.0, *ages], ages, strict=False)):
+            raise ValueError("metrics_age_buckets: expected ascending positive seconds")
+        return ages
+
+    # --- issue 19: the reviewer's inbox ---
+    live_recheck_seconds: float = Field(default=5.0, ge=0.2, le=300)
+    """The live inbox (``/live``, Server-Sent Events) re-reads a reviewer's pending events when
+    this hub creates or decides one, and at least this often, so changes made through another
+    hub replica arrive too."""
+
+    live_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
+    """One live-inbox stream ends after this long; the browser reconnects by itself (and the
+    stream is counted against ``long_polls_per_token`` while open)."""
+
+    batch_refused_impacts: list[Impact] = Field(default_factory=lambda: _HIGH_IMPACTS.copy())
+    """Events of these impact levels are never decided in a batch from the inbox (each needs
+    its own page); the batch result lists them as refused. ``[]`` allows batches for all."""
+
+    batch_max: int = Field(default=50, ge=1, le=500)
+    """Most events one batch decision from the inbox may hold (one inbox page is 50)."""
+
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod
     def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:
@@ -254,6 +360,9 @@ class Settings(BaseSettings):
     def egress_guard(self) -> EgressGuard:
         """The guard every outbound call of the hub goes through, built from these settings."""
         return EgressGuard(self.egress_allow, self.egress_allow_private)
+
+
+_HIGH_IMPACTS: list[Impact] = ["high", "critical"]
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -6,8 +6,10 @@ right widget for its input, its history) and ``/login``. A browser session lives
 random id, never the API token, and logout deletes the session. ``/?token=...`` no longer
 signs in (a token in a URL stays in history and logs): it sends the browser to ``/login``.
 Every POST carries the session's CSRF token and nothing changes on GET. Templates escape
-everything they show, and the pages run no JavaScript at all, which the
-Content-Security-Policy enforces.
+everything they show. One small same-origin script (``static/signoff.js``; the CSP allows no
+other and nothing inline) adds keyboard shortcuts; every page works with scripts off. After an
+answer the reviewer lands on the next event of their inbox with a line saying what was
+recorded; the context renders as tables (:mod:`.context`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, Unauthenticated
+from .._model import Event
 from .._rules import Identity, can_answer, can_cancel
+from .context import label_of, plain_error, readable, render_tree
 from .forms import answer_from, form_fields, initial_values, text_of
 from .service import Hub
 
@@ -45,8 +49,10 @@ PAGE_SIZE = 50
 COUNT_LIMIT = 1000
 """The inbox counts pending events up to here, then shows "1,000+": a count walks an index."""
 _HERE = Path(__file__).parent
-# No script runs on these pages: the CSP every answer carries (pages.SecurityHeaders) says so.
-_STATIC_TYPES = {"signoff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+# One small script, same-origin only (the CSP says script-src 'self'): shortcuts and live
+# updates; every page works without it.
+_STATIC_TYPES = {"signoff.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml",
+                 "signoff.js": "text/javascript; charset=utf-8"}
 _TITLES = {403: "Not allowed", 404: "Not found", 405: "Method not allowed",
            409: "Already decided", 413: "Too large", 422: "Not accepted",
            429: "Too many requests"}
@@ -94,8 +100,9 @@ _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True,
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _templates.filters.update(pretty=_pretty, when=_when, ago=_ago, until=_until,
-                          compact=lambda v: json.dumps(v, ensure_ascii=False))
-_templates.globals["static"] = _static_url
+                          compact=lambda v: json.dumps(v, ensure_ascii=False),
+                          readable=readable, label=label_of)
+_templates.globals.update(static=_static_url, context_tree=render_tree)
 
 
 def _page(template: str, code: int = 200, /, **context: Any) -> HTMLResponse:
@@ -288,7 +295,8 @@ async def static(name: str) -> Response:
 @router.get("/")
 async def inbox(request: Request, token: Annotated[str | None, Query(max_length=500)] = None,
                 status: Literal["pending", "decided", "cancelled"] = "pending",
-                cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+                cursor: Annotated[str | None, Query(max_length=500)] = None,
+                done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """The inbox: what waits for the signed-in reviewer, most urgent and oldest first."""
     hub = _hub(request)
     if token is not None:
@@ -301,19 +309,51 @@ async def inbox(request: Request, token: Annotated[str | None, Query(max_length=
         hub.count_pending(session.who, limit=COUNT_LIMIT + 1))
     shown = f"{COUNT_LIMIT:,}+" if pending > COUNT_LIMIT else f"{pending:,}"
     return _page("inbox.html", session=session, page=page, pending=shown, status=status,
-                 cursor=cursor, now=hub.clock())
+                 cursor=cursor, now=hub.clock(), recorded=await _recorded(request, session, done))
+
+
+async def _recorded(request: Request, session: _Session, done: str | None) -> Event | None:
+    """The event just decided (``?done=ID`` after an answer), for the confirmation line."""
+    if not done:
+        return None
+    try:
+        event = await _hub(request).get(session.who, done)
+    except HubError:
+        return None
+    return event if event.decision is not None else None
 
 
 @router.get("/events/{event_id}")
-async def event_page(event_id: str, request: Request, session: Session) -> Response:
-    """One event: prompt, context, the answer form, and its history."""
-    return await _event_page(request, session, event_id)
+async def event_page(event_id: str, request: Request, session: Session,
+                     done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    """One event: prompt, recommendation and answer first, then context and history."""
+    return await _event_page(request, session, event_id,
+                             recorded=await _recorded(request, session, done))
+
+
+_ANSWER_LABELS = {"value": "Your answer", "choice": "Approve or reject", "comment": "Comment",
+                  "confirm": "Confirmation"}
+
+
+def _error_view(error: InvalidInput, event: Event,
+                fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a refused answer's message goes (beside its field, or at the top) and its words."""
+    shown = {f["path"]: f["label"] for f in fields}
+    if event.input.kind != "form":
+        shown["value"] = _ANSWER_LABELS["value"]
+    shown.update({k: v for k, v in _ANSWER_LABELS.items() if k != "value"})
+    at = next((p for p in shown if error.field == p or error.field.startswith(p + ".")), None)
+    label = shown.get(at or "", None) or label_of(error.field.rsplit(".", 1)[-1])
+    text = plain_error(error.field, error.expected, error.got, error.message)
+    if at and error.field != at:  # inside the field (a JSON box): say where
+        text = f"At {error.field.removeprefix(at + '.')}: {text[:1].lower()}{text[1:]}"
+    return {"at": at, "label": label, "field": error.field, "text": text}
 
 
 async def _event_page(request: Request, session: _Session, event_id: str, *, status: int = 200,
                       error: InvalidInput | None = None,
                       values: dict[str, list[str]] | None = None, comment: str = "",
-                      notice: str | None = None) -> HTMLResponse:
+                      notice: str | None = None, recorded: Event | None = None) -> HTMLResponse:
     hub = _hub(request)
     event = await hub.get(session.who, event_id)
     audit = await hub.audit(session.who, event_id)
@@ -322,13 +362,34 @@ async def _event_page(request: Request, session: _Session, event_id: str, *, sta
     return _page("event.html", status, session=session, event=event, audit=audit, fields=fields,
                  values=initial_values(event, fields) if values is None else values,
                  comment=comment, error=error, notice=notice, now=hub.clock(),
+                 problem=None if error is None else _error_view(error, event, fields),
+                 recorded=recorded, confirm_needed=_confirm_needed(event),
                  may_answer=pending and can_answer(session.who, event, "web"),
                  may_cancel=pending and can_cancel(session.who, event))
 
 
+def _confirm_needed(event: Event) -> bool:
+    """An approval of a high-impact event takes one more tick: a confirm box."""
+    return event.input.kind == "approval" and event.impact in ("high", "critical")
+
+
+async def _next_url(request: Request, session: _Session, decided: str) -> str:
+    """Where a reviewer lands after deciding: the next event of their inbox, in its order."""
+    page = await _hub(request).list(session.who, status="pending", limit=2)
+    done = quote(decided, safe="")
+    for event in page.events:
+        if event.id != decided:
+            return f"/events/{quote(event.id, safe='')}?done={done}"
+    return f"/?done={done}"
+
+
 @router.post("/events/{event_id}/respond")
 async def respond(event_id: str, request: Request, session: Session) -> Response:
-    """Answer an event from its form; a refused answer comes back with the input kept."""
+    """Answer an event from its form; a refused answer comes back with the input kept.
+
+    An accepted one sends the reviewer on to the next event of their inbox, with a line saying
+    what was recorded.
+    """
     form = await _posted(request, session)
     hub = _hub(request)
     event = await hub.get(session.who, event_id)
@@ -339,6 +400,9 @@ async def respond(event_id: str, request: Request, session: Session) -> Response
         if len(comment) > 10_000:
             raise InvalidInput("comment", "at most 10000 characters", f"{len(comment)} characters")
         value = answer_from(event, form)
+        if value is True and _confirm_needed(event) and text_of(form, "confirm") != "yes":
+            raise InvalidInput("confirm", f"the box ticked to approve a {event.impact}-impact "
+                                          "event", None)
         await hub.respond(session.who, event_id, value, comment or None, channel="web")
     except InvalidInput as exc:
         kept = {k: [str(v) for v in form.getlist(k)] for k in form if k != "csrf"}
@@ -347,7 +411,7 @@ async def respond(event_id: str, request: Request, session: Session) -> Response
     except AlreadyDecided as exc:
         return await _event_page(request, session, event_id, status=409,
                                  notice=f"Your answer was not recorded: {exc.message}.")
-    return _redirect(f"/events/{quote(event_id, safe='')}")
+    return _redirect(await _next_url(request, session, event_id))
 
 
 @router.post("/events/{event_id}/cancel")

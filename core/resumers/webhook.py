@@ -47,6 +47,10 @@ class WebhookResumer:
         self.egress = egress if isinstance(egress, EgressGuard) else EgressGuard()
         self._client = self.egress.client(timeout=float(settings.get("timeout", 10)))
 
+    def target(self, event: Event) -> None:
+        """None: a webhook names no engine run (where it may post is ``egress_allow``'s)."""
+        return None
+
     async def deliver(self, event: Event) -> None:
         """POST the decision; raise on anything but a 2xx."""
         url = event.source.params.get("url")

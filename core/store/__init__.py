@@ -20,7 +20,9 @@ from ._protocol import (
     AuditProblem,
     AuditReport,
     Batching,
+    DeliveryRecord,
     DueDelivery,
+    PendingSummary,
     SessionInfo,
     Store,
     TokenInfo,
@@ -29,8 +31,10 @@ from ._protocol import (
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DueDelivery", "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
-           "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key", "open_store",
+           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
+           "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
+           "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key",
+           "open_store",
            "token_id"]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -25,8 +25,8 @@ from .._errors import InvalidInput
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DueDelivery",
-           "SessionInfo", "Store", "TokenInfo", "token_id"]
+__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
+           "DueDelivery", "SessionInfo", "Store", "TokenInfo", "token_id"]
 
 T = TypeVar("T")
 
@@ -120,6 +120,25 @@ class DueDelivery:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class PendingSummary:
+    """The queue as one bounded read sees it (issue 18: the gauges of ``/metrics``).
+
+    The same on every replica: it is read from the store, not from a replica's memory.
+    """
+
+    counts: dict[tuple[str, int], int]
+    """Pending events by (priority, age bucket): bucket ``i`` holds ages up to ``ages[i]``
+    seconds (above ``ages[i-1]``), bucket ``len(ages)`` the older ones. Only non-zero."""
+    oldest: dict[str, datetime]
+    """The creation time of the oldest pending event, by priority (absent: none pending)."""
+    past_sla: dict[str, int]
+    """Pending events past their SLA, by priority: past their deadline when they have one,
+    else older than the priority's SLA. Only non-zero."""
+    deliveries_pending: int
+    """Deliveries waiting for their next attempt."""
+
+
 def token_id(token: str) -> str:
     """A token's public id: ``tk_`` and the first 16 hex digits of its SHA-256.
 
@@ -159,6 +178,21 @@ class SessionInfo:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One delivery as an operator sees it (``signoff deliveries list``)."""
+
+    id: str
+    event_id: str
+    resumer: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 @runtime_checkable
 class Store(Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
@@ -171,7 +205,8 @@ class Store(Protocol):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None) -> tuple[Event, bool]:
+                     notes: list[str] | None = None,
+                     resume_target: str | None = None) -> tuple[Event, bool]:
         """Store a new pending event, or return the one with the same key and ``False``.
 
         A key belongs to the identity that created the event: the same key is looked up among
@@ -180,6 +215,15 @@ class Store(Protocol):
 
         With ``decision`` (a policy decided at creation) the event is stored decided, in the same
         transaction; ``notes`` are written to the audit log as policy lines.
+
+        ``resume_target`` (the run its resumer would push into, prefixed with the resumer's
+        name; see :mod:`signoff.resumers`) is kept with the event. A new event whose target an
+        event of another ``requested_by`` already names is refused, atomically with the insert
+        so two identities racing for one target cannot both win; the same identity may name
+        it again (two pauses in one run). A key already stored is returned as before.
+
+        Raises:
+            TargetTaken: another identity's event names ``resume_target``; nothing was written.
         """
 
     def get_event(self, event_id: str) -> Event | None:
@@ -244,8 +288,10 @@ class Store(Protocol):
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose next escalation tier is due."""
 
-    def next_escalation(self) -> datetime | None:
-        """When the next escalation tier falls due."""
+    def next_escalation(self, after: datetime | None = None) -> datetime | None:
+        """When the next escalation tier falls due (the first one after ``after``, if given:
+        the hub skips what it is already working on).
+        """
 
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
                  data: dict[str, Any]) -> Event:
@@ -253,8 +299,8 @@ class Store(Protocol):
         (compare-and-set on the level), and audit it with ``data``.
         """
 
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline among pending events."""
+    def next_deadline(self, after: datetime | None = None) -> datetime | None:
+        """The earliest deadline among pending events (after ``after``, if given)."""
 
     def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose deadline is at or before ``now``."""
@@ -263,8 +309,21 @@ class Store(Protocol):
     def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
         """Pending deliveries whose next attempt is due."""
 
-    def next_delivery_at(self) -> datetime | None:
-        """When the next pending delivery is due."""
+    def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
+        """When the next pending delivery is due (after ``after``, if given)."""
+
+    def pending_summary(self, now: datetime, ages: Sequence[float],
+                        sla: Mapping[str, float]) -> PendingSummary:
+        """The pending queue by priority and age bucket, its oldest event by priority, the
+        events past their SLA (``sla``: seconds by priority; a priority missing has none)
+        and the pending deliveries, in one read through the pending events' index.
+        """
+
+    def audit_completeness(self, since: datetime) -> tuple[int, int]:
+        """Decisions written at or after ``since``, and how many of them have their audit
+        entry (the entry the decision's own transaction appends), read by the decisions' time
+        index: ``(decisions, audited)``.
+        """
 
     def delivery_attempted(
         self,
@@ -275,6 +334,22 @@ class Store(Protocol):
         next_attempt_at: datetime | None = None,
     ) -> None:
         """Record one attempt: ``delivered``, ``failed`` (final) or ``pending`` (retry later)."""
+
+    def list_deliveries(self, *, state: str | None = None, resumer: str | None = None,
+                        error_prefix: str | None = None,
+                        limit: int = 100) -> list[DeliveryRecord]:
+        """Deliveries, most recently changed first; ``error_prefix`` keeps those whose last
+        error starts with it.
+        """
+
+    def retry_delivery(self, delivery_id: str, *, actor: str, channel: str) -> DeliveryRecord:
+        """Make a failed delivery pending again, due now (its give-up clock starts again), and
+        audit it.
+
+        Raises:
+            NotFound: no such delivery.
+            Conflict: the delivery has not failed; nothing was changed.
+        """
 
     # tokens -----------------------------------------------------------------------------
     def create_token(self, identity: Identity, *, name: str | None = None,

@@ -233,6 +233,17 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX login_links_token ON login_links (token_id);
     CREATE INDEX login_links_expiry ON login_links (expires_at);
     """),
+    # 7 (issue 13 follow-up "target"): the run an event's resumer would push into, so another
+    # identity cannot aim a decision at it. Older rows keep NULL: nothing is computed for them.
+    Migration(both="""
+    ALTER TABLE events ADD COLUMN resume_target TEXT;
+    CREATE INDEX events_resume_target ON events (resume_target, requested_by)
+        WHERE resume_target IS NOT NULL;
+    """),
+    # 8 (issue 18, metrics): audit completeness reads recent decisions by their time
+    Migration(both="""
+    CREATE INDEX decisions_at ON decisions (at);
+    """),
 ]
 
 

@@ -25,14 +25,21 @@ import hmac
 import json
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._errors import (
+    AlreadyAnswered,
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TargetTaken,
+)
 from .._limits import STORED
-from .._model import Decision, Delivery, Event, EventPage, Response
+from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from ._audit import (
     GENESIS,
@@ -48,7 +55,9 @@ from ._protocol import (
     AuditAnchor,
     AuditEntry,
     AuditReport,
+    DeliveryRecord,
     DueDelivery,
+    PendingSummary,
 )
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
 
@@ -202,9 +211,15 @@ class SQLStore(TokenRecords):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None) -> tuple[Event, bool]:
+                     notes: list[str] | None = None,
+                     resume_target: str | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
-        with a key that exists, return the stored one unchanged.
+        with a key that exists, return the stored one unchanged; a ``resume_target`` another
+        identity's event names is refused (see :meth:`signoff.store.Store.create_event`).
+
+        The check and the insert share the write transaction, and writes are serialized (one
+        writer on SQLite, the write advisory lock on PostgreSQL): two identities naming one
+        target at once cannot both get it.
         """
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
@@ -215,15 +230,21 @@ class SQLStore(TokenRecords):
                 existing = conn.execute(
                     "SELECT id FROM events WHERE requested_by = ? AND key = ?",
                     (event.requested_by, event.key)).fetchone()
+            if existing is None and resume_target is not None:
+                taken = conn.execute(
+                    "SELECT 1 FROM events WHERE resume_target = ? AND requested_by <> ? LIMIT 1",
+                    (resume_target, event.requested_by)).fetchone()
+                if taken is not None:
+                    raise TargetTaken()
             if existing is None:
                 conn.execute(
                     "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
-                    " deadline, requested_by, assigned, body, next_escalation)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    " deadline, requested_by, assigned, body, next_escalation, resume_target)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (event.id, event.key, event.name, "pending", -event.priority.rank, created,
                      _ts(event.deadline) if event.deadline else None, event.requested_by,
                      1 if event.assignees else 0, json.dumps(body),
-                     _ts(escalation) if escalation else None),
+                     _ts(escalation) if escalation else None, resume_target),
                 )
                 conn.executemany(
                     "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
@@ -488,11 +509,11 @@ class SQLStore(TokenRecords):
             " AND next_escalation <= ? ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
         return self._events_from_rows(rows, detail=True)
 
-    def next_escalation(self) -> datetime | None:
-        """When the next escalation tier falls due."""
+    def next_escalation(self, after: datetime | None = None) -> datetime | None:
+        """When the next escalation tier falls due (after ``after``, if given)."""
         row = self._read(f"SELECT next_escalation FROM events {self._indexed_by('events_escalation')}"
-                         " WHERE status = 'pending' AND next_escalation IS NOT NULL"
-                         " ORDER BY next_escalation LIMIT 1")
+                         " WHERE status = 'pending' AND next_escalation > ?"
+                         " ORDER BY next_escalation LIMIT 1", (_after(after),))
         return _dt(row[0][0]) if row else None
 
     def escalate(self, event_id: str, *, level: int, assignees: list[str],
@@ -529,12 +550,12 @@ class SQLStore(TokenRecords):
         assert stored is not None
         return stored
 
-    def next_deadline(self) -> datetime | None:
-        """The earliest deadline among pending events."""
+    def next_deadline(self, after: datetime | None = None) -> datetime | None:
+        """The earliest deadline among pending events (after ``after``, if given)."""
         # the partial index holds only pending events; the planner would pick events_order
         row = self._read(f"SELECT deadline FROM events {self._indexed_by('events_deadline')}"
-                         " WHERE status = 'pending' AND deadline IS NOT NULL"
-                         " ORDER BY deadline LIMIT 1")
+                         " WHERE status = 'pending' AND deadline > ?"
+                         " ORDER BY deadline LIMIT 1", (_after(after),))
         return _dt(row[0][0]) if row else None
 
     def due_events(self, now: datetime, limit: int = 100) -> list[Event]:
@@ -554,10 +575,56 @@ class SQLStore(TokenRecords):
                             attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
                 for r in rows]
 
-    def next_delivery_at(self) -> datetime | None:
-        """When the next pending delivery is due."""
-        row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'")
+    def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
+        """When the next pending delivery is due (after ``after``, if given)."""
+        row = self._read("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'"
+                         " AND next_attempt_at > ?", (_after(after),))
         return _dt(row[0][0])
+
+    # metrics ----------------------------------------------------------------------------
+    def pending_summary(self, now: datetime, ages: Sequence[float],
+                        sla: Mapping[str, float]) -> PendingSummary:
+        """The pending queue by priority and age (one pass over the pending events' index)."""
+        cut = _ts(now)
+        bucket = " ".join(f"WHEN created_at > {cut - age!r} THEN {i}"
+                          for i, age in enumerate(ages))
+        bucket = f"CASE {bucket} ELSE {len(ages)} END" if ages else "0"
+        limits = " ".join(f"WHEN {-_PRIORITY_RANK[p]} THEN {cut - float(s)!r}"
+                          for p, s in sla.items() if p in _PRIORITY_RANK)
+        sla_cut = f"CASE sort_priority {limits} ELSE NULL END" if limits else "NULL"
+        # a CASE, not a boolean, inside SUM: PostgreSQL does not add booleans up
+        rows = self._read(
+            f"SELECT sort_priority, {bucket} AS bucket, COUNT(*), MIN(created_at),"
+            " SUM(CASE WHEN deadline IS NOT NULL AND deadline < ? THEN 1"
+            f" WHEN deadline IS NULL AND created_at < {sla_cut} THEN 1 ELSE 0 END)"
+            f" FROM events {self._indexed_by('events_order')} WHERE status = 'pending'"
+            " GROUP BY sort_priority, bucket", (cut,))
+        names = {-rank: name for name, rank in _PRIORITY_RANK.items()}
+        counts: dict[tuple[str, int], int] = {}
+        oldest: dict[str, datetime] = {}
+        past: dict[str, int] = {}
+        for r in rows:  # by position: a PostgreSQL row unpacks as its column names
+            prio, age, n, first, late = (r[i] for i in range(5))
+            name = names.get(prio, "normal")
+            counts[(name, age)] = counts.get((name, age), 0) + int(n)
+            at = _at(first)
+            if name not in oldest or at < oldest[name]:
+                oldest[name] = at
+            if late:
+                past[name] = past.get(name, 0) + int(late)
+        waiting = self._read(f"SELECT COUNT(*) FROM deliveries {self._indexed_by('deliveries_due')}"
+                             " WHERE state = 'pending'")[0][0]
+        return PendingSummary(counts=counts, oldest=oldest, past_sla=past,
+                              deliveries_pending=int(waiting))
+
+    def audit_completeness(self, since: datetime) -> tuple[int, int]:
+        """Recent decisions, and those with their audit entry (by ``decisions_at``)."""
+        row = self._read(
+            "SELECT COUNT(*), SUM(CASE WHEN EXISTS (SELECT 1 FROM audit a"
+            " WHERE a.event_id = d.event_id AND a.action = d.outcome) THEN 1 ELSE 0 END)"
+            f" FROM decisions d {self._indexed_by('decisions_at')}"
+            " WHERE d.at >= ?", (_ts(since),))[0]
+        return int(row[0]), int(row[1] or 0)
 
     def delivery_attempted(self, delivery_id: str, *, state: str, error: str | None = None,
                            next_attempt_at: datetime | None = None) -> None:
@@ -584,6 +651,58 @@ class SQLStore(TokenRecords):
                 data["next_attempt_at"] = next_attempt_at.isoformat()
             self._append_audit(conn, action, actor="hub", channel=row["resumer"],
                                event_id=row["event_id"], data=data, at=now)
+
+    def list_deliveries(self, *, state: str | None = None, resumer: str | None = None,
+                        error_prefix: str | None = None,
+                        limit: int = 100) -> list[DeliveryRecord]:
+        """Deliveries, most recently changed first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if resumer is not None:
+            where.append("resumer = ?")
+            params.append(resumer)
+        if error_prefix is not None:
+            where.append("substr(last_error, 1, ?) = ?")
+            params += [len(error_prefix), error_prefix]
+        rows = self._read(f"SELECT * FROM deliveries WHERE {' AND '.join(where)}"
+                          " ORDER BY updated_at DESC, id LIMIT ?", (*params, limit))
+        return [_delivery_record(r) for r in rows]
+
+    def retry_delivery(self, delivery_id: str, *, actor: str, channel: str) -> DeliveryRecord:
+        """Make a failed delivery pending again, due now, and audit it."""
+        now = _ts(_now())
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM deliveries WHERE id = ?",
+                               (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no delivery {delivery_id}")
+            if row["state"] != "failed":
+                raise Conflict(f"delivery {delivery_id} is {row['state']}, not failed: only a "
+                               "failed delivery can be retried")
+            conn.execute("UPDATE deliveries SET state = 'pending', next_attempt_at = ?,"
+                         " created_at = ?, updated_at = ? WHERE id = ?",
+                         (now, now, now, delivery_id))
+            self._append_audit(conn, "delivery_retried", actor=actor, channel=channel,
+                               event_id=row["event_id"],
+                               data={"delivery": delivery_id, "resumer": row["resumer"],
+                                     "previous_error": row["last_error"]}, at=now)
+            again = conn.execute("SELECT * FROM deliveries WHERE id = ?",
+                                 (delivery_id,)).fetchone()
+        return _delivery_record(again)
+
+
+def _after(moment: datetime | None) -> float:
+    return float("-inf") if moment is None else _ts(moment)
+
+
+def _delivery_record(r: Row) -> DeliveryRecord:
+    return DeliveryRecord(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
+                          state=r["state"], attempts=r["attempts"], last_error=r["last_error"],
+                          next_attempt_at=_dt(r["next_attempt_at"]),
+                          created_at=_at(r["created_at"]), updated_at=_at(r["updated_at"]))
 
 
 def _encode_cursor(sort_priority: int, created_at: float, event_id: str) -> str:

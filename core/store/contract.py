@@ -24,7 +24,14 @@ from typing import Any
 
 import pytest
 
-from .._errors import AlreadyAnswered, AlreadyDecided, InvalidInput, NotFound
+from .._errors import (
+    AlreadyAnswered,
+    AlreadyDecided,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TargetTaken,
+)
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
@@ -123,6 +130,57 @@ class StoreContract:
         assert again.prompt == "b"
         assert {e.id for e in store.list_events(requested_by="flow-a").events} == {mine.id}
         assert [a.actor for a in store.audit(theirs.id)] == ["flow-b"]  # nothing of flow-a
+
+    def test_a_resume_target_belongs_to_the_identity_that_named_it_first(
+            self, store: Store) -> None:
+        target = "prefect:0b6e8e5c-5f3a-4d8e-9c1e-2a7d3f1b9e40"
+        mine = make_event(key="k-a", requested_by="flow-a")
+        stored, created = store.create_event(mine, channel="api", resume_target=target)
+        assert created and stored.id == mine.id
+        # the same identity names it again: a second pause in the same run
+        again = make_event(key="k-a2", requested_by="flow-a")
+        assert store.create_event(again, channel="api", resume_target=target)[1]
+        audit_before = len(store.audit(mine.id)) + len(store.audit(again.id))
+        count_before = store.count_events()
+        theirs = make_event(key="k-b", requested_by="flow-b")
+        with pytest.raises(TargetTaken) as refused:
+            store.create_event(theirs, channel="api", resume_target=target)
+        assert "flow-a" not in str(refused.value) and mine.id not in str(refused.value)
+        assert store.get_event(theirs.id) is None and store.count_events() == count_before
+        assert store.audit(theirs.id) == []
+        assert len(store.audit(mine.id)) + len(store.audit(again.id)) == audit_before
+        # a decided-at-creation event is refused the same way, before anything is written
+        with pytest.raises(TargetTaken):
+            store.create_event(make_event(requested_by="flow-b"), channel="api",
+                               resume_target=target, decision=_approved())
+        assert store.count_events() == count_before
+        # other targets, and no target at all, stay free for everyone
+        assert store.create_event(make_event(requested_by="flow-b"), channel="api",
+                                  resume_target=target + "x")[1]
+        assert store.create_event(make_event(requested_by="flow-b"), channel="api")[1]
+        # flow-a's own key comes back as before, target or not
+        back, created = store.create_event(make_event(key="k-a", requested_by="flow-a"),
+                                           channel="api", resume_target=target)
+        assert not created and back.id == mine.id
+
+    def test_racing_identities_cannot_both_take_a_target(self, store: Store) -> None:
+        target = "temporal:default/order-7"
+        events = [make_event(requested_by=f"flow-{i % 2}") for i in range(8)]
+
+        def create(event: Event) -> str:
+            try:
+                store.create_event(event, channel="api", resume_target=target)
+            except TargetTaken:
+                return "refused"
+            return event.requested_by
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(create, events))
+        winners = {r for r in results if r != "refused"}
+        assert len(winners) == 1
+        [winner] = winners
+        assert results.count(winner) == 4 and results.count("refused") == 4
+        assert {e.requested_by for e in store.list_events().events} == {winner}
 
     def test_list_orders_by_priority_then_age(self, store: Store) -> None:
         low = make_event(priority="low", at=T0)
@@ -275,6 +333,55 @@ class StoreContract:
         assert store.due_deliveries(retry_at + timedelta(days=1)) == []
         actions = [a.action for a in store.audit(event.id)]
         assert actions[-1] == "delivery_delivered"
+
+    def test_next_times_after_a_moment(self, store: Store) -> None:
+        """``after`` skips what is due by then (what the hub is already working on)."""
+        soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=timedelta(seconds=5), assignees=["b"])]))
+        later = make_event(timeout=100, policy=Policy(escalate=[Tier(after=timedelta(seconds=50), assignees=["b"])]))
+        for event in (soon, later):
+            store.create_event(event, channel="api")
+        assert store.next_deadline(T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=100)
+        assert store.next_escalation(T0 + timedelta(seconds=5)) == T0 + timedelta(seconds=50)
+        assert store.next_deadline(T0 + timedelta(seconds=100)) is None
+        assert store.next_escalation(T0 + timedelta(seconds=50)) is None
+        assert store.next_deadline(None) == T0 + timedelta(seconds=10)
+        store.decide(soon.id, _approved(), deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        assert store.next_delivery_at() is not None
+        assert store.next_delivery_at(T0 + timedelta(days=3650)) is None
+        assert due.resumer == "webhook"
+
+    def test_failed_deliveries_are_listed_and_retried(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        with pytest.raises(Conflict):
+            store.retry_delivery(due.id, actor="admin", channel="cli")  # pending: not failed
+        store.delivery_attempted(due.id, state="failed", error="resumer unavailable: gone")
+        assert store.due_deliveries(T0 + timedelta(days=1)) == []
+        [failed] = store.list_deliveries(state="failed")
+        assert (failed.id, failed.event_id, failed.resumer) == (due.id, event.id, "webhook")
+        assert (failed.state, failed.attempts) == ("failed", 1)
+        assert failed.last_error == "resumer unavailable: gone"
+        assert store.list_deliveries(state="failed", error_prefix="resumer unavailable: ")
+        assert store.list_deliveries(state="failed", error_prefix="other") == []
+        assert store.list_deliveries(state="delivered") == []
+        assert store.list_deliveries(resumer="prefect") == []
+
+        retried = store.retry_delivery(due.id, actor="admin", channel="cli")
+        assert (retried.state, retried.attempts) == ("pending", 1)
+        assert retried.created_at >= failed.created_at  # the give-up clock starts again
+        [again] = store.due_deliveries(datetime.now(timezone.utc) + timedelta(seconds=1))
+        assert again.id == due.id
+        with pytest.raises(Conflict):
+            store.retry_delivery(due.id, actor="admin", channel="cli")
+        with pytest.raises(NotFound):
+            store.retry_delivery("dl_missing", actor="admin", channel="cli")
+        [entry] = [a for a in store.audit(event.id) if a.action == "delivery_retried"]
+        assert (entry.actor, entry.channel) == ("admin", "cli")
+        assert entry.data["previous_error"] == "resumer unavailable: gone"
+        assert store.verify_audit().ok
 
     def test_tokens(self, store: Store) -> None:
         assert store.count_tokens() == 0
@@ -607,3 +714,32 @@ class StoreContract:
         got = store.get_event(event.id)
         assert got is not None and got.decision is not None and got.decision.by == "r0"
         assert [r.by for r in got.responses] == ["r0"]
+
+    # issue 18: what /metrics reads from the store --------------------------------------
+    def test_pending_summary_by_priority_age_and_sla(self, store: Store) -> None:
+        fresh = make_event(at=T0 - timedelta(seconds=30))
+        old = make_event(at=T0 - timedelta(seconds=400), priority="urgent")
+        late = make_event(at=T0 - timedelta(seconds=50), timeout=10)
+        done = make_event(at=T0 - timedelta(seconds=5000))
+        for event in (fresh, old, late, done):
+            store.create_event(event, channel="api")
+        store.decide(done.id, _approved(at=T0))
+        summary = store.pending_summary(T0, [60, 300], {"urgent": 300, "normal": 3600})
+        assert summary.counts == {("normal", 0): 2, ("urgent", 2): 1}
+        assert summary.oldest == {"normal": late.created_at, "urgent": old.created_at}
+        assert summary.past_sla == {"urgent": 1, "normal": 1}  # old by its SLA, late by deadline
+        assert summary.deliveries_pending == 0
+        empty = store.pending_summary(T0, [], {})
+        assert empty.counts == {("normal", 0): 2, ("urgent", 0): 1} and empty.past_sla == {
+            "normal": 1}
+
+    def test_audit_completeness_counts_recent_decisions(self, store: Store) -> None:
+        before = make_event()
+        after = make_event()
+        for event in (before, after):
+            store.create_event(event, channel="api")
+        store.decide(before.id, _approved(at=T0 - timedelta(hours=2)))
+        store.decide(after.id, _approved(at=T0))
+        assert store.audit_completeness(T0 - timedelta(hours=1)) == (1, 1)
+        assert store.audit_completeness(T0 - timedelta(hours=3)) == (2, 2)
+        assert store.audit_completeness(T0 + timedelta(hours=1)) == (0, 0)

@@ -66,10 +66,15 @@ def test_reviewer_answers_an_event_in_chromium(hub: HubProcess, chromium: Path) 
 
             row.click()
             expect(page).to_have_url(f"{hub.url}/events/{event['id']}")
+            expect(page.locator(".ctx")).to_contain_text("1,250,000")
             expect(page.locator("pre.json")).to_contain_text('"auc": 0.912')
             page.get_by_label("Comment").fill("AUC is up 1.5 points; shipping.")
             page.screenshot(path=str(SHOTS / "signoff-event.png"), full_page=True)
             page.get_by_role("button", name="Approve").click()
+            # on to the next event of the inbox, with a line saying what was recorded
+            expect(page.locator("#recorded")).to_contain_text("Recorded: Approved")
+            expect(page).to_have_url(f"{hub.url}/events/{other.json()['id']}?done={event['id']}")
+            page.locator("#recorded").get_by_role("link").click()
 
             expect(page.get_by_role("heading", name="Decided: approved")).to_be_visible()
             expect(page.locator(".decision")).to_contain_text("AUC is up 1.5 points; shipping.")

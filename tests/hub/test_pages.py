@@ -16,7 +16,7 @@ from signoff.testing import HubProcess
 
 from .test_web import sign_in
 
-CSP_MUST = ("default-src 'self'", "script-src 'none'", "object-src 'none'",
+CSP_MUST = ("default-src 'self'", "script-src 'self';", "object-src 'none'",
             "frame-ancestors 'none'", "base-uri 'none'")
 
 
@@ -46,6 +46,7 @@ def _assert_secure(answer: httpx.Response) -> None:
     csp = answer.headers.get("content-security-policy", "")
     for part in CSP_MUST:
         assert part in csp, f"{where}: CSP {csp!r} lacks {part!r}"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "http" not in csp, where
     assert answer.headers.get("x-frame-options") == "DENY", where
     assert answer.headers.get("referrer-policy") in ("no-referrer", "same-origin"), where
     assert answer.headers.get("x-content-type-options") == "nosniff", where

@@ -187,7 +187,7 @@ def sign_in(hub: HubProcess, user: str) -> Iterator[httpx.Client]:
 
 
 def csrf_of(browser: httpx.Client) -> str:
-    value = Page(browser.get("/").text).one("input", name="csrf")["value"]
+    value = Page(browser.get("/").text).find("input", name="csrf")[0]["value"]
     assert value
     return value
 
@@ -223,7 +223,7 @@ def test_sessions_work_on_every_replica(hub: HubProcess) -> None:
         session = browser.cookies["signoff_session"]
         with httpx.Client(base_url=replica.url, cookies={"signoff_session": session}) as there:
             assert "Signed in as <strong>rhea</strong>" in there.get("/").text
-            csrf = Page(there.get("/").text).one("input", name="csrf")["value"]
+            csrf = Page(there.get("/").text).find("input", name="csrf")[0]["value"]
             assert csrf == csrf_of(browser)  # CSRF lives with the session, in the store
             assert there.post("/logout", data={"csrf": csrf}).status_code == 303
         assert browser.get("/").headers["location"] == "/login"  # ended on the first hub too

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff import Identity
+from signoff import Identity, TargetTaken
 from signoff.store import SQLiteStore, Store, StoreError, open_store, token_id
 from signoff.store.contract import StoreContract, hold_writer, make_event
 from signoff.store.sqlite import _MIGRATIONS
@@ -227,3 +227,32 @@ def test_token_changes_are_audited_without_secrets(tmp_path: Path) -> None:
     assert [r[:3] for r in rows] == [("token.created", "root", "api"),
                                     ("token.revoked", "root", "api")]
     assert all(token not in r[3] and token_id(token) in r[3] for r in rows)
+
+
+def test_events_stored_before_the_target_migration_keep_a_null_target(tmp_path: Path) -> None:
+    # issue 13 follow-up: nothing is computed for older rows; they name no target, so they
+    # block nobody, and new events are checked against the targets recorded from then on
+    path = tmp_path / "old.db"
+    mine = next(i for i, script in enumerate(_MIGRATIONS) if "resume_target" in script)
+    conn = sqlite3.connect(path)
+    for script in _MIGRATIONS[:mine]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {mine}")
+    conn.execute("INSERT INTO events (id, name, status, sort_priority, created_at,"
+                 " requested_by, assigned, body) VALUES ('ev_old', 'a', 'pending', 0, 0,"
+                 " 'flow-a', 0, '{}')")
+    conn.commit()
+    conn.close()
+    store = open_store(str(path))
+    try:
+        rows = sqlite3.connect(path).execute(
+            "SELECT id, resume_target FROM events").fetchall()
+        assert rows == [("ev_old", None)]
+        target = "argo:ci/build-1"
+        assert store.create_event(make_event(requested_by="flow-b"), channel="api",
+                                  resume_target=target)[1]
+        with pytest.raises(TargetTaken):
+            store.create_event(make_event(requested_by="flow-a"), channel="api",
+                               resume_target=target)
+    finally:
+        store.close()

@@ -42,8 +42,10 @@ def test_signoff_argo_command_without_hera_names_the_extra() -> None:
     done = python(BLOCK_HERA + "from signoff.cli import run; sys.argv = ['signoff', 'argo']; "
                                "run()")
     assert done.returncode == 1
-    assert "signoff argo: the Argo adapter needs PyYAML: pip install 'signoff[argo]'" in (
-        done.stderr)
+    # one line, naming the command and the extra
+    assert done.stderr.strip().splitlines() == [
+        "error: signoff argo needs signoff[argo]: the Argo adapter needs PyYAML: "
+        "pip install 'signoff[argo]'"]
 
 
 def test_import_signoff_loads_no_hera() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import uuid
 
-from signoff.adapters.prefect import approve, ask
+import httpx
+import pytest
+
+from signoff.adapters.prefect import aask, approve, ask
 from signoff.testing import HubProcess
 from tests.adapters.scenarios import find_event
 
@@ -127,3 +130,37 @@ def test_a_self_approval_in_prefect_under_four_eyes_is_refused_and_logged(
     assert respond(prefect_hub, event["id"], True).status_code == 200
     assert run.result(60).value is True
     assert hub_event(prefect_hub, event["id"])["decision"]["verified"] is True
+
+
+@pytest.mark.parametrize("surface", ["sync", "async"])
+def test_a_resume_carrying_another_events_decision_is_ignored(prefect_hub: HubProcess,
+                                                              flow_token: str,
+                                                              surface: str) -> None:
+    """A resume whose run input carries the signoff marker of ANOTHER event (a decision aimed
+    at this run by another workflow) is neither this event's decision nor an answer given in
+    Prefect: the flow logs it, relays nothing, and waits for its own decision in the hub."""
+    spec = {"kind": "int", "min": 1, "max": 10}
+    if surface == "async":
+        async def astep() -> object:
+            return await aask("How many replicas?", input=spec, hub_url=prefect_hub.url,
+                              hub_token=flow_token)
+        run = FlowThread(astep, name="foreign-async").start()
+    else:
+        run = _ask_int(prefect_hub, flow_token)
+    event = find_event(prefect_hub, run.key_prefix)
+    wait_for_state(run.flow_run_id, "PAUSED")
+    other = f"ev_{uuid.uuid4().hex}"
+    foreign = {"value": 3, "signoff": {"event_id": other, "outcome": "answered",
+                                       "by": "mallory", "at": "2026-01-01T00:00:00+00:00"}}
+    assert resume_in_prefect(run.flow_run_id, foreign)["status"] == "ACCEPT"
+    [line] = logged(run.flow_run_id, "with the signoff decision of another event")
+    assert event["id"] in line and other in line
+    stored = hub_event(prefect_hub, event["id"])
+    assert stored["status"] == "pending" and stored["responses"] == []
+    assert run.thread.is_alive()
+    assert respond(prefect_hub, event["id"], 8).status_code == 200
+    assert run.result(60).value == 8
+    decision = hub_event(prefect_hub, event["id"])["decision"]
+    assert (decision["value"], decision["channel"], decision["verified"]) == (8, "api", True)
+    # the flow marked the decision taken: the stored foreign resume is no answer to compare
+    assert wait_delivery(prefect_hub, event["id"], "delivered")["attempts"] == 1

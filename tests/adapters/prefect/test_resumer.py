@@ -6,6 +6,7 @@ Flow runs are made directly through Prefect's REST API in the state each case ne
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -218,3 +219,33 @@ def _record(seen: list[httpx.Request]) -> Any:
         seen.append(request)
 
     return hook
+
+
+def test_a_stored_resume_of_another_event_is_no_answer(prefect_api: str) -> None:
+    """A run resumed with another event's decision (which the flow ignores) does not make
+    this delivery compare answers: taken means delivered; a finished run without it fails."""
+    foreign = {"value": 5, "signoff": {"event_id": "ev_someone_else"}}
+    for taken in (True, False):
+        run_id = _flow_run({"type": "COMPLETED", "name": "Completed"})
+        httpx.post(f"{prefect_api}/flow_runs/{run_id}/input", timeout=10,
+                   json={"key": "paused-signoff-1-response", "value": json.dumps(foreign)}
+                   ).raise_for_status()
+        if taken:
+            httpx.post(f"{prefect_api}/flow_runs/{run_id}/input", timeout=10,
+                       json={"key": "signoff-signoff-1-taken", "value": "{}"}
+                       ).raise_for_status()
+            _deliver(prefect_api, _event(run_id, value=True))
+        else:
+            with pytest.raises(DeliveryFailed, match="is COMPLETED: it no longer waits"):
+                _deliver(prefect_api, _event(run_id, value=True))
+
+
+def test_target_is_the_flow_run_in_canonical_form() -> None:
+    run_id = str(uuid.uuid4())
+    resumer = PrefectResumer({})
+    shouted = _event(run_id, params={"flow_run_id": run_id.upper().replace("-", ""),
+                                     "pause_key": "other", "mode": "suspend"})
+    assert resumer.target(_event(run_id)) == resumer.target(shouted) == run_id
+    assert resumer.target(_event(run_id, params={"flow_run_id": "nope", "pause_key": "k"})) \
+        is None
+    asyncio.run(resumer.aclose())

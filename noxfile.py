@@ -28,8 +28,9 @@ ADAPTER_TEST_DEPS = {
 
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
-    """The core model, the store contract, the hub, the client, the CLI, the browser."""
-    session.install("-e", ".[hub,dev]")
+    """The core model, the store contract (SQLite and PostgreSQL), the hub, the client, the
+    CLI, the browser."""
+    session.install("-e", ".[hub,dev,postgres]")
     session.run("pytest", "tests", "--ignore=tests/adapters", *session.posargs)
 
 

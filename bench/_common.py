@@ -1,7 +1,8 @@
 """Shared helpers for the hub benchmarks (``bench/hub_*.py``); not part of the package.
 
 Each benchmark starts a real ``signoff serve`` (``signoff.testing.HubProcess``) on loopback
-with a SQLite store in a temporary directory, drives it over HTTP from this process, prints
+with a SQLite store in a temporary directory (or, with ``--db postgresql://...``, on that
+PostgreSQL database: an empty one, its password in ``PGPASSWORD`` or ``PGPASSFILE``), drives it over HTTP from this process, prints
 its figures and ends with one ``PASS``/``MISS`` line per target. ``--json`` also writes the
 figures to ``bench/results/<name>.json`` (git-ignored).
 
@@ -20,6 +21,7 @@ import math
 import os
 import platform
 import resource
+import secrets
 import shutil
 import sys
 import tempfile
@@ -51,6 +53,10 @@ def parser(description: str) -> argparse.ArgumentParser:
                      help="also write the figures to bench/results/<name>.json")
     cli.add_argument("--dir", default=None,
                      help="directory for the hub's database (default: a fresh temp dir)")
+    cli.add_argument("--db", default=None, metavar="URL",
+                     help="run the hub on this (empty) PostgreSQL database, "
+                          "postgresql://user@host:port/name, instead of a temporary SQLite file "
+                          "(password in PGPASSWORD or PGPASSFILE)")
     cli.add_argument("--keep", action="store_true", help="keep the temp dir (database, hub log)")
     cli.add_argument("--hub-env", action="append", default=[], metavar="KEY=VALUE",
                      help="extra environment for the hub process, e.g. SIGNOFF_SWEEP_INTERVAL=5 "
@@ -163,15 +169,21 @@ class Report:
 @contextlib.contextmanager
 def bench_hub(directory: str | None, keep: bool, *, db_name: str = "hub.db",
               env: dict[str, str] | None = None, database: Path | None = None,
-              admin_token: str | None = None) -> Iterator[HubProcess]:
-    """A started hub on a store in ``directory`` (or a fresh temp dir, removed afterwards).
+              admin_token: str | None = None, url: str | None = None) -> Iterator[HubProcess]:
+    """A started hub on a store in ``directory`` (or a fresh temp dir, removed afterwards), or
+    on the database ``url`` names (``--db``; the log then goes to the directory).
 
     ``admin_token``: an admin token already in the store (the hub then prints no login URL).
     """
     made = directory is None
     where = Path(directory or tempfile.mkdtemp(prefix="signoff-bench-"))
     where.mkdir(parents=True, exist_ok=True)
-    hub = HubProcess(database or where / db_name, env={**NO_LIMITS, **(env or {})})
+    env = {**NO_LIMITS, **(env or {})}
+    if url is not None and "SIGNOFF_AUDIT_KEY" not in {**os.environ, **env}:
+        env["SIGNOFF_AUDIT_KEY"] = secrets.token_hex(32)  # a server keeps no key file beside it
+    hub = HubProcess(url or database or where / db_name, env=env,
+                     log_dir=where if url is not None else None)
+    print(f"   store: {'PostgreSQL ' + url.split('@')[-1] if url else 'SQLite in ' + str(where)}")
     hub.admin_token = admin_token
     try:
         hub.start(timeout=60)

@@ -103,7 +103,7 @@ def main() -> int:
     report.header(f"{args.n} sequential events, one parked long-poll waiter each")
     if args.n < 200:
         report.note(f"--n {args.n} is below the 200 events the target asks for")
-    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env)) as hub:
+    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env), url=args.db) as hub:
         workflow = hub.token("bench-flow", role="workflow")
         reviewer = hub.token("bench-reviewer", role="reviewer")
         wake, e2e, post, took = asyncio.run(run(hub.url, workflow, reviewer, args.n, args.warmup))

@@ -242,7 +242,7 @@ def main() -> int:
         fast_loop()
     report = Report("hub_throughput")
     report.header(f"{args.n} events, {args.clients} concurrent clients")
-    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env)) as hub:
+    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env), url=args.db) as hub:
         workflow = hub.token("bench-flow", role="workflow")
         reviewer = hub.token("bench-reviewer", role="reviewer")
         assert hub.process is not None

@@ -12,7 +12,8 @@ SignoffError
 │   ├── Conflict               409  the thing is not in a state that allows this (a delivery not failed)
 │   ├── TargetTaken            409  the run the event would resume belongs to another identity's events
 │   ├── PayloadTooLarge        413
-│   └── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
+│   ├── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
+│   └── StoreUnavailable       503  the database cannot be reached just now (``Retry-After``)
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
 ├── StoreError                 a database that is missing or is not a signoff database
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
@@ -50,6 +51,7 @@ __all__ = [
     "Rejected",
     "SignoffError",
     "StoreError",
+    "StoreUnavailable",
     "TargetTaken",
     "Unauthenticated",
     "WaitTimeout",
@@ -188,6 +190,23 @@ class RateLimited(HubError):
         body = super().to_dict()
         body["error"].update(limit=self.limit, value=self.value, retry_after=self.retry_after)
         return body
+
+    def headers(self) -> dict[str, str]:
+        """``Retry-After``, in whole seconds."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+class StoreUnavailable(HubError):
+    """The hub's database cannot be reached just now (a server restarting, a network cut);
+    nothing was done. The hub reconnects by itself: try again after ``retry_after`` seconds.
+    """
+
+    status = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
     def headers(self) -> dict[str, str]:
         """``Retry-After``, in whole seconds."""

@@ -87,6 +87,9 @@ def _client(ctx: click.Context) -> Client:
     return Client(obj.get("url"), obj.get("token"), channel="cli", retry_for=5.0)
 
 
+_DB_HELP = "SQLite file (default ./signoff.db) or postgresql://user@host/db URL."
+
+
 @click.group(cls=_Commands)
 @click.option("--url", envvar="SIGNOFF_URL", help="The hub's URL (default http://127.0.0.1:8765).")
 @click.option("--token", envvar="SIGNOFF_TOKEN", help="An API token.")
@@ -99,7 +102,7 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 8765).")
-@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--db", "database", default=None, help=_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def serve(host: str | None, port: int | None, database: str | None, config: str | None) -> None:
@@ -160,7 +163,7 @@ def _token_store(database: str | None, config: str | None) -> tuple[Settings, St
     return settings, store
 
 
-_DB = click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+_DB = click.option("--db", "database", default=None, help=_DB_HELP)
 _CONFIG = click.option("--config", type=click.Path(dir_okay=False), default=None,
                        envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 
@@ -394,7 +397,7 @@ def _audited_store(database: str | None, config: str | None) -> tuple[Store, str
 
 
 @audit.command("verify")
-@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--db", "database", default=None, help=_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 @click.option("--anchor", default=None, metavar="LINE",
               help="An anchor `signoff audit anchor` printed earlier: also check that no "
@@ -433,7 +436,7 @@ def audit_verify(database: str | None, config: str | None, anchor: str | None) -
 
 
 @audit.command("anchor")
-@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@click.option("--db", "database", default=None, help=_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 def audit_anchor(database: str | None, config: str | None) -> None:
     """Print the audit log's head (entry number and keyed hash) as one line. Keep it where the

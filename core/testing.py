@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -98,7 +99,8 @@ class HubProcess:
     """A ``signoff serve`` subprocess; restartable on the same store and port."""
 
     def __init__(self, database: str | Path, *, port: int | None = None,
-                 env: dict[str, str] | None = None, config: str | Path | None = None) -> None:
+                 env: dict[str, str] | None = None, config: str | Path | None = None,
+                 log_dir: str | Path | None = None) -> None:
         self.database = str(database)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -110,7 +112,11 @@ class HubProcess:
         """The one-time login link the hub printed on a fresh store (signs a browser in as
         admin, once)."""
         self.process: subprocess.Popen[str] | None = None
-        self.log_path = Path(self.database + f".{self.port}.log")
+        # beside a SQLite file; for a database server, in ``log_dir`` (default: the temp folder)
+        if log_dir is None and "://" not in self.database:
+            self.log_path = Path(self.database + f".{self.port}.log")
+        else:
+            self.log_path = Path(log_dir or tempfile.gettempdir()) / f"signoff-hub.{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> HubProcess:
         """Start the hub and wait until ``/healthz`` answers, from this very process.

@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     """Port to bind (0 picks a free one)."""
 
     database: str = "signoff.db"
-    """The store: a SQLite path or ``sqlite:///path``."""
+    """The store: a SQLite path or ``sqlite:///path``, or a PostgreSQL URL
+    ``postgresql://user@host:port/database`` (the ``postgres`` extra; give its password through
+    ``PGPASSWORD`` or a ``PGPASSFILE``, not in the URL, and the audit key with ``audit_key`` or
+    ``audit_key_file``)."""
 
     public_url: str | None = None
     """The URL reviewers reach the hub at, for links; default ``http://HOST:PORT``."""

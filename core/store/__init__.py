@@ -1,7 +1,9 @@
 """Where the hub keeps its record: the :class:`Store` protocol and its backends.
 
 ``open_store(url)`` picks the backend from a URL: a path or ``sqlite:///path`` for SQLite
-(the embedded default). :mod:`signoff.store.contract` is the contract every backend passes.
+(the embedded default), ``postgresql://...`` for PostgreSQL (the ``postgres`` extra; the store
+is :mod:`signoff.store.postgres`, imported only then). :mod:`signoff.store.contract` is the
+contract every backend passes.
 """
 
 from __future__ import annotations
@@ -31,15 +33,25 @@ from .sqlite import SQLiteStore
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
            "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
            "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
-           "StoreError", "check_database", "key_file_for", "load_audit_key", "open_store",
+           "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key",
+           "open_store",
            "token_id"]
 
 
+def is_postgres(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return url.startswith(_POSTGRES_SCHEMES)
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
 def open_store(url: str, *, audit_key: bytes | None = None, create: bool = True) -> Store:
-    """Open (and migrate) the store a URL names: ``sqlite:///path``, a plain path, ``:memory:``.
+    """Open (and migrate) the store a URL names: ``sqlite:///path``, a plain path, ``:memory:``,
+    or ``postgresql://user@host:port/database``.
 
     ``audit_key`` keys the audit chain; without it a SQLite store uses ``<path>.audit-key``
-    (made on first use; see :func:`load_audit_key`).
+    (made on first use; see :func:`load_audit_key`). A PostgreSQL store needs it given.
 
     Only the hub creates a store (``create=True``, the default); commands that read one pass
     ``create=False`` so a mistyped path is an error rather than a new, empty, "intact" store.
@@ -49,7 +61,16 @@ def open_store(url: str, *, audit_key: bytes | None = None, create: bool = True)
             not a signoff database (a text file, another application's SQLite database).
     """
     path = check_database(url, create=create)
-    store = SQLiteStore(path, audit_key=audit_key)
+    store: Store
+    if is_postgres(url):
+        from .postgres import PostgresStore
+
+        if audit_key is None:
+            raise AuditKeyError("a PostgreSQL store needs its audit key given (SIGNOFF_AUDIT_KEY "
+                                "or SIGNOFF_AUDIT_KEY_FILE): no key file is kept beside it")
+        store = PostgresStore(url, audit_key=audit_key)
+    else:
+        store = SQLiteStore(path, audit_key=audit_key)
     try:
         store.migrate()
     except BaseException:
@@ -65,11 +86,14 @@ def check_database(url: str, *, create: bool = True) -> str:
     Raises:
         StoreError: as :func:`open_store`.
     """
+    if is_postgres(url):
+        return url  # the server checks it when the store connects
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
     elif "://" in url:
         scheme = url.split("://", 1)[0]
-        raise StoreError(f"database: expected a SQLite path or sqlite:/// URL, got scheme "
+        raise StoreError(f"database: expected a SQLite path, a sqlite:/// or a postgresql:// "
+                         f"URL, got scheme "
                          f"{scheme!r}")
     else:
         path = url

@@ -102,6 +102,10 @@ def load_audit_key(database: str, *, key: str | None = None, key_file: str | Pat
         return from_file
     if key is not None:
         return _checked(key, "the audit_key setting (SIGNOFF_AUDIT_KEY)")
+    if "://" in database:  # a database server: nothing can be kept beside it
+        raise AuditKeyError(f"no audit key: a database server ({database.split('://')[0]}) keeps "
+                            "no key file beside it; give the key with SIGNOFF_AUDIT_KEY or "
+                            "SIGNOFF_AUDIT_KEY_FILE")
     if database == ":memory:":
         if not create:
             raise AuditKeyError("an in-memory database has no audit key file")

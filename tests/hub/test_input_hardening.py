@@ -396,7 +396,8 @@ def test_an_event_stored_before_these_checks_still_lists_renders_and_refuses_cle
     form = Event.model_validate(make_event().model_dump(by_alias=True) | {"input": {
         "kind": "form", "schema": {"type": "object", "properties": {
             "a": {"type": "string", "pattern": r"(a)\1"}}}}}, context=STORED)
-    store = open_store(shared_hub.database)
+    key = shared_hub.env.get("SIGNOFF_AUDIT_KEY")  # a PostgreSQL store needs the hub's key given
+    store = open_store(shared_hub.database, audit_key=key.encode() if key else None)
     try:
         for event in (old, form):
             store.create_event(event, channel="api")

@@ -301,7 +301,10 @@ def test_inbox_lists_urgent_first_and_only_what_the_reviewer_may_see(hub: HubPro
     assert rest == ["bulk-46", "bulk-47", "bulk-48", "bulk-49"]
 
     # a large inbox is counted up to 1,000 (a count walks an index), then shown as "1,000+"
-    store = open_store(hub.database)  # a second writer on the hub's file, as the CLI would be
+    # a second writer on the hub's store, as the CLI would be (with the hub's audit key, which
+    # a PostgreSQL store needs given; a SQLite one reads it from beside its file)
+    key = hub.env.get("SIGNOFF_AUDIT_KEY")
+    store = open_store(hub.database, audit_key=key.encode() if key else None)
     try:
         for _ in range(946):  # 54 + 946: exactly the limit
             store.create_event(make_event(requested_by="flow", assignees=["dave"]),

@@ -1,0 +1,261 @@
+"""The schema, as one list of versioned migrations that every backend applies in order.
+
+A migration is written once, in SQL both SQLite and PostgreSQL accept, with a few named
+holes where the two spell a thing differently (``{real}``: a 64-bit float; ``{blob}``; the
+audit log's sequence column; its append-only guard). :func:`for_sqlite` and
+:func:`for_postgresql` fill the holes. Only where the databases really differ (SQLite cannot
+drop a column's ``UNIQUE`` in place and rebuilds the table; PostgreSQL drops the constraint)
+does a migration carry two texts.
+
+Column names ``by`` and ``user`` are keywords in PostgreSQL, so every statement quotes them
+(``"by"``, ``"user"``), which SQLite reads the same way.
+
+Schema numbering is the list's: version N means the first N migrations were applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration", "for_postgresql", "for_sqlite"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: one text for both dialects, or one for each."""
+
+    both: str = ""
+    sqlite: str = ""
+    postgresql: str = ""
+
+
+_SQLITE = {
+    "real": "REAL",
+    "blob": "BLOB",
+    "audit_seq": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "without_rowid": " WITHOUT ROWID",
+    "audit_guard": """
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+}
+_POSTGRESQL = {
+    "real": "DOUBLE PRECISION",  # PostgreSQL's REAL is 32 bits: timestamps would lose digits
+    "blob": "BYTEA",
+    "audit_seq": "BIGINT PRIMARY KEY",  # the writer numbers entries itself, under its lock
+    "without_rowid": "",
+    "audit_guard": """
+    CREATE FUNCTION signoff_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+    """,
+}
+
+MIGRATIONS: list[Migration] = [
+    # 1: the first schema
+    Migration(both="""
+    CREATE TABLE events (
+        id TEXT PRIMARY KEY,
+        key TEXT UNIQUE,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'decided', 'cancelled')),
+        sort_priority INTEGER NOT NULL,      -- minus the priority rank: ascending = urgent first
+        created_at {real} NOT NULL,
+        deadline {real},
+        requested_by TEXT NOT NULL,
+        assigned INTEGER NOT NULL,           -- 0: anyone may answer
+        body TEXT NOT NULL                   -- the rest of the event, as JSON
+    );
+    CREATE INDEX events_order ON events (status, sort_priority, created_at, id);
+    CREATE INDEX events_all_order ON events (sort_priority, created_at, id);
+    CREATE INDEX events_deadline ON events (deadline) WHERE status = 'pending';
+    CREATE INDEX events_requester ON events (requested_by, status);
+    CREATE TABLE event_assignees (
+        principal TEXT NOT NULL,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        PRIMARY KEY (principal, event_id)
+    ){without_rowid};
+    CREATE INDEX event_assignees_event ON event_assignees (event_id);
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        "by" TEXT NOT NULL,
+        value TEXT NOT NULL,
+        comment TEXT,
+        channel TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    CREATE INDEX responses_event ON responses (event_id, at);
+    CREATE TABLE decisions (
+        event_id TEXT PRIMARY KEY REFERENCES events (id),   -- one decision per event, ever
+        value TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        "by" TEXT NOT NULL,
+        comment TEXT,
+        channel TEXT NOT NULL,
+        at {real} NOT NULL
+    );
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        event_id TEXT NOT NULL REFERENCES events (id),
+        resumer TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at {real},
+        created_at {real} NOT NULL,
+        updated_at {real} NOT NULL
+    );
+    CREATE INDEX deliveries_event ON deliveries (event_id);
+    CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        "user" TEXT NOT NULL,
+        groups TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('workflow', 'reviewer', 'admin')),
+        created_at {real} NOT NULL
+    );
+    CREATE TABLE audit (
+        seq {audit_seq},
+        at {real} NOT NULL,
+        event_id TEXT,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_event ON audit (event_id, seq);
+    {audit_guard}
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value {blob} NOT NULL);
+    """),
+    # 2: policies: the rule behind a decision, escalation tiers, one response per responder
+    Migration(both="""
+    ALTER TABLE decisions ADD COLUMN rule TEXT;
+    ALTER TABLE events ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN next_escalation {real};
+    CREATE INDEX events_escalation ON events (next_escalation) WHERE status = 'pending';
+    CREATE UNIQUE INDEX responses_once ON responses (event_id, "by");
+    """),
+    # 3: count an inbox without visiting every pending event
+    Migration(both="""
+    CREATE INDEX events_open ON events (status, assigned);
+    """),
+    # 4: idempotency keys belong to the identity that created the event; a keyed audit chain.
+    # SQLite cannot drop a column's UNIQUE in place: the table is rebuilt the documented way
+    # (https://www.sqlite.org/lang_altertable.html#otheralter: create, copy, drop, rename,
+    # recreate the indexes; migrate() runs it with foreign keys off and checks them before the
+    # commit). PostgreSQL drops the constraint. Then _seal_legacy_audit starts the keyed chain.
+    Migration(sqlite="""
+    CREATE TABLE events_new (
+        id TEXT PRIMARY KEY,
+        key TEXT,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'decided', 'cancelled')),
+        sort_priority INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        deadline REAL,
+        requested_by TEXT NOT NULL,
+        assigned INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        escalation_level INTEGER NOT NULL DEFAULT 0,
+        next_escalation REAL,
+        UNIQUE (requested_by, key)
+    );
+    INSERT INTO events_new (id, key, name, status, sort_priority, created_at, deadline,
+                            requested_by, assigned, body, escalation_level, next_escalation)
+        SELECT id, key, name, status, sort_priority, created_at, deadline, requested_by,
+               assigned, body, escalation_level, next_escalation FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_new RENAME TO events;
+    CREATE INDEX events_order ON events (status, sort_priority, created_at, id);
+    CREATE INDEX events_all_order ON events (sort_priority, created_at, id);
+    CREATE INDEX events_deadline ON events (deadline) WHERE status = 'pending';
+    CREATE INDEX events_requester ON events (requested_by, status);
+    CREATE INDEX events_escalation ON events (next_escalation) WHERE status = 'pending';
+    CREATE INDEX events_open ON events (status, assigned);
+    ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';
+    """, postgresql="""
+    ALTER TABLE events DROP CONSTRAINT events_key_key;
+    ALTER TABLE events ADD CONSTRAINT events_requester_key UNIQUE (requested_by, key);
+    ALTER TABLE audit ADD COLUMN alg TEXT NOT NULL DEFAULT 'sha256';
+    """),
+    # 5 (issue 13, part 3 "channels"): engine-relayed answers are
+    # marked relayed and unverified; the relays recorded before this (channels prefect-ui,
+    # temporal-ui, flyte-ui) move over as relayed from that engine, unverified
+    Migration(both="""
+    ALTER TABLE responses ADD COLUMN relayed_from TEXT;
+    ALTER TABLE responses ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE decisions ADD COLUMN relayed_from TEXT;
+    ALTER TABLE decisions ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+    UPDATE responses SET relayed_from = substr(channel, 1, length(channel) - 3), verified = 0
+        WHERE channel IN ('prefect-ui', 'temporal-ui', 'flyte-ui');
+    UPDATE decisions SET relayed_from = substr(channel, 1, length(channel) - 3), verified = 0
+        WHERE channel IN ('prefect-ui', 'temporal-ui', 'flyte-ui');
+    """),
+    # 6 (issue 13, part 2): tokens get a public id, a name, expiry, last use and revocation;
+    # browser sessions and one-time login links live here (hashed), not in a hub's memory.
+    # Existing tokens keep working: their id is derived from the hash they already have.
+    Migration(both="""
+    ALTER TABLE tokens ADD COLUMN id TEXT;
+    ALTER TABLE tokens ADD COLUMN name TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at {real};
+    ALTER TABLE tokens ADD COLUMN last_used_at {real};
+    ALTER TABLE tokens ADD COLUMN revoked_at {real};
+    UPDATE tokens SET id = 'tk_' || substr(hash, 1, 16);
+    CREATE UNIQUE INDEX tokens_id ON tokens (id);
+    CREATE TABLE token_generation (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        value INTEGER NOT NULL                -- moves on at every revocation
+    );
+    INSERT INTO token_generation (one, value) VALUES (1, 0);
+    CREATE TABLE sessions (
+        hash TEXT PRIMARY KEY,                -- SHA-256 of the cookie's session id
+        token_id TEXT NOT NULL REFERENCES tokens (id),
+        csrf TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL
+    );
+    CREATE INDEX sessions_token ON sessions (token_id);
+    CREATE INDEX sessions_expiry ON sessions (expires_at);
+    CREATE TABLE login_links (
+        hash TEXT PRIMARY KEY,                -- SHA-256 of the one-time code
+        token_id TEXT NOT NULL REFERENCES tokens (id),
+        created_at {real} NOT NULL,
+        expires_at {real} NOT NULL
+    );
+    CREATE INDEX login_links_token ON login_links (token_id);
+    CREATE INDEX login_links_expiry ON login_links (expires_at);
+    """),
+    # 7 (issue 13 follow-up "target"): the run an event's resumer would push into, so another
+    # identity cannot aim a decision at it. Older rows keep NULL: nothing is computed for them.
+    Migration(both="""
+    ALTER TABLE events ADD COLUMN resume_target TEXT;
+    CREATE INDEX events_resume_target ON events (resume_target, requested_by)
+        WHERE resume_target IS NOT NULL;
+    """),
+    # 8 (issue 18, metrics): audit completeness reads recent decisions by their time
+    Migration(both="""
+    CREATE INDEX decisions_at ON decisions (at);
+    """),
+]
+
+
+def _render(migration: Migration, own: str, words: dict[str, str]) -> str:
+    return own or migration.both.format(**words)
+
+
+def for_sqlite() -> list[str]:
+    """The migrations as SQLite scripts."""
+    return [_render(m, m.sqlite, _SQLITE) for m in MIGRATIONS]
+
+
+def for_postgresql() -> list[str]:
+    """The migrations as PostgreSQL scripts."""
+    return [_render(m, m.postgresql, _POSTGRESQL) for m in MIGRATIONS]

@@ -1,0 +1,156 @@
+"""A real `signoff serve --db postgresql://...` on a real PostgreSQL server: create, answer, a
+long-poll woken by the decision, racing answers, and a restart that keeps everything."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from signoff import Client
+from signoff.testing import HubProcess
+
+from ..conftest import PG_AUDIT_KEY
+from ..postgres import PostgresServer, find_bin
+
+
+@pytest.fixture
+def pg_hub(pg_url: str, tmp_path: Path) -> Iterator[HubProcess]:
+    process = HubProcess(pg_url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                      "SIGNOFF_SWEEP_INTERVAL": "0.2"}, log_dir=tmp_path)
+    with process:
+        yield process
+
+
+def _call(hub: HubProcess, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+    return httpx.request(method, f"{hub.url}/api/v1{path}", headers=hub.headers(token),
+                         timeout=30, **kwargs)
+
+
+def test_the_password_never_reaches_the_command_line(pg_hub: HubProcess) -> None:
+    assert pg_hub.process is not None
+    assert ":" not in pg_hub.database.split("://", 1)[1].split("@", 1)[0]  # no user:password
+    cmdline = Path(f"/proc/{pg_hub.process.pid}/cmdline").read_bytes().decode()
+    assert pg_hub.env["PGPASSWORD"] not in cmdline
+
+
+def test_create_answer_wake_and_restart(pg_hub: HubProcess) -> None:
+    flow = pg_hub.token("flow", role="workflow")
+    rita = pg_hub.token("rita", role="reviewer")
+    created = _call(pg_hub, "POST", "/events", flow,
+                    json={"name": "deploy", "prompt": "Ship v3?", "key": "run-1",
+                          "context": {"rows": 12}, "timeout": 600})
+    assert created.status_code == 201, created.text
+    event = created.json()
+    again = _call(pg_hub, "POST", "/events", flow,
+                  json={"name": "deploy", "prompt": "other", "key": "run-1"})
+    assert again.status_code == 200 and again.json()["id"] == event["id"]
+
+    async def scenario() -> tuple[httpx.Response, float, float]:
+        async with httpx.AsyncClient(base_url=pg_hub.url, timeout=30) as client:
+            waiter = asyncio.create_task(client.get(
+                f"/api/v1/events/{event['id']}/decision", params={"wait": 20},
+                headers=pg_hub.headers(flow)))
+            await asyncio.sleep(0.3)
+            assert not waiter.done()
+            answered = await client.post(f"/api/v1/events/{event['id']}/responses",
+                                         json={"value": True, "comment": "ok"},
+                                         headers=pg_hub.headers(rita))
+            at = time.perf_counter()
+            assert answered.status_code == 200, answered.text
+            return await waiter, at, time.perf_counter()
+
+    got, answered_at, woken_at = asyncio.run(scenario())
+    assert got.status_code == 200 and got.json()["outcome"] == "approved"
+    assert woken_at - answered_at < 0.5  # woken by the decision, not by a poll
+    assert _call(pg_hub, "POST", f"/events/{event['id']}/responses", rita,
+                 json={"value": False}).status_code == 409
+
+    pg_hub.restart()
+    after = _call(pg_hub, "GET", f"/events/{event['id']}", flow)
+    assert after.status_code == 200
+    stored = after.json()
+    assert stored["status"] == "decided" and stored["decision"]["by"] == "rita"
+    assert stored["context"] == {"rows": 12} and len(stored["responses"]) == 1
+    trail = _call(pg_hub, "GET", f"/events/{event['id']}/audit", flow).json()["entries"]
+    assert [line["action"] for line in trail] == ["created", "responded", "approved"]
+
+
+def test_racing_answers_make_exactly_one_decision(pg_hub: HubProcess) -> None:
+    flow = pg_hub.token("flow", role="workflow")
+    admin = pg_hub.admin_token or ""
+    event = _call(pg_hub, "POST", "/events", flow,
+                  json={"name": "n", "prompt": "How many?", "input": {"kind": "int"}}).json()
+
+    async def race() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=pg_hub.url, timeout=30) as client:
+            return await asyncio.gather(*(client.post(
+                f"/api/v1/events/{event['id']}/responses", json={"value": n},
+                headers=pg_hub.headers(admin)) for n in range(10)))
+
+    codes = sorted(a.status_code for a in asyncio.run(race()))
+    assert codes == [200] + [409] * 9
+    final = _call(pg_hub, "GET", f"/events/{event['id']}", flow).json()
+    assert len(final["responses"]) == 1
+
+
+def test_a_deadline_is_applied_by_the_sweeper(pg_hub: HubProcess) -> None:
+    flow = pg_hub.token("flow", role="workflow")
+    event = _call(pg_hub, "POST", "/events", flow,
+                  json={"name": "n", "prompt": "Quick?", "timeout": 1,
+                        "on_timeout": "reject"})
+    assert event.status_code == 201, event.text
+    got = _call(pg_hub, "GET", f"/events/{event.json()['id']}/decision", flow,
+                params={"wait": 10})
+    assert got.status_code == 200, got.text
+    assert (got.json()["outcome"], got.json()["by"]) == ("rejected", "timeout")
+
+
+def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
+        tmp_path: Path) -> None:
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
+    with PostgresServer(bin_dir).running() as server:  # its own: this test stops it
+        url = server.create_database()
+        with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                  "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
+            flow = hub.token("flow", role="workflow")
+            rita = hub.token("rita", role="reviewer")
+            event = _call(hub, "POST", "/events", flow,
+                          json={"name": "n", "prompt": "Go?"}).json()
+
+            # a workflow's client: it waits through the outage (a 503 says "come back", and
+            # it does, after Retry-After) and gets the decision made after it
+            client = Client(hub.url, flow, retry_for=60)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                waiter = pool.submit(client.wait, event["id"], 60)
+                parked_by = time.monotonic() + 10
+                while httpx.get(f"{hub.url}/healthz").json()["waiting"] < 1:
+                    assert time.monotonic() < parked_by and not waiter.done()
+                    time.sleep(0.02)
+                server.stop("immediate")  # as a crash would
+                started = time.monotonic()
+                down = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+                took = time.monotonic() - started
+                assert down.status_code == 503, down.text
+                assert int(down.headers["Retry-After"]) >= 1
+                assert down.json()["error"]["code"] == "store_unavailable"
+                assert took < 10  # an answer, not a hang
+                server.start()
+                deadline = time.monotonic() + 30
+                while True:  # the hub reconnects by itself
+                    answered = _call(hub, "POST", f"/events/{event['id']}/responses", rita,
+                                     json={"value": True})
+                    if answered.status_code != 503 or time.monotonic() > deadline:
+                        break
+                assert answered.status_code == 200, answered.text
+                decision = waiter.result(timeout=60)
+            client.close()
+            assert decision.outcome == "approved" and decision.by == "rita"

@@ -1,0 +1,97 @@
+"""The PostgreSQL store: the store contract on a real server, and what only it does."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from signoff.store import AuditKeyError, Store, StoreError, open_store
+from signoff.store._schema import for_postgresql
+from signoff.store.contract import StoreContract, make_event
+from signoff.store.postgres import PostgresStore, shown
+
+from ..conftest import PG_AUDIT_KEY
+from ..postgres import PostgresServer
+
+KEY = PG_AUDIT_KEY.encode()
+
+
+class TestPostgresContract(StoreContract):
+    @pytest.fixture
+    def store(self, pg_url: str) -> Iterator[Store]:
+        store = open_store(pg_url, audit_key=KEY)
+        yield store
+        store.close()
+
+
+def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:
+    url = postgres.create_database()  # empty: every migration still to apply
+
+    def start() -> int:
+        store = open_store(url, audit_key=KEY)
+        try:
+            return store.migrate()
+        finally:
+            store.close()
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        versions = list(pool.map(lambda _: start(), range(4)))
+    assert versions == [len(for_postgresql())] * 4
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM signoff_schema").fetchone() == (
+            len(for_postgresql()),)
+        # one migration run: the tables exist once, the generation row once
+        assert conn.execute("SELECT COUNT(*) FROM token_generation").fetchone() == (1,)
+
+
+def test_a_newer_schema_is_refused(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE signoff_schema SET version = version + 1")
+    with pytest.raises(RuntimeError, match="newer than this signoff"):
+        open_store(pg_url, audit_key=KEY)
+
+
+def test_another_applications_database_is_refused(postgres: PostgresServer) -> None:
+    url = postgres.create_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StoreError, match="not a signoff database .*invoices"):
+        open_store(url, audit_key=KEY)
+    with psycopg.connect(url) as conn:  # nothing was written into it
+        assert conn.execute("SELECT to_regclass('signoff_schema')").fetchone() == (None,)
+
+
+def test_the_audit_log_is_append_only_and_tampering_shows(pg_url: str) -> None:
+    store = open_store(pg_url, audit_key=KEY)
+    event = make_event()
+    store.create_event(event, channel="api")
+    store.record("note", actor="ops", channel="cli", event_id=event.id, data={"x": 1})
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in ("UPDATE audit SET actor = 'mallory'", "DELETE FROM audit",
+                          "TRUNCATE audit"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+        # someone with the database's owner rights drops the guard: the chain shows it
+        conn.execute("ALTER TABLE audit DISABLE TRIGGER audit_no_change")
+        conn.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 2")
+    report = store.verify_audit()
+    store.close()
+    assert not report.ok and report.first_bad_seq == 2
+
+
+def test_a_store_on_a_server_needs_its_audit_key_given(pg_url: str) -> None:
+    with pytest.raises(AuditKeyError, match="SIGNOFF_AUDIT_KEY"):
+        open_store(pg_url)
+
+
+def test_an_unreachable_server_is_a_store_error_naming_it_without_the_password() -> None:
+    from signoff.testing import free_port
+
+    url = f"postgresql://signoff:s3cret@127.0.0.1:{free_port()}/signoff"
+    with pytest.raises(StoreError, match="cannot connect") as caught:
+        PostgresStore(url, audit_key=KEY, connect_timeout=1)
+    assert "s3cret" not in str(caught.value) and "signoff:***@" in str(caught.value)
+    assert shown(url) == url.replace("s3cret", "***")

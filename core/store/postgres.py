@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .._errors import StoreError, StoreUnavailable
+from .._errors import InvalidInput, StoreError, StoreUnavailable
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -105,6 +105,11 @@ def _unavailable(name: str) -> Iterator[None]:
     except (PoolTimeout, psycopg.OperationalError) as exc:
         raise StoreUnavailable(f"the database {name} cannot be reached just now "
                                f"({type(exc).__name__}); nothing was done") from exc
+    except psycopg.DataError as exc:  # a text column refuses a NUL character: 422, not 500
+        if "NUL" not in str(exc):
+            raise
+        raise InvalidInput("body", "text without NUL characters (PostgreSQL cannot store "
+                           "them)", "a NUL character") from exc
 
 
 def shown(url: str) -> str:

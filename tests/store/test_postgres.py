@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Iterator
+from datetime import datetime
 
 import psycopg
 import pytest
@@ -80,6 +81,23 @@ def test_the_audit_log_is_append_only_and_tampering_shows(pg_url: str) -> None:
     report = store.verify_audit()
     store.close()
     assert not report.ok and report.first_bad_seq == 2
+
+
+def test_a_nul_character_postgresql_cannot_store_is_refused_and_nothing_written(
+        pg_url: str) -> None:
+    from datetime import timezone
+
+    from signoff import InvalidInput, Response
+    store = open_store(pg_url, audit_key=KEY)
+    event = make_event()
+    store.create_event(event, channel="api")
+    answer = Response(id="rs_nul", event_id=event.id, by="rita", value=True,
+                      comment="ok\x00then", channel="api", at=datetime.now(timezone.utc))
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.add_response(event.id, answer, settle=lambda _event, _responses: None)
+    stored = store.get_event(event.id)
+    store.close()
+    assert stored is not None and stored.status == "pending" and stored.responses == []
 
 
 def test_a_store_on_a_server_needs_its_audit_key_given(pg_url: str) -> None:

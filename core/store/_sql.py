@@ -146,13 +146,6 @@ class SQLStore(TokenRecords):
             (seq, at, event_id, actor, action, channel, text, prev, digest, KEYED),
         )
 
-    @staticmethod
-    def _seal(conn: Conn, table: str, row_id: str) -> dict[str, str]:
-        """The seal of a row as it now reads back (so columns other code adds are covered)."""
-        column = "event_id" if table == "decisions" else "id"
-        row = conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (row_id,)).fetchone()
-        return row_seal(table, row_id, dict(row))
-
     def record(self, action: str, *, actor: str, channel: str, event_id: str | None = None,
                data: dict[str, Any] | None = None) -> None:
         """Append one line to the audit log."""
@@ -448,17 +441,19 @@ class SQLStore(TokenRecords):
         """Insert a response and its audit line; returns it as it now reads back."""
         value = json.dumps(response.value)
         at = _ts(response.at)
-        conn.execute(
+        # RETURNING *: the row as stored, every column (those later migrations add too), sealed
+        # without reading it back (see _returned)
+        row = conn.execute(
             "INSERT INTO responses (id, event_id, \"by\", value, comment, channel, at,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (response.id, event_id, response.by, value, response.comment, response.channel, at,
-             response.relayed_from, int(response.verified)))
+             response.relayed_from, int(response.verified))).fetchone()
         data: dict[str, Any] = {"value": response.value, "comment": response.comment}
         if response.relayed_from is not None or not response.verified:
             data.update(relayed_from=response.relayed_from, verified=response.verified)
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
                            event_id=event_id,
-                           data={**data, "row": self._seal(conn, "responses", response.id)},
+                           data={**data, "row": row_seal("responses", response.id, _returned(row, at))},
                            at=at)
         return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
@@ -475,13 +470,14 @@ class SQLStore(TokenRecords):
         if updated != 1:  # the compare-and-set: only a pending event takes a decision
             raise AlreadyDecided(f"event {event_id} is no longer pending")
         value = json.dumps(decision.value)
-        conn.execute(
+        row = conn.execute(
             "INSERT INTO decisions (event_id, value, outcome, \"by\", comment, channel, at, rule,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
-             decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified)))
+             decision.channel, at, decision.rule, decision.relayed_from,
+             int(decision.verified))).fetchone()
         data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
-                                "row": self._seal(conn, "decisions", event_id)}
+                                "row": row_seal("decisions", event_id, _returned(row, at))}
         if decision.rule:
             data["rule"] = decision.rule
         if decision.relayed_from is not None or not decision.verified:
@@ -727,3 +723,10 @@ def _decode_cursor(cursor: str) -> list[Any]:
         raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None
     return [sort_priority, created_at, event_id]
 
+
+def _returned(row: Row, at: float) -> dict[str, Any]:
+    """A row from ``INSERT ... RETURNING *`` as a later ``SELECT`` reads it: SQLite returns
+    the values before the column's affinity applies, so a whole-second ``at`` (a REAL column)
+    comes back as an int there, and would seal differently from the row as stored.
+    """
+    return {**dict(row), "at": at}

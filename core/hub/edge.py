@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._errors import PayloadTooLarge
+from .._ids import random_hex
 from .logs import request_id, requests_log
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Edge:
             elif name == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
         rid = given.decode() if given is not None and _SANE_ID.fullmatch(given) else \
-            uuid.uuid4().hex
+            random_hex()
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500

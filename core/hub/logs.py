@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import queue
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ __all__ = ["configure", "request_id", "requests_log", "state_change"]
 
 requests_log = logging.getLogger("signoff.requests")
 events_log = logging.getLogger("signoff.events")
+_QUEUED_LINES = 10_000  # log lines waiting for the writer at most (about 5 MB)
 request_id: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
 
 
@@ -70,20 +74,53 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure(settings: Settings) -> None:
-    """Send the hub's logs to stderr in ``settings.log_format`` (``auto``: text on a tty)."""
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands each record, as it is, to the log writer thread: formatting and the write to
+    stderr (which blocks when the reader is slow) happen there, never on the event loop. When
+    the queue is full the line is dropped and counted, and the count is logged once there is
+    room again.
+    """
+
+    def __init__(self, queue: queue.Queue[Any]) -> None:
+        super().__init__(queue)
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # same process: nothing to pickle, and formatting is the writer's job
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self.dropped:
+                note = logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
+                                         "%d log lines dropped: stderr was too slow",
+                                         (self.dropped,), None)
+                self.queue.put_nowait(note)
+                self.dropped = 0
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+def configure(settings: Settings) -> Callable[[], None]:
+    """Send the hub's logs to stderr in ``settings.log_format`` (``auto``: text on a tty),
+    through a writer thread; returns what stops it once every queued line is written.
+    """
     fmt = settings.log_format
     if fmt in ("auto", "off"):
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    lines: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED_LINES)
+    writer = logging.handlers.QueueListener(lines, handler)
     root = logging.getLogger("signoff")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Handoff(lines)]
     root.setLevel(logging.INFO)
     root.propagate = False
     quiet = logging.WARNING if settings.log_format == "off" else logging.NOTSET
     requests_log.setLevel(quiet)
     events_log.setLevel(quiet)
+    writer.start()
+    return writer.stop
 
 
 def state_change(what: str, event: Event, **fields: Any) -> None:

@@ -129,14 +129,16 @@ class Hub:
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Load apprise (in the background) and the configured resumers (before serving), make
-        deliveries that failed for want of a resumer pending again, start the loops.
+        """Load apprise (in the background, when notifications are configured) and the
+        configured resumers (before serving), make deliveries that failed for want of a
+        resumer pending again, start the loops.
 
         Raises:
             StartRefused: a resumer configured in ``settings.resumers`` cannot load.
         """
         await self._load_resumers()
-        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+        if self.notifier.configured():  # a hub that notifies nobody never imports apprise
+            self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),

@@ -24,7 +24,6 @@ import base64
 import hmac
 import json
 import math
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -38,6 +37,7 @@ from .._errors import (
     NotFound,
     TargetTaken,
 )
+from .._ids import new_id
 from .._limits import STORED
 from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
@@ -484,7 +484,7 @@ class SQLStore(TokenRecords):
             data.update(relayed_from=decision.relayed_from, verified=decision.verified)
         delivery = None
         if deliver_via is not None:
-            delivery = Delivery(id=f"dl_{uuid.uuid4().hex}", resumer=deliver_via,
+            delivery = Delivery(id=new_id("dl"), resumer=deliver_via,
                                 state="pending", attempts=0, next_attempt_at=_at(at),
                                 updated_at=_at(at))
             data["delivery"] = {"id": delivery.id, "resumer": deliver_via}

@@ -33,12 +33,12 @@ need never be on a command line.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from .._errors import InvalidInput, StoreError, StoreUnavailable
+from . import shown
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -110,11 +110,6 @@ def _unavailable(name: str) -> Iterator[None]:
             raise
         raise InvalidInput("body", "text without NUL characters (PostgreSQL cannot store "
                            "them)", "a NUL character") from exc
-
-
-def shown(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class PostgresStore(SQLStore):

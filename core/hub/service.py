@@ -74,6 +74,9 @@ UNAVAILABLE = "resumer unavailable: "
 """How the error of a delivery that failed for want of its resumer begins: at start, those whose
 resumer loads now are made pending again."""
 
+_LEASE_MARGIN = 30.0
+"""Seconds a taken delivery stays with its hub beyond ``delivery_timeout``: if that hub dies
+before it records the attempt, another one retries the delivery after this long."""
 log = logging.getLogger("signoff.hub")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -857,9 +860,14 @@ class Hub:
         most ``delivery_concurrency`` per resumer); returns how many were started.
         """
         now = self.clock() if now is None else now
-        busy = self.work.count("deliver")
         started = 0
-        for due in await self._run(self.store.due_deliveries, now, 50 + busy):
+        # taken for as long as the last of them may wait for a slot of its resumer and then
+        # run: past that, another hub (or this one) takes it again
+        take = 2 * self.settings.delivery_concurrency - self.work.count("deliver")
+        if take <= 0:
+            return 0  # a finished one sets _dispatch_wake, and the loop comes back
+        lease = 2 * self.settings.delivery_timeout + _LEASE_MARGIN
+        for due in await self._run(self.store.claim_deliveries, now, take, lease):
             started += self.work.start(("deliver", due.id),
                                        partial(self._deliver, due),
                                        done=self._dispatch_wake.set)

@@ -309,6 +309,13 @@ class Store(Protocol):
     def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
         """Pending deliveries whose next attempt is due."""
 
+    def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[DueDelivery]:
+        """Take the pending deliveries due by ``now`` (at most ``limit``) for ``lease``
+        seconds: their next attempt moves to ``now + lease``, so no other hub on the database
+        takes them meanwhile, and one whose hub died before recording the attempt
+        (:meth:`delivery_attempted`) falls due again when the lease ends.
+        """
+
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
         """When the next pending delivery is due (after ``after``, if given)."""
 

@@ -114,6 +114,9 @@ class SQLStore(TokenRecords):
         """An index hint for the planner, where the dialect has one."""
         return ""
 
+    _SKIP_LOCKED = ""
+    """What a subquery that picks rows to take ends with, where the dialect locks rows."""
+
     def _seal_legacy_audit(self, conn: Conn) -> None:
         """Start the keyed chain (migration 4): an ``audit_keyed`` entry that counts the legacy
         entries before it, then one ``sealed`` entry per existing response and decision row.
@@ -567,6 +570,21 @@ class SQLStore(TokenRecords):
         rows = self._read(
             "SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at LIMIT ?", (_ts(now), limit))
+        return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
+                            attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
+                for r in rows]
+
+    def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[DueDelivery]:
+        """Take the due deliveries for ``lease`` seconds (see the protocol). The pick and the
+        move are one statement in a write transaction: two hubs never take the same one.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE id IN (SELECT id FROM deliveries"
+                " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at"
+                f" LIMIT ?{self._SKIP_LOCKED}) RETURNING *",
+                (_ts(now) + lease, _ts(now), limit)).fetchall()
+        rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
                             attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
                 for r in rows]

@@ -115,6 +115,8 @@ def _unavailable(name: str) -> Iterator[None]:
 class PostgresStore(SQLStore):
     """A :class:`~signoff.store.Store` in a PostgreSQL database, shareable by many hubs."""
 
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
     def __init__(self, url: str, *, audit_key: bytes, pool_size: int = 10,
                  connect_timeout: float = _CONNECT_TIMEOUT) -> None:
         self.url = url

@@ -117,6 +117,11 @@ class SQLStore(TokenRecords):
     _SKIP_LOCKED = ""
     """What a subquery that picks rows to take ends with, where the dialect locks rows."""
 
+    def _announce(self, conn: Conn, event_id: str) -> None:
+        """Tell the other hubs on this database, once the transaction commits, that the event
+        changed (created, decided, escalated); nothing where one hub holds the database.
+        """
+
     def _seal_legacy_audit(self, conn: Conn) -> None:
         """Start the keyed chain (migration 4): an ``audit_keyed`` entry that counts the legacy
         entries before it, then one ``sealed`` entry per existing response and decision row.
@@ -254,6 +259,8 @@ class SQLStore(TokenRecords):
                                        event_id=event.id, data={"note": note}, at=created)
                 if decision is not None:
                     self._write_decision(conn, event.id, decision, None)
+                else:
+                    self._announce(conn, event.id)
         if existing is None and decision is None:
             return event, True
         stored = self.get_event(event.id if existing is None else existing["id"])
@@ -498,6 +505,7 @@ class SQLStore(TokenRecords):
                 "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
                 " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
                 (delivery.id, event_id, deliver_via, at, at, at))
+        self._announce(conn, event_id)
         stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at)})
         return status, stored, delivery
 
@@ -545,6 +553,7 @@ class SQLStore(TokenRecords):
             self._append_audit(conn, "escalated", actor="policy", channel="sweeper",
                                event_id=event_id,
                                data={"tier": level, "assignees": assignees, **data}, at=now)
+            self._announce(conn, event_id)
         stored = self.get_event(event_id)
         assert stored is not None
         return stored

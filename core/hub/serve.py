@@ -93,11 +93,11 @@ def main(config: str | None = None, **overrides: Any) -> None:
               flush=True)
     else:
         print(f"signoff: the audit log is keyed with {key.source}", file=sys.stderr, flush=True)
-    if store.count_tokens() == 0:
-        # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
-        # with a one-time link instead (the token never travels in a URL).
-        token = store.create_token(Identity(user="admin", role="admin"), name="first admin",
-                                   actor="hub", channel="serve")
+    # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
+    # with a one-time link instead (the token never travels in a URL). Of several replicas
+    # starting on a new database, exactly one mints it and prints the link.
+    token = store.create_first_token(Identity(user="admin", role="admin"), name="first admin")
+    if token is not None:
         minutes = settings.login_link_seconds / 60
         print(f"signoff: a new hub. Open the inbox with this one-time link (it signs you in as"
               f" admin; it works once, within {minutes:g} min):", flush=True)

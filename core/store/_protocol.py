@@ -395,6 +395,13 @@ class Store(Protocol):
     def touch_tokens(self, used: dict[str, datetime]) -> None:
         """Record when tokens were last used (by id); an older time never replaces a newer."""
 
+    def create_first_token(self, identity: Identity, *, name: str | None = None,
+                           actor: str = "hub", channel: str = "serve") -> str | None:
+        """Mint a token as :meth:`create_token` does, but only if the store holds no token
+        yet (checked in the same transaction: of several hubs starting together on a new
+        database, one mints the first admin); None when one exists.
+        """
+
     def count_tokens(self) -> int:
         """How many tokens exist (zero on a fresh store)."""
 

@@ -427,6 +427,13 @@ class StoreContract:
         other = store.create_token(Identity(user="flow", role="workflow"))
         assert [t.id for t in store.list_tokens()] == [info.id, token_id(other)]
 
+    def test_the_first_token_is_minted_once(self, store: Store) -> None:
+        first = store.create_first_token(Identity(user="admin", role="admin"), name="first")
+        assert first is not None and store.identity_for(first) == Identity(user="admin",
+                                                                           role="admin")
+        assert store.create_first_token(Identity(user="eve", role="admin")) is None
+        assert store.count_tokens() == 1
+
     def test_revoked_and_expired_tokens_stand_for_nobody(self, store: Store) -> None:
         now = datetime.now(timezone.utc)
         kept = store.create_token(Identity(user="kept"))

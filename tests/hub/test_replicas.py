@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -199,3 +202,29 @@ def test_a_delivery_held_by_a_killed_replica_is_made_by_another(
                 assert trail.count("delivery_delivered") == 1
     finally:
         receiver.stop()
+
+
+def test_replicas_starting_together_on_a_new_database_mint_one_first_admin(
+        pg_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY}
+    hubs = [subprocess.Popen([sys.executable, "-c", "from signoff.cli import run; run()",
+                              "serve", "--port", str(free_port()), "--db", pg_url],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env=env) for _ in range(3)]
+    try:
+        until(lambda: _count_tokens(pg_url) >= 1, 30, "a first admin")
+        time.sleep(2.0)  # the others have started too (or lost the race) by now
+        for hub in hubs:
+            hub.terminate()
+        printed = [hub.communicate(timeout=20)[0] for hub in hubs]
+    finally:
+        for hub in hubs:
+            hub.kill()
+    assert sum("one-time link" in out for out in printed) == 1, printed
+    assert _count_tokens(pg_url) == 1
+
+
+def _count_tokens(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
+    return int(row[0]) if row else 0

@@ -20,12 +20,13 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from signoff import Client
 from signoff.testing import HubProcess, free_port, until
 
 from ..conftest import PG_AUDIT_KEY
-from ..postgres import PostgresServer
+from ..postgres import PostgresServer, find_bin
 
 LOOPBACK = {"SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
             "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'}
@@ -228,3 +229,67 @@ def _count_tokens(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute("SELECT COUNT(*) FROM tokens").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_a_replica_killed_under_load_loses_no_acknowledged_answer(
+        pg_url: str, tmp_path: Path) -> None:
+    with replicas(pg_url, tmp_path, 2) as (a, b):
+        flow = Client(a.url, a.token("flow", role="workflow"))
+        rita = a.token("rita")
+        events = [e for e in flow.create_events(
+            [{"name": "deploy", "prompt": f"Ship {i}?"} for i in range(180)])]
+        ids = [e.id for e in events if not isinstance(e, Exception)]
+        assert len(ids) == 180
+        acknowledged: list[str] = []
+
+        def answer(hub: HubProcess, event_id: str) -> None:
+            try:
+                got = httpx.post(f"{hub.url}/api/v1/events/{event_id}/responses",
+                                 json={"value": True}, headers=hub.headers(rita), timeout=30)
+            except httpx.HTTPError:
+                return  # the replica died before it answered: not acknowledged
+            if got.status_code == 200:
+                acknowledged.append(event_id)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            jobs = [pool.submit(answer, a if i % 2 else b, event_id)
+                    for i, event_id in enumerate(ids)]
+            until(lambda: len(acknowledged) >= 60, 60, "answers flowing")
+            a.stop(kill=True)  # SIGKILL under load
+            for job in jobs:
+                job.result()
+        assert len(acknowledged) >= 60
+        survivor = Client(b.url, b.admin_token)
+        for event_id in acknowledged:
+            decision = survivor.get(event_id).decision
+            assert decision is not None and decision.by == "rita", event_id
+
+
+def test_postgresql_restarted_under_traffic_wakes_waiters_on_every_replica(
+        tmp_path: Path) -> None:
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
+    with PostgresServer(bin_dir).running() as server:  # its own: this test stops it
+        url = server.create_database()
+        with replicas(url, tmp_path, 2, PGPASSWORD=server.password) as (a, b):
+            flow, rita = a.token("flow", role="workflow"), a.token("rita")
+            events = [Client(a.url, flow).create(name="n", prompt=f"Go {i}?") for i in range(4)]
+            client = Client(a.url, flow, retry_for=90)
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                waiters = [pool.submit(client.wait, e.id, 90) for e in events]
+                until(lambda: httpx.get(f"{a.url}/healthz").json()["waiting"] >= 4, 20,
+                      "the long-polls parked on replica A")
+                server.stop("immediate")  # as a crash would, under the waiters' feet
+                down = httpx.post(f"{b.url}/api/v1/events", json={"name": "n", "prompt": "?"},
+                                  headers=b.headers(flow), timeout=30)
+                assert down.status_code == 503 and int(down.headers["Retry-After"]) >= 1
+                server.start()
+                for event in events:  # answered on replica B once the database is back
+                    until(lambda e=event: httpx.post(
+                        f"{b.url}/api/v1/events/{e.id}/responses", json={"value": True},
+                        headers=b.headers(rita), timeout=30).status_code in (200, 409), 60,
+                        "an answer on replica B after the restart")
+                decisions = [w.result(timeout=60) for w in waiters]
+            client.close()
+            assert all(d.outcome == "approved" and d.by == "rita" for d in decisions)

@@ -629,19 +629,27 @@ class Hub:
             return  # SQLite: this process is the only hub on its database
         loop = asyncio.get_running_loop()
 
-        def heard(event_id: str | None) -> None:  # on the listener's thread
+        def heard(event_id: str | None, decision: str | None) -> None:  # listener's thread
             try:
-                loop.call_soon_threadsafe(self._heard, event_id)
+                loop.call_soon_threadsafe(self._heard, event_id, decision)
             except RuntimeError:
                 pass  # the loop closed: the hub is stopping
 
         self._unlisten = listen(heard)
 
-    def _heard(self, event_id: str | None) -> None:
+    def _heard(self, event_id: str | None, decision: str | None = None) -> None:
         """Another hub changed ``event_id`` (``None``: the news may have gaps, after a lost
-        connection): re-read what this hub's long-polls wait on, and move the live inboxes.
+        connection): wake this hub's long-polls on it with the ``decision`` the notice carried,
+        or re-read what they wait on; and move the live inboxes.
         """
         self.changes.bump()
+        if event_id is not None and decision is not None and event_id in self._waiters:
+            try:
+                self._wake(event_id, Decision.model_validate_json(decision))
+                return
+            except ValueError:
+                log.warning("a notice about event %s carried a decision that does not "
+                            "parse; reading the event instead", event_id)
         ids = list(self._waiters) if event_id is None else \
             [event_id] if event_id in self._waiters else []
         for one in ids:

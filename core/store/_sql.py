@@ -117,9 +117,10 @@ class SQLStore(TokenRecords):
     _SKIP_LOCKED = ""
     """What a subquery that picks rows to take ends with, where the dialect locks rows."""
 
-    def _announce(self, conn: Conn, event_id: str) -> None:
+    def _announce(self, conn: Conn, event_id: str, decision: Decision | None = None) -> None:
         """Tell the other hubs on this database, once the transaction commits, that the event
-        changed (created, decided, escalated); nothing where one hub holds the database.
+        changed (created, decided: with the ``decision``, escalated); nothing where one hub
+        holds the database.
         """
 
     def _seal_legacy_audit(self, conn: Conn) -> None:
@@ -505,8 +506,8 @@ class SQLStore(TokenRecords):
                 "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
                 " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
                 (delivery.id, event_id, deliver_via, at, at, at))
-        self._announce(conn, event_id)
         stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at)})
+        self._announce(conn, event_id, stored)
         return status, stored, delivery
 
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:

@@ -39,8 +39,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._errors import InvalidInput, StoreError, StoreUnavailable
+from .._model import Decision
 from . import shown
-from ._listen import CHANNEL, Listener
+from ._listen import CHANNEL, Heard, Listener, payload
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -142,14 +143,16 @@ class PostgresStore(SQLStore):
                              "PGPASSWORD or PGPASSFILE?)") from exc
 
     # other hubs on the database --------------------------------------------------------
-    def _announce(self, conn: Any, event_id: str) -> None:
+    def _announce(self, conn: Any, event_id: str, decision: Decision | None = None) -> None:
         """``NOTIFY`` the other hubs; PostgreSQL sends it when the transaction commits."""
-        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, f"{self._instance}:{event_id}"))
+        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload(self._instance, event_id,
+                                                                 decision)))
 
-    def listen(self, heard: Callable[[str | None], None]) -> Callable[[], None]:
+    def listen(self, heard: Heard) -> Callable[[], None]:
         """Call ``heard`` (in a thread of its own) with the id of each event another hub
-        created, decided or escalated, and with None after a lost connection came back (see
-        :mod:`signoff.store._listen`); returns what stops it.
+        created, decided or escalated (and the decision, when it fitted in the notice), and
+        with None after a lost connection came back (see :mod:`signoff.store._listen`);
+        returns what stops it.
         """
         listener = Listener(self.url, self._instance, heard, self._connect_timeout)
         self._listeners.append(listener)

@@ -81,24 +81,25 @@ class _Handoff(logging.handlers.QueueHandler):
     room again.
     """
 
-    def __init__(self, queue: queue.Queue[Any]) -> None:
-        super().__init__(queue)
+    def __init__(self, lines: queue.SimpleQueue[Any]) -> None:
+        super().__init__(lines)
+        self.lines = lines
         self.dropped = 0
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record  # same process: nothing to pickle, and formatting is the writer's job
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        try:
-            if self.dropped:
-                note = logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
-                                         "%d log lines dropped: stderr was too slow",
-                                         (self.dropped,), None)
-                self.queue.put_nowait(note)
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except queue.Full:
+        if self.lines.qsize() >= _QUEUED_LINES:
             self.dropped += 1
+            return
+        if self.dropped:
+            note = logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
+                                     "%d log lines dropped: stderr was too slow",
+                                     (self.dropped,), None)
+            self.queue.put_nowait(note)
+            self.dropped = 0
+        self.queue.put_nowait(record)
 
 
 def configure(settings: Settings) -> Callable[[], None]:
@@ -110,7 +111,8 @@ def configure(settings: Settings) -> Callable[[], None]:
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    lines: queue.Queue[Any] = queue.Queue(maxsize=_QUEUED_LINES)
+    # a SimpleQueue: a line costs the loop no lock and no wake-up of a condition
+    lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
     writer = logging.handlers.QueueListener(lines, handler)
     root = logging.getLogger("signoff")
     root.handlers[:] = [_Handoff(lines)]

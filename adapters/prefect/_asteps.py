@@ -49,8 +49,7 @@ async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Deci
             got = await _pause(step, event, hub)
         finally:
             slot.lock.release()
-        if isinstance(got, Decision):  # decided in the hub; Prefect refused to be resumed
-            await _taken(step, event)
+        if isinstance(got, Decision):  # the hub decided first; the flow resumed its run
             return got
         return await _resumed_with(step, event, got, hub)
 

@@ -46,8 +46,7 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
             got = _pause(step, event, hub)
         finally:
             slot.lock.release()
-        if isinstance(got, Decision):  # decided in the hub; Prefect refused to be resumed
-            _taken(step, event)
+        if isinstance(got, Decision):  # the hub decided first; the flow resumed its run
             return got
         return _resumed_with(step, event, got, hub)
 

@@ -96,8 +96,10 @@ def pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
     """Pause the flow run until the hub decides or Prefect resumes it.
 
     Returns:
-        The run input Prefect resumed the run with (as ``pause_flow_run`` would return it),
-        or the hub's decision when Prefect refused to take it.
+        The hub's decision when the hub decided first (the run was resumed with it, or
+        Prefect refused to take it: the run is left to the hub's resumer, which reports why),
+        or the run input Prefect was resumed with by someone else (as ``pause_flow_run``
+        returns it).
 
     Raises:
         FlowPauseTimeout: neither came within the pause's timeout.
@@ -133,7 +135,7 @@ def pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
                 try:
                     if _accepted(client.resume_flow_run(run_id, run_input=body), event,
                                  run_id):
-                        return body
+                        return decision
                 except _Undeliverable:
                     return decision
             run = client.read_flow_run(run_id)
@@ -178,7 +180,7 @@ async def apause(step: Step, event: Event, hub: AsyncClient) -> dict[str, Any] |
                 try:
                     if _accepted(await client.resume_flow_run(run_id, run_input=body), event,
                                  run_id):
-                        return body
+                        return decision
                 except _Undeliverable:
                     return decision
             run = await client.read_flow_run(run_id)

@@ -32,12 +32,21 @@ Settings (``[resumers.prefect]`` or ``SIGNOFF_RESUMERS__PREFECT__<KEY>``):
 - ``auth_string``: ``user:password`` for a Prefect server with
   ``PREFECT_SERVER_API_AUTH_STRING`` (HTTP basic auth).
 - ``timeout``: seconds per request, default 10.
+- ``self_resume_grace``: seconds after a decision during which the resumer leaves a *paused*
+  flow run to resume itself, default 2 (0: no wait). A paused flow watches the hub and
+  resumes its own run the moment the decision exists; two resumes at once make Prefect's
+  SQLite database answer 503 to one of them (and Prefect's client waits seconds before
+  retrying). The resumer stays the backup: after the grace it finds the run resumed (and
+  counts the delivery done) or resumes it itself. Suspended runs have no process and are
+  resumed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -71,6 +80,15 @@ class PrefectResumer:
             auth = (user, password)
         self._client = httpx.AsyncClient(headers=headers, auth=auth,
                                          timeout=float(settings.get("timeout", 10)))
+        grace = settings.get("self_resume_grace", 2.0)
+        try:
+            self.self_resume_grace = float(grace)
+        except (TypeError, ValueError):
+            raise ValueError(f"[resumers.prefect] self_resume_grace: expected seconds, "
+                             f"got {grace!r}") from None
+        if not 0 <= self.self_resume_grace <= 10:
+            raise ValueError(f"[resumers.prefect] self_resume_grace: expected 0 to 10 seconds, "
+                             f"got {grace!r}")
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -96,6 +114,10 @@ class PrefectResumer:
             raise RetryDelivery("the prefect resumer has no api_url: set [resumers.prefect] "
                                 "api_url (or SIGNOFF_RESUMERS__PREFECT__API_URL) and restart")
         run_id, pause_key, mode = _target(event)
+        if mode == "pause":  # the flow process watches the hub: let it resume its own run
+            since = (datetime.now(timezone.utc) - decision.at).total_seconds()
+            if since < self.self_resume_grace:
+                await asyncio.sleep(self.self_resume_grace - max(since, 0.0))
         run = await self._call("GET", f"/flow_runs/{run_id}")
         state = run.get("state") or {}
         details = state.get("state_details") or {}

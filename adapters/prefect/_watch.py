@@ -25,7 +25,9 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import httpx
 from prefect import get_client, get_run_logger
+from prefect.client.schemas import OrchestrationResult
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.context import FlowRunContext
 from prefect.exceptions import Abort, FlowPauseTimeout
@@ -92,6 +94,62 @@ class _Undeliverable(Exception):
     pass
 
 
+QUICK_TRIES = 20
+"""Resume attempts 0.1 s apart while Prefect's database is busy (503), before one through
+Prefect's client. Prefect on SQLite answers 503 when another writer holds the database, and
+its client then sleeps 2 s or more before trying again (even with retries turned off): time
+the flow need not lose on its own resume."""
+
+
+def _quick(client: Any, run_id: UUID, body: dict[str, Any]) -> Any:
+    """The request, and the plain httpx ``send`` of Prefect's own HTTP client (its base URL,
+    auth, TLS and transport, without its retrying ``send``); ``None`` if it has none.
+    """
+    http = getattr(client, "_client", None)
+    if not isinstance(http, (httpx.Client, httpx.AsyncClient)):
+        return None
+    request = http.build_request("POST", f"/flow_runs/{run_id}/resume",
+                                 json={"run_input": body})
+    base = httpx.Client if isinstance(http, httpx.Client) else httpx.AsyncClient
+    return request, lambda: base.send(http, request)  # type: ignore[arg-type]
+
+
+def _result(answer: httpx.Response) -> Any:
+    """Prefect's orchestration result, or ``None`` to try again (busy, or not understood)."""
+    if answer.status_code != 200 and answer.status_code != 201:
+        return None
+    try:
+        return OrchestrationResult.model_validate(answer.json())
+    except ValueError:
+        return None
+
+
+def _resume(client: Any, run_id: UUID, body: dict[str, Any]) -> Any:
+    quick = _quick(client, run_id, body)
+    for _ in range(QUICK_TRIES if quick else 0):
+        answer = quick[1]()
+        result = _result(answer)
+        if result is not None:
+            return result
+        if answer.status_code != 503:
+            break  # not a busy database: let Prefect's client handle it
+        time.sleep(0.1)
+    return client.resume_flow_run(run_id, run_input=body)
+
+
+async def _aresume(client: Any, run_id: UUID, body: dict[str, Any]) -> Any:
+    quick = _quick(client, run_id, body)
+    for _ in range(QUICK_TRIES if quick else 0):
+        answer = await quick[1]()
+        result = _result(answer)
+        if result is not None:
+            return result
+        if answer.status_code != 503:
+            break
+        await anyio.sleep(0.1)
+    return await client.resume_flow_run(run_id, run_input=body)
+
+
 def pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
     """Pause the flow run until the hub decides or Prefect resumes it.
 
@@ -133,8 +191,7 @@ def pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
             if decision is not None:
                 body = run_input_for(event.model_copy(update={"decision": decision}))
                 try:
-                    if _accepted(client.resume_flow_run(run_id, run_input=body), event,
-                                 run_id):
+                    if _accepted(_resume(client, run_id, body), event, run_id):
                         return decision
                 except _Undeliverable:
                     return decision
@@ -178,8 +235,7 @@ async def apause(step: Step, event: Event, hub: AsyncClient) -> dict[str, Any] |
             if decision is not None:
                 body = run_input_for(event.model_copy(update={"decision": decision}))
                 try:
-                    if _accepted(await client.resume_flow_run(run_id, run_input=body), event,
-                                 run_id):
+                    if _accepted(await _aresume(client, run_id, body), event, run_id):
                         return decision
                 except _Undeliverable:
                     return decision

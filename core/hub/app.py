@@ -153,12 +153,14 @@ def create_app(settings: Settings, store: Store | None = None,
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
         """Liveness: the hub's process runs and its event loop answers; ``loop_lag`` is how late
-        the loop ran lately and at most (seconds). The store is not asked (that is ``/readyz``):
+        the loop ran lately and at most (seconds); ``replicas`` how many hubs share the
+        database, as last counted. The store is not asked (that is ``/readyz``):
         a database that is down must not get every replica restarted.
         """
         hub: Hub = app.state.hub
         health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting,
-                                  "loop_lag": hub.loop_lag.as_dict()}
+                                  "loop_lag": hub.loop_lag.as_dict(),
+                                  "replicas": hub.limits.replicas}
         if settings.instance is not None:
             health["instance"] = settings.instance
         return health

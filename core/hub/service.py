@@ -74,6 +74,7 @@ UNAVAILABLE = "resumer unavailable: "
 """How the error of a delivery that failed for want of its resumer begins: at start, those whose
 resumer loads now are made pending again."""
 
+_COUNT_REPLICAS_EVERY = 5.0  # seconds between counts of the hubs sharing the database
 _LEASE_MARGIN = 30.0
 """At most this many seconds a taken delivery stays with its hub beyond the time it may wait
 for a slot and run (two ``delivery_timeout``): if that hub dies before it records the
@@ -146,10 +147,10 @@ class Hub:
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
             self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._requeue_unavailable()
-        self._listen()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
                        asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
+        self._listen()
 
     async def stop(self) -> None:
         """Stop the loops and the work in flight, release waiters and resumers."""
@@ -636,6 +637,19 @@ class Hub:
                 pass  # the loop closed: the hub is stopping
 
         self._unlisten = listen(heard)
+        self._tasks.append(asyncio.create_task(self._count_replicas(), name="signoff-replicas"))
+
+    async def _count_replicas(self) -> None:
+        """Keep :attr:`Limits.replicas` up to date: each replica allows its share of a token's
+        rates and long-polls.
+        """
+        count = getattr(self.store, "count_hubs", None)
+        while callable(count):
+            try:
+                self.limits.replicas = await self._run(count)
+            except Exception as exc:  # the store is down: keep the last count
+                log.debug("counting the hubs on the database failed: %s", exc)
+            await asyncio.sleep(_COUNT_REPLICAS_EVERY)
 
     def _heard(self, event_id: str | None, decision: str | None = None) -> None:
         """Another hub changed ``event_id`` (``None``: the news may have gaps, after a lost

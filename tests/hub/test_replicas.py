@@ -293,3 +293,21 @@ def test_postgresql_restarted_under_traffic_wakes_waiters_on_every_replica(
                 decisions = [w.result(timeout=60) for w in waiters]
             client.close()
             assert all(d.outcome == "approved" and d.by == "rita" for d in decisions)
+
+
+def test_a_token_gets_its_rate_limit_in_all_whichever_replicas_it_calls(
+        pg_url: str, tmp_path: Path) -> None:
+    # a burst of 4 and a refill too slow to matter: across two replicas, 4 creations in all
+    limits = {"SIGNOFF_CREATE_RATE": "0.01", "SIGNOFF_CREATE_BURST": "4"}
+    with replicas(pg_url, tmp_path, 2, **limits) as hubs:
+        until(lambda: all(httpx.get(f"{h.url}/healthz").json()["replicas"] == 2 for h in hubs),
+              20, "each replica counting two hubs")
+        flow = hubs[0].token("flow", role="workflow")
+        codes = [httpx.post(f"{hubs[i % 2].url}/api/v1/events", headers=hubs[0].headers(flow),
+                            json={"name": "n", "prompt": f"p{i}"}, timeout=30).status_code
+                 for i in range(8)]
+        assert sorted(codes) == [201] * 4 + [429] * 4, codes
+        refused = httpx.post(f"{hubs[0].url}/api/v1/events", headers=hubs[0].headers(flow),
+                             json={"name": "n", "prompt": "again"}, timeout=30).json()
+        assert "create_rate" in refused["error"]["message"]
+        assert "shared by 2 hubs" in refused["error"]["message"]

@@ -171,7 +171,8 @@ def _coerce(field: dict[str, Any], text: str) -> Any:
 
 def initial_values(event: Event, fields: list[dict[str, Any]]) -> dict[str, list[str]]:
     """What the form shows before anything was typed: the workflow's proposal to approve or
-    amend (:func:`signoff._rules.proposal_of`), else the input's defaults."""
+    amend (:func:`signoff._rules.proposal_of`), else the input's defaults.
+    """
     spec = event.input
     proposal = proposal_of(event)
     default: Any = spec.default if proposal is None else proposal

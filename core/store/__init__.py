@@ -8,6 +8,7 @@ contract every backend passes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -31,11 +32,14 @@ from ._protocol import (
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
-           "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
-           "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key",
-           "open_store",
-           "token_id"]
+           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
+           "SessionInfo", "Store", "StoreError", "TokenInfo", "check_database", "is_postgres",
+           "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
+
+
+def shown(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def is_postgres(url: str) -> bool:

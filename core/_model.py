@@ -62,6 +62,11 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
 _ASSIGNEE = re.compile(r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+MAX_SENSITIVE = 100
+"""The most context paths one event may mark sensitive."""
+_PATH = r"^[^.\s][^.]{0,199}(\.[^.\s][^.]{0,199}){0,15}$"
+SensitivePath = Annotated[str, StringConstraints(pattern=_PATH, max_length=1000)]
+"""A dotted path into an event's context: keys separated by dots, at most 16 deep."""
 _BOUNDS = f"nested at most {MAX_JSON_DEPTH} deep, at most {MAX_JSON_NODES} values"
 
 BoundedJson = Annotated[JsonValue, AfterValidator(bounded_json)]
@@ -160,6 +165,10 @@ class EventCreate(_Frozen):
     confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     impact: Impact | None = Field(default=None, description="How much is at stake if wrong.")
     policy: Policy | None = Field(default=None, description="Routing, quorum, escalation.")
+    sensitive: list[SensitivePath] = Field(
+        default_factory=list, max_length=MAX_SENSITIVE,
+        description="Context fields to mask for reviewers without the reveal right, as dotted "
+                    "paths ('customer.ssn'; list items are passed through: 'orders.email').")
 
     @field_validator("name")
     @classmethod
@@ -231,6 +240,12 @@ class Decision(_Frozen):
     verified: bool = Field(
         default=True, description="False when the deciding answer was relayed by an engine "
                                   "and signoff did not authenticate who gave it.")
+    proposal: JsonValue = Field(
+        default=None, description="The value the workflow proposed (its recommendation for an "
+                                  "answer that is not approve/reject), kept beside the answer.")
+    amended: bool = Field(
+        default=False, description="True when the reviewer changed the proposal before "
+                                   "approving it: ``value`` is the amended value.")
 
     @property
     def ok(self) -> bool:
@@ -269,6 +284,11 @@ class Event(_Frozen):
     confidence: float | None = None
     impact: Impact | None = None
     policy: Policy | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    masked: list[str] = Field(
+        default_factory=list,
+        description="Context paths masked for this reader (shown as '[masked]'); a reader with "
+                    "the reveal right gets them with POST /events/{id}/reveal.")
     escalation_level: int = 0
     requested_by: str
     status: Literal["pending", "decided", "cancelled"]

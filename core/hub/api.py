@@ -136,8 +136,9 @@ def _links() -> dict[str, Any]:
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:
     """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""
-    event, created = await hub_of(request).create(who, body, check_channel(channel, "api"))
-    return _json(event, 201 if created else 200)
+    hub = hub_of(request)
+    event, created = await hub.create(who, body, check_channel(channel, "api"))
+    return _json(hub.shown(event), 201 if created else 200)
 
 
 class EventBatch(BaseModel):
@@ -178,7 +179,8 @@ async def create_events(body: EventBatch, request: Request, who: Caller,
     parts = []
     for status, event, error in results:
         if event is not None:
-            parts.append(f'{{"status":{status},"event":{event.model_dump_json(by_alias=True)}}}')
+            shown = hub_of(request).shown(event).model_dump_json(by_alias=True)
+            parts.append(f'{{"status":{status},"event":{shown}}}')
         else:
             parts.append(json.dumps({"status": status, **(error or {})}, default=str))
     return Response('{"results":[' + ",".join(parts) + "]}", media_type="application/json")
@@ -215,9 +217,10 @@ async def respond(event_id: str, body: ResponseCreate, request: Request, who: Ca
     role allows (403 naming the channel and why). An engine relaying an answer given in its own
     UI claims the engine's channel and may name the person in ``relayed_by``.
     """
-    event = await hub_of(request).respond(who, event_id, body.value, body.comment,
-                                          check_channel(channel, "api"), body.relayed_by)
-    return _json(event)
+    hub = hub_of(request)
+    event = await hub.respond(who, event_id, body.value, body.comment,
+                              check_channel(channel, "api"), body.relayed_by)
+    return _json(hub.shown(event))
 
 
 @router.get("/events/{event_id}/decision", response_model=Decision,
@@ -237,8 +240,19 @@ async def cancel_event(event_id: str, request: Request, who: Caller,
                        body: CancelBody | None = None, channel: Channel = None) -> Response:
     """Cancel a pending event (its requester or an admin)."""
     comment = body.comment if body else None
-    event = await hub_of(request).cancel(who, event_id, comment, check_channel(channel, "api"))
-    return _json(event)
+    hub = hub_of(request)
+    event = await hub.cancel(who, event_id, comment, check_channel(channel, "api"))
+    return _json(hub.shown(event))
+
+
+@router.post("/events/{event_id}/reveal", response_model=Event, responses=_ERRORS)
+async def reveal_event(event_id: str, request: Request, who: Caller) -> Response:
+    """The event with its sensitive context fields unmasked (``masked`` lists none).
+
+    Only for callers the hub's ``reveal_allowed`` names (else 403); each reveal appends a
+    ``revealed`` entry (who, when, the paths) to the event's audit log.
+    """
+    return _json(await hub_of(request).reveal(who, event_id, "api"))
 
 
 @router.get("/events/{event_id}/audit", response_model=AuditTrail, responses=_ERRORS)

@@ -88,7 +88,7 @@ def _retrieve(check: asyncio.Future[None]) -> None:
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, deliveries, live, login, tokens, web, web_batch
+    from . import api, deliveries, live, login, tokens, web, web_batch, web_reveal
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
@@ -198,6 +198,7 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(web.router)
     app.include_router(live.router)
     app.include_router(web_batch.router)
+    app.include_router(web_reveal.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)

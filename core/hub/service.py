@@ -56,6 +56,7 @@ from .escalation import escalate
 from .limits import Limits
 from .live import Changes
 from .logs import state_change
+from .masking import may_reveal, shown
 from .metrics import Metrics
 from .notify import Notifier
 from .settings import Settings
@@ -373,10 +374,34 @@ class Hub:
         return event
 
     async def get(self, who: Identity, event_id: str) -> Event:
-        """One event the caller may read."""
+        """One event the caller may read, its sensitive context masked (:mod:`.masking`)."""
+        return self.shown(await self._readable(who, event_id))
+
+    async def _readable(self, who: Identity, event_id: str) -> Event:
         event = await self._load(event_id)
         if not can_read(who, event):
             raise Forbidden(f"{who.user} may not read event {event_id}")
+        return event
+
+    def shown(self, event: Event) -> Event:
+        """An event as any reader gets it: sensitive context fields masked."""
+        return shown(event, tuple(self.settings.sensitive_fields))
+
+    async def reveal(self, who: Identity, event_id: str, channel: str) -> Event:
+        """The event unmasked, for a caller named in ``reveal_allowed``; the reveal is written
+        to the audit log (who, when, channel, which paths) before the event is answered.
+
+        Raises:
+            Forbidden: the caller may not read the event, or may not reveal.
+        """
+        event = await self._readable(who, event_id)
+        if not may_reveal(who, self.settings.reveal_allowed):
+            raise Forbidden(f"{who.user} may not reveal masked fields: the hub's "
+                            "reveal_allowed does not name them or their groups")
+        paths = self.shown(event).masked
+        if paths:
+            await self._write(self.store.record, "revealed", actor=who.user, channel=channel,
+                              event_id=event_id, data={"paths": paths})
         return event
 
     async def list(self, who: Identity, *, status: str | None = None,
@@ -388,8 +413,11 @@ class Hub:
             scope["requested_by"] = who.user
         elif who.role == "reviewer":
             scope["visible_to"] = who.principals
-        return await self._run(self.store.list_events, status=status, assignee=assignee,
+        page = await self._run(self.store.list_events, status=status, assignee=assignee,
                                limit=limit, cursor=cursor, **scope)
+        if not page.events:
+            return page
+        return page.model_copy(update={"events": [self.shown(e) for e in page.events]})
 
     async def count_pending(self, who: Identity, limit: int | None = None) -> int:
         """How many pending events the caller's inbox holds (what :meth:`list` shows).

@@ -21,9 +21,16 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -329,6 +336,18 @@ class Settings(BaseSettings):
 
     batch_max: int = Field(default=50, ge=1, le=500)
     """Most events one batch decision from the inbox may hold (one inbox page is 50)."""
+
+    sensitive_fields: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = \
+        Field(default_factory=list, max_length=100)
+    """Context paths masked in every event, as shell-style patterns over dotted paths
+    (``*.ssn``, ``*.email``, ``customer.*``; a leading ``*.`` matches at the top level too),
+    besides the paths each workflow marks in its event's ``sensitive`` (:mod:`.masking`)."""
+
+    reveal_allowed: list[Annotated[str, StringConstraints(
+        pattern=r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]] = Field(
+        default_factory=list, max_length=100)
+    """Who may reveal masked context fields (user names and ``group:NAME``; admins are not
+    included unless named). Every reveal is a POST and an audit entry."""
 
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod

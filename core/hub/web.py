@@ -34,9 +34,10 @@ from starlette.datastructures import FormData
 
 from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, Unauthenticated
 from .._model import Event
-from .._rules import Identity, can_answer, can_cancel
+from .._rules import Identity, can_answer, can_cancel, proposal_of
 from .context import label_of, plain_error, readable, render_tree
 from .forms import answer_from, form_fields, initial_values, text_of
+from .masking import may_reveal
 from .service import Hub
 
 __all__ = ["error_page", "router", "status_page"]
@@ -353,9 +354,10 @@ def _error_view(error: InvalidInput, event: Event,
 async def _event_page(request: Request, session: _Session, event_id: str, *, status: int = 200,
                       error: InvalidInput | None = None,
                       values: dict[str, list[str]] | None = None, comment: str = "",
-                      notice: str | None = None, recorded: Event | None = None) -> HTMLResponse:
+                      notice: str | None = None, recorded: Event | None = None,
+                      revealed: Event | None = None) -> HTMLResponse:
     hub = _hub(request)
-    event = await hub.get(session.who, event_id)
+    event = revealed or await hub.get(session.who, event_id)
     audit = await hub.audit(session.who, event_id)
     fields = form_fields(event.input.schema_) if event.input.kind == "form" else []
     pending = event.status == "pending"
@@ -365,7 +367,10 @@ async def _event_page(request: Request, session: _Session, event_id: str, *, sta
                  problem=None if error is None else _error_view(error, event, fields),
                  recorded=recorded, confirm_needed=_confirm_needed(event),
                  may_answer=pending and can_answer(session.who, event, "web"),
-                 may_cancel=pending and can_cancel(session.who, event))
+                 may_cancel=pending and can_cancel(session.who, event),
+                 proposal=proposal_of(event) if pending else None,
+                 may_reveal=may_reveal(session.who, hub.settings.reveal_allowed),
+                 revealed=None if revealed is None else hub.shown(revealed).masked)
 
 
 def _confirm_needed(event: Event) -> bool:

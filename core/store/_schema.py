@@ -244,6 +244,12 @@ MIGRATIONS: list[Migration] = [
     Migration(both="""
     CREATE INDEX decisions_at ON decisions (at);
     """),
+    # 9 (issue 19, amend): a decision keeps the value the workflow proposed beside the answer,
+    # and whether the reviewer amended it. Older rows: no proposal, not amended.
+    Migration(both="""
+    ALTER TABLE decisions ADD COLUMN proposal TEXT;
+    ALTER TABLE decisions ADD COLUMN amended INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 

@@ -87,7 +87,8 @@ class Conn(Protocol):
 
 
 _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
-                "source", "labels", "recommendation", "confidence", "impact", "policy")
+                "source", "labels", "recommendation", "confidence", "impact", "policy",
+                "sensitive")
 
 
 class SQLStore(TokenRecords):
@@ -303,7 +304,9 @@ class SQLStore(TokenRecords):
             decision = None if d is None else Decision(
                 value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
                 comment=d["comment"], channel=d["channel"], at=_at(d["at"]), rule=d["rule"],
-                relayed_from=d["relayed_from"], verified=bool(d["verified"]))
+                relayed_from=d["relayed_from"], verified=bool(d["verified"]),
+                proposal=None if d["proposal"] is None else json.loads(d["proposal"]),
+                amended=bool(d["amended"]))
             events.append(Event.model_validate({
                 **json.loads(r["body"]),
                 "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],
@@ -483,16 +486,20 @@ class SQLStore(TokenRecords):
         value = json.dumps(decision.value)
         row = conn.execute(
             "INSERT INTO decisions (event_id, value, outcome, \"by\", comment, channel, at, rule,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " relayed_from, verified, proposal, amended)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
-             decision.channel, at, decision.rule, decision.relayed_from,
-             int(decision.verified))).fetchone()
+             decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified),
+             None if decision.proposal is None else json.dumps(decision.proposal),
+             int(decision.amended))).fetchone()
         data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
                                 "row": row_seal("decisions", event_id, _returned(row, at))}
         if decision.rule:
             data["rule"] = decision.rule
         if decision.relayed_from is not None or not decision.verified:
             data.update(relayed_from=decision.relayed_from, verified=decision.verified)
+        if decision.proposal is not None:
+            data.update(proposal=decision.proposal, amended=decision.amended)
         delivery = None
         if deliver_via is not None:
             delivery = Delivery(id=new_id("dl"), resumer=deliver_via,

@@ -24,9 +24,11 @@ import httpx
 
 from ._errors import (
     HUB_ERRORS,
+    DigestChanged,
     HubError,
     HubUnavailable,
     InvalidInput,
+    KeyReused,
     RateLimited,
     Unauthenticated,
     WaitTimeout,
@@ -135,6 +137,9 @@ class _BaseClient:
             retry_after = _retry_after(answer.headers.get("retry-after"))
             raise RateLimited(str(error.get("limit", "?")), float(error.get("value") or 0),
                               int(error.get("retry_after") or retry_after or 1), message)
+        if cls is DigestChanged or cls is KeyReused:
+            raise cls(message, changed=error.get("changed"), expected=error.get("expected"),
+                      got=error.get("got"))
         if cls is not None:
             raise cls(message)
         raise HubError(f"hub answered {answer.status_code}: {message}")

@@ -62,6 +62,7 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
 _ASSIGNEE = re.compile(r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
 _BOUNDS = f"nested at most {MAX_JSON_DEPTH} deep, at most {MAX_JSON_NODES} values"
 
 BoundedJson = Annotated[JsonValue, AfterValidator(bounded_json)]
@@ -192,6 +193,10 @@ class ResponseCreate(_Frozen):
     value: BoundedJson = Field(
         description=f"The answer, checked against the event's input spec; {_BOUNDS}.")
     comment: str | None = Field(default=None, max_length=10_000)
+    digest: str | None = Field(
+        default=None, pattern=_DIGEST,
+        description="The event's digest as the responder was shown it: the answer is refused "
+                    "(409 digest_changed) if the event shows something else now.")
     relayed_by: str | None = Field(
         default=None, max_length=128,
         description="Only when an engine relays an answer given in its own UI or CLI "
@@ -231,6 +236,12 @@ class Decision(_Frozen):
     verified: bool = Field(
         default=True, description="False when the deciding answer was relayed by an engine "
                                   "and signoff did not authenticate who gave it.")
+    digest: str | None = Field(
+        default=None, description="The event's payload digest this decision was made against.")
+    kid: str | None = Field(default=None, description="The id of the hub key that signed it.")
+    signature: str | None = Field(
+        default=None, description="Ed25519 signature (base64url) over the canonical decision "
+                                  "claims; see docs/evidence.md.")
 
     @property
     def ok(self) -> bool:
@@ -269,6 +280,11 @@ class Event(_Frozen):
     confidence: float | None = None
     impact: Impact | None = None
     policy: Policy | None = None
+    digest: str | None = Field(
+        default=None, description="SHA-256 over what a reviewer is shown (docs/evidence.md); "
+                                  "None for events made before digests.")
+    digest_parts: dict[str, str] = Field(
+        default_factory=dict, description="One digest per shown field, to name what changed.")
     escalation_level: int = 0
     requested_by: str
     status: Literal["pending", "decided", "cancelled"]

@@ -42,9 +42,12 @@ __all__ = [
     "canonical_json",
     "changed_fields",
     "decision_claims",
+    "export_record",
     "digest_parts",
     "parts_digest",
+    "shown_parts",
     "verify_decision",
+    "verify_record",
 ]
 
 SHOWN = ("name", "prompt", "input", "context", "recommendation", "confidence", "impact")
@@ -93,7 +96,11 @@ def _sha256(data: bytes) -> str:
 
 def digest_parts(event: Event | EventCreate) -> dict[str, str]:
     """One digest per field a reviewer is shown, over the field's JSON form."""
-    shown = event.model_dump(mode="json", include=set(SHOWN), by_alias=True)
+    return shown_parts(event.model_dump(mode="json", include=set(SHOWN), by_alias=True))
+
+
+def shown_parts(shown: Mapping[str, Any]) -> dict[str, str]:
+    """:func:`digest_parts` of the shown fields given as JSON (an export row, say)."""
     return {name: _sha256(canonical_json(shown.get(name))) for name in SHOWN}
 
 
@@ -114,10 +121,17 @@ def _time(at: datetime) -> str:
 def decision_claims(event_id: str, key: str | None, digest: str | None,
                     decision: Decision) -> dict[str, Any]:
     """What the hub signs about a decision (version ``v`` 1)."""
-    return {"v": 1, "event_id": event_id, "key": key, "digest": digest,
-            "value": decision.value, "outcome": decision.outcome.value, "by": decision.by,
-            "channel": decision.channel, "rule": decision.rule, "at": _time(decision.at),
-            "verified": decision.verified}
+    return _claims(event_id, key, digest, value=decision.value, outcome=decision.outcome.value,
+                   by=decision.by, channel=decision.channel, rule=decision.rule,
+                   at=decision.at, verified=decision.verified)
+
+
+def _claims(event_id: str, key: str | None, digest: str | None, *, value: Any, outcome: str,
+            by: str, channel: str, rule: str | None, at: datetime,
+            verified: bool) -> dict[str, Any]:
+    return {"v": 1, "event_id": event_id, "key": key, "digest": digest, "value": value,
+            "outcome": outcome, "by": by, "channel": channel, "rule": rule, "at": _time(at),
+            "verified": verified}
 
 
 def _b64(data: bytes) -> str:
@@ -232,3 +246,35 @@ def verify_decision(event: Event, keyring: Keyring) -> Decision:
     if why is not None:
         raise DecisionUnverified(event.id, why)
     return decision
+
+
+def export_record(event: Event) -> dict[str, Any]:
+    """The evidence fields of a decided event's export row: enough, with the shown fields
+    beside them, for :func:`verify_record` to check it offline.
+    """
+    decision = event.decision
+    assert decision is not None
+    return {"key": event.key, "digest": decision.digest, "outcome": decision.outcome.value,
+            "value": decision.value, "by": decision.by, "channel": decision.channel,
+            "rule": decision.rule, "verified": decision.verified,
+            "decided_at": _time(decision.at), "kid": decision.kid,
+            "signature": decision.signature}
+
+
+def verify_record(row: Mapping[str, Any], keyring: Keyring) -> str | None:
+    """None when an export row (``signoff export``) verifies offline: its shown fields hash to
+    the digest, and the signature by one of ``keyring``'s keys covers the row's decision.
+    Otherwise, why not.
+    """
+    if not row.get("signature") or not row.get("kid"):
+        return "the decision is not signed"
+    if parts_digest(shown_parts(row)) != row.get("digest"):
+        return "the shown fields (" + ", ".join(SHOWN) + ") do not hash to its digest"
+    try:
+        at = datetime.fromisoformat(str(row["decided_at"]).replace("Z", "+00:00"))
+        claims = _claims(str(row["id"]), row.get("key"), row["digest"], value=row.get("value"),
+                         outcome=row["outcome"], by=row["by"], channel=row["channel"],
+                         rule=row.get("rule"), at=at, verified=row.get("verified", True))
+    except (KeyError, ValueError, TypeError) as missing:
+        return f"a field the signature covers is missing or malformed ({missing})"
+    return keyring.verifies(claims, str(row["kid"]), str(row["signature"]))

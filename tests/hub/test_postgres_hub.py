@@ -16,13 +16,14 @@ import pytest
 from signoff import Client
 from signoff.testing import HubProcess
 
-from ..conftest import PG_AUDIT_KEY
+from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
 from ..postgres import PostgresServer, find_bin
 
 
 @pytest.fixture
 def pg_hub(pg_url: str, tmp_path: Path) -> Iterator[HubProcess]:
     process = HubProcess(pg_url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                      "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
                                       "SIGNOFF_SWEEP_INTERVAL": "0.2"}, log_dir=tmp_path)
     with process:
         yield process
@@ -120,6 +121,7 @@ def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
     with PostgresServer(bin_dir).running() as server:  # its own: this test stops it
         url = server.create_database()
         with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                  "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
                                   "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
             flow = hub.token("flow", role="workflow")
             rita = hub.token("rita", role="reviewer")

@@ -172,21 +172,23 @@ class _BaseClient:
             return None
         return Decision.model_validate(answer.json())
 
-    def _keys_needed(self, event: Event) -> bool:
+    def _keys_needed(self, decision: Decision | None) -> bool:
         """Fetch the hub's keys first: none yet, or (unpinned) a kid not seen yet (rotation)."""
-        kid = event.decision.kid if event.decision else None
+        kid = decision.kid if decision else None
         return not self._pinned and (self._keyring is None or
                                      (kid is not None and kid not in self._keyring.public))
 
     def _set_keys(self, answer: httpx.Response) -> None:
         self._keyring = Keyring.from_jwks(answer.json())
 
-    def _checked(self, event: Event) -> tuple[Decision | None, str | None]:
-        """The event's decision if it verifies (:func:`signoff._evidence.verify_decision`),
-        else ``(None, why)`` for the caller to report and raise.
+    def _checked(self, event: Event,
+                 arrived: Decision | None) -> tuple[Decision | None, str | None]:
+        """The event's (or the ``arrived``) decision if it verifies
+        (:func:`signoff._evidence.verify_decision`), else ``(None, why)`` for the caller to
+        report and raise.
         """
         try:
-            return verify_decision(event, self._keyring or Keyring()), None
+            return verify_decision(event, self._keyring or Keyring(), arrived), None
         except DecisionUnverified as refused:
             return None, refused.reason
 
@@ -327,17 +329,21 @@ class Client(_BaseClient):
         found = self._decision(answer)
         return None if found is None else self.verified(event_id)
 
-    def verified(self, event_id: str) -> Decision:
+    def verified(self, event_id: str, arrived: Decision | None = None) -> Decision:
         """The event's decision once its signature (by one of the hub's keys) and its payload
         digest verify; a refusal is reported to the hub (audited) and raised.
+
+        The one check every adapter runs before its workflow continues: ``arrived`` is a
+        decision that came by the engine's own road (a signal, a resume, a run input), checked
+        against the event as the hub holds it.
 
         Raises:
             DecisionUnverified: no decision, or one that does not verify: never act on it.
         """
         event = self.get(event_id)
-        if self._keys_needed(event):
+        if self._keys_needed(arrived or event.decision):
             self._set_keys(self._request("GET", "/api/v1/keys", idempotent=True))
-        decision, why = self._checked(event)
+        decision, why = self._checked(event, arrived)
         if decision is not None:
             return decision
         assert why is not None
@@ -495,12 +501,12 @@ class AsyncClient(_BaseClient):
         found = self._decision(answer)
         return None if found is None else await self.verified(event_id)
 
-    async def verified(self, event_id: str) -> Decision:
+    async def verified(self, event_id: str, arrived: Decision | None = None) -> Decision:
         """As :meth:`Client.verified`."""
         event = await self.get(event_id)
-        if self._keys_needed(event):
+        if self._keys_needed(arrived or event.decision):
             self._set_keys(await self._request("GET", "/api/v1/keys", idempotent=True))
-        decision, why = self._checked(event)
+        decision, why = self._checked(event, arrived)
         if decision is not None:
             return decision
         assert why is not None

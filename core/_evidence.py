@@ -219,8 +219,9 @@ class Keyring:
         return None
 
 
-def verify_decision(event: Event, keyring: Keyring) -> Decision:
-    """The event's decision, once its signature and the event's digest verify.
+def verify_decision(event: Event, keyring: Keyring, arrived: Decision | None = None) -> Decision:
+    """The event's decision (or the decision that ``arrived`` for it by another road: an
+    engine's signal, resume or run input), once its signature and the event's digest verify.
 
     The digest is recomputed from what the event shows and must equal the one the hub signed;
     the signature must be by a key in ``keyring`` over the decision as it reads now.
@@ -228,13 +229,16 @@ def verify_decision(event: Event, keyring: Keyring) -> Decision:
     Raises:
         DecisionUnverified: no decision, no signature, or either check fails.
     """
-    decision = event.decision
+    decision = arrived if arrived is not None else event.decision
     if decision is None:
         raise DecisionUnverified(event.id, "the event has no decision")
     if decision.signature is None or decision.kid is None:
         raise DecisionUnverified(event.id, "the decision is not signed")
     if decision.digest is None:
         raise DecisionUnverified(event.id, "the decision names no payload digest")
+    if event.digest is not None and decision.digest != event.digest:
+        raise DecisionUnverified(event.id, f"the decision was made against another payload "
+                                 f"({decision.digest}), not this event's ({event.digest})")
     now = digest_parts(event)
     if parts_digest(now) != decision.digest:
         changed = changed_fields(event.digest_parts, now) if event.digest_parts else []

@@ -160,3 +160,30 @@ def test_verify_detects_one_changed_byte_in_an_export(sqlite_hub: HubProcess,
         tampered.write_text(text.replace(old, new, 1))
         result = _cli(sqlite_hub, "verify", str(tampered), "--keys", str(keys))
         assert result.exit_code == 1 and "1 of 2 decision(s) do NOT verify" in result.output
+
+
+def test_the_inbox_page_shows_the_digest_and_its_form_answers_against_it(
+        sqlite_hub: HubProcess) -> None:
+    from .test_web import Page, create, fetch, sign_in
+
+    flow = sqlite_hub.token("flow", role="workflow")
+    rita = sign_in(sqlite_hub, sqlite_hub.token("rita"), "rita")
+    event = create(sqlite_hub, flow, prompt="Rotate the keys?", context={"hosts": 3})
+    page = rita.page(event["id"])
+    assert event["digest"] in page.text  # shown in the facts
+    [hidden] = Page(page.text).find("input", name="digest")
+    assert hidden["value"] == event["digest"]
+    # the page was loaded; the event changes behind the hub's back; the form's answer is 409
+    _sql(sqlite_hub, "UPDATE events SET body = replace(body, '\"hosts\": 3', '\"hosts\": 300')"
+         " WHERE id = ?", event["id"])
+    refused = rita.answer(event["id"], {"choice": "approve", "digest": hidden["value"]})
+    assert refused.status_code == 409 and "changed: context" in refused.text
+    assert fetch(sqlite_hub, event["id"])["status"] == "pending"
+    bad = rita.answer(event["id"], {"choice": "approve", "digest": "<b>x</b>"})
+    assert bad.status_code == 422 and "<b>x</b>" not in bad.text
+    other = create(sqlite_hub, flow, prompt="Restart?")
+    done = rita.answer(other["id"], {"choice": "approve", "digest": other["digest"]})
+    assert done.status_code == 303
+    decided = rita.page(other["id"]).text
+    assert fetch(sqlite_hub, other["id"])["decision"]["kid"] in decided
+    rita.client.close()

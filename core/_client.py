@@ -34,7 +34,13 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
-from ._evidence import DecisionUnverified, Keyring, verify_decision
+from ._evidence import (
+    DecisionUnverified,
+    Keyring,
+    digest_parts,
+    parts_digest,
+    verify_decision,
+)
 from ._inputs import input_spec
 from ._model import Decision, Event, EventCreate, EventPage
 
@@ -55,6 +61,7 @@ class _BaseClient:
         self._keyring = keys if isinstance(keys, Keyring) or keys is None \
             else Keyring.from_jwks(keys)
         self._pinned = keys is not None
+        self._asked: dict[str, str] = {}  # event id -> the digest of what this client sent
         self.url = (url or os.environ.get("SIGNOFF_URL") or DEFAULT_URL).rstrip("/")
         self.token = token or os.environ.get("SIGNOFF_TOKEN")
         self.retry_for = retry_for
@@ -172,6 +179,24 @@ class _BaseClient:
             return None
         return Decision.model_validate(answer.json())
 
+    def _remember(self, body: dict[str, Any], created: Event) -> Event:
+        """Check the hub holds what this client asked (its digest), and remember it: a
+        decision this client returns must have been made against exactly that payload.
+
+        Raises:
+            DecisionUnverified: the hub's event shows something else than was sent.
+        """
+        if created.digest is None:  # a hub from before digests
+            return created
+        expected = parts_digest(digest_parts(EventCreate.model_validate(body)))
+        if created.digest != expected:
+            raise DecisionUnverified(created.id, f"the hub holds another payload ({created.digest})"
+                                     f" than this client sent ({expected})")
+        if len(self._asked) >= 10_000:
+            self._asked.clear()
+        self._asked[created.id] = expected
+        return created
+
     def _keys_needed(self, decision: Decision | None) -> bool:
         """Fetch the hub's keys first: none yet, or (unpinned) a kid not seen yet (rotation)."""
         kid = decision.kid if decision else None
@@ -188,9 +213,14 @@ class _BaseClient:
         report and raise.
         """
         try:
-            return verify_decision(event, self._keyring or Keyring(), arrived), None
+            decision = verify_decision(event, self._keyring or Keyring(), arrived)
         except DecisionUnverified as refused:
             return None, refused.reason
+        asked = self._asked.get(event.id)
+        if asked is not None and decision.digest != asked:
+            return None, (f"the decision was made against {decision.digest}, not the payload "
+                          f"this client asked ({asked})")
+        return decision, None
 
 
 class Client(_BaseClient):
@@ -253,7 +283,7 @@ class Client(_BaseClient):
         """Create an event (or get the existing one with the same key)."""
         body = self._event_body(event, fields)
         answer = self._request("POST", "/api/v1/events", json=body, idempotent=True)
-        return Event.model_validate(answer.json())
+        return self._remember(body, Event.model_validate(answer.json()))
 
     def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
                       ) -> builtins.list[Event | HubError]:
@@ -444,7 +474,7 @@ class AsyncClient(_BaseClient):
         """Create an event (or get the existing one with the same key)."""
         body = self._event_body(event, fields)
         answer = await self._request("POST", "/api/v1/events", json=body, idempotent=True)
-        return Event.model_validate(answer.json())
+        return self._remember(body, Event.model_validate(answer.json()))
 
     async def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
                             ) -> builtins.list[Event | HubError]:

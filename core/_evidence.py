@@ -234,13 +234,13 @@ def verify_decision(event: Event, keyring: Keyring, arrived: Decision | None = N
         raise DecisionUnverified(event.id, "the event has no decision")
     if decision.signature is None or decision.kid is None:
         raise DecisionUnverified(event.id, "the decision is not signed")
-    if decision.digest is None:
+    if decision.digest is None and (event.digest is not None or event.digest_parts):
         raise DecisionUnverified(event.id, "the decision names no payload digest")
     if event.digest is not None and decision.digest != event.digest:
         raise DecisionUnverified(event.id, f"the decision was made against another payload "
                                  f"({decision.digest}), not this event's ({event.digest})")
     now = digest_parts(event)
-    if parts_digest(now) != decision.digest:
+    if decision.digest is not None and parts_digest(now) != decision.digest:
         changed = changed_fields(event.digest_parts, now) if event.digest_parts else []
         what = f" (changed: {', '.join(changed)})" if changed else ""
         raise DecisionUnverified(event.id, "the event's shown content is not what was approved"

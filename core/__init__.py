@@ -33,7 +33,7 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
-from ._evidence import DecisionUnverified, Keyring, verify_decision
+from ._evidence import DecisionUnverified, Keyring, verify_decision, verify_delivery
 from ._inputs import (
     ApprovalInput,
     BoolInput,
@@ -123,4 +123,5 @@ __all__ = [
     "timeout_decision",
     "validate_value",
     "verify_decision",
+    "verify_delivery",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "parts_digest",
     "shown_parts",
     "verify_decision",
+    "verify_delivery",
     "verify_record",
 ]
 
@@ -282,3 +283,34 @@ def verify_record(row: Mapping[str, Any], keyring: Keyring) -> str | None:
     except (KeyError, ValueError, TypeError) as missing:
         return f"a field the signature covers is missing or malformed ({missing})"
     return keyring.verifies(claims, str(row["kid"]), str(row["signature"]))
+
+
+def verify_delivery(body: Mapping[str, Any], keyring: Keyring,
+                    expected_digest: str | None = None) -> Decision:
+    """The decision a webhook delivery carries (``{"event_id", "key", "decision", ...}``,
+    :mod:`signoff.resumers.webhook`), once the hub's signature over it verifies; with
+    ``expected_digest`` (the digest of the event the receiver asked, from its create) it must
+    also have been made against that payload.
+
+    Raises:
+        DecisionUnverified: unsigned, a signature that does not match, or another payload.
+    """
+    from ._model import Decision
+
+    event_id = str(body.get("event_id"))
+    try:
+        decision = Decision.model_validate(body.get("decision"))
+    except ValueError as exc:
+        raise DecisionUnverified(event_id, f"no decision in the delivery ({exc})") from None
+    if decision.signature is None or decision.kid is None:
+        raise DecisionUnverified(event_id, "the decision is not signed")
+    if expected_digest is not None and decision.digest != expected_digest:
+        raise DecisionUnverified(event_id, f"the decision was made against {decision.digest}, "
+                                 f"not {expected_digest}")
+    key = body.get("key")
+    why = keyring.verifies(decision_claims(event_id, key if isinstance(key, str) else None,
+                                           decision.digest, decision),
+                           decision.kid, decision.signature)
+    if why is not None:
+        raise DecisionUnverified(event_id, why)
+    return decision

@@ -187,3 +187,33 @@ def test_the_inbox_page_shows_the_digest_and_its_form_answers_against_it(
     decided = rita.page(other["id"]).text
     assert fetch(sqlite_hub, other["id"])["decision"]["kid"] in decided
     rita.client.close()
+
+
+def test_a_webhook_receiver_verifies_the_delivered_decision(tmp_path: Path) -> None:
+    from signoff import verify_delivery
+    from signoff.testing import free_port, until
+
+    from .test_reliability import Receiver
+
+    port = free_port()
+    env = {"SIGNOFF_DELIVERY_BACKOFF": "0.2", "SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
+           "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'}
+    receiver = Receiver(port).start()
+    try:
+        with HubProcess(tmp_path / "hub.db", env=env) as hub:
+            flow = Client(hub.url, hub.token("flow", role="workflow"))
+            event = flow.create(name="hooked", prompt="Merge?", source={
+                "orchestrator": "webhook", "params": {"url": f"http://127.0.0.1:{port}/"}})
+            Client(hub.url, hub.admin_token).respond(event.id, True)
+            until(lambda: receiver.calls, 30, "the delivery")
+            keyring = Keyring.from_jwks(httpx.get(f"{hub.url}/api/v1/keys").json())
+    finally:
+        receiver.stop()
+    sent = json.loads(receiver.calls[0][1])
+    decision = verify_delivery(sent, keyring, expected_digest=event.digest)
+    assert decision.value is True and decision.digest == event.digest
+    forged = {**sent, "decision": {**sent["decision"], "value": False, "outcome": "rejected"}}
+    with pytest.raises(DecisionUnverified, match="does not match"):
+        verify_delivery(forged, keyring)
+    with pytest.raises(DecisionUnverified, match="made against"):
+        verify_delivery(sent, keyring, expected_digest="sha256:" + "0" * 64)

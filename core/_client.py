@@ -34,15 +34,10 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
-from ._evidence import (
-    DecisionUnverified,
-    Keyring,
-    digest_parts,
-    parts_digest,
-    verify_decision,
-)
+from ._evidence import DecisionUnverified, Keyring
 from ._inputs import input_spec
 from ._model import Decision, Event, EventCreate, EventPage
+from ._verifying import Verifying
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -55,13 +50,10 @@ _RETRY_IDEMPOTENT = (*_RETRY_ALWAYS, httpx.ReadError, httpx.RemoteProtocolError,
 _NOT_NOW = (429, 503)  # the hub (or a proxy in front) did nothing: come back later
 
 
-class _BaseClient:
+class _BaseClient(Verifying):
     def __init__(self, url: str | None, token: str | None, channel: str | None,
                  retry_for: float, keys: Keyring | Mapping[str, Any] | None = None) -> None:
-        self._keyring = keys if isinstance(keys, Keyring) or keys is None \
-            else Keyring.from_jwks(keys)
-        self._pinned = keys is not None
-        self._asked: dict[str, str] = {}  # event id -> the digest of what this client sent
+        self._init_verifying(keys)
         self.url = (url or os.environ.get("SIGNOFF_URL") or DEFAULT_URL).rstrip("/")
         self.token = token or os.environ.get("SIGNOFF_TOKEN")
         self.retry_for = retry_for
@@ -178,49 +170,6 @@ class _BaseClient:
         if answer.status_code == 204:
             return None
         return Decision.model_validate(answer.json())
-
-    def _remember(self, body: dict[str, Any], created: Event) -> Event:
-        """Check the hub holds what this client asked (its digest), and remember it: a
-        decision this client returns must have been made against exactly that payload.
-
-        Raises:
-            DecisionUnverified: the hub's event shows something else than was sent.
-        """
-        if created.digest is None:  # a hub from before digests
-            return created
-        expected = parts_digest(digest_parts(EventCreate.model_validate(body)))
-        if created.digest != expected:
-            raise DecisionUnverified(created.id, f"the hub holds another payload ({created.digest})"
-                                     f" than this client sent ({expected})")
-        if len(self._asked) >= 10_000:
-            self._asked.clear()
-        self._asked[created.id] = expected
-        return created
-
-    def _keys_needed(self, decision: Decision | None) -> bool:
-        """Fetch the hub's keys first: none yet, or (unpinned) a kid not seen yet (rotation)."""
-        kid = decision.kid if decision else None
-        return not self._pinned and (self._keyring is None or
-                                     (kid is not None and kid not in self._keyring.public))
-
-    def _set_keys(self, answer: httpx.Response) -> None:
-        self._keyring = Keyring.from_jwks(answer.json())
-
-    def _checked(self, event: Event,
-                 arrived: Decision | None) -> tuple[Decision | None, str | None]:
-        """The event's (or the ``arrived``) decision if it verifies
-        (:func:`signoff._evidence.verify_decision`), else ``(None, why)`` for the caller to
-        report and raise.
-        """
-        try:
-            decision = verify_decision(event, self._keyring or Keyring(), arrived)
-        except DecisionUnverified as refused:
-            return None, refused.reason
-        asked = self._asked.get(event.id)
-        if asked is not None and decision.digest != asked:
-            return None, (f"the decision was made against {decision.digest}, not the payload "
-                          f"this client asked ({asked})")
-        return decision, None
 
 
 class Client(_BaseClient):

@@ -242,7 +242,25 @@ async def refuse_decision(event_id: str, body: Refusal, request: Request,
     return Response(status_code=204)
 
 
-@router.get("/keys", tags=["hub"])
+class PublicKey(BaseModel):
+    """One public decision-signing key (a JWK: OKP, Ed25519)."""
+
+    kid: str
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    x: str = Field(description="The raw public key, base64url without padding.")
+    active: bool = Field(description="True for the key that signs new decisions.")
+
+
+class KeySet(BaseModel):
+    """The hub's public signing keys, newest last."""
+
+    keys: list[PublicKey]
+
+
+@router.get("/keys", tags=["hub"], response_model=KeySet, responses=_ERRORS)
 async def signing_keys(request: Request) -> dict[str, Any]:
     """The hub's public decision-signing keys, JWKS-like (``kid``, ``kty`` OKP, ``crv``
     Ed25519, ``x``); ``active`` marks the one that signs now. Public: no token needed.

@@ -50,8 +50,12 @@ def test_create_answer_wake_and_restart(pg_hub: HubProcess) -> None:
     assert created.status_code == 201, created.text
     event = created.json()
     again = _call(pg_hub, "POST", "/events", flow,
-                  json={"name": "deploy", "prompt": "other", "key": "run-1"})
+                  json={"name": "deploy", "prompt": "Ship v3?", "key": "run-1",
+                        "context": {"rows": 12}})
     assert again.status_code == 200 and again.json()["id"] == event["id"]
+    other = _call(pg_hub, "POST", "/events", flow,
+                  json={"name": "deploy", "prompt": "other", "key": "run-1"})
+    assert other.status_code == 409 and other.json()["error"]["changed"] == ["prompt", "context"]
 
     async def scenario() -> tuple[httpx.Response, float, float]:
         async with httpx.AsyncClient(base_url=pg_hub.url, timeout=30) as client:

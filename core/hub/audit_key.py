@@ -6,7 +6,6 @@ from pathlib import Path
 
 from ..store import AuditKey, AuditKeyError, Store, check_database, load_audit_key, open_store
 from .settings import Settings
-from .signing import hub_signing_keys
 
 __all__ = ["hub_audit_key", "open_hub_store"]
 
@@ -27,8 +26,7 @@ def hub_audit_key(settings: Settings, *, create: bool) -> AuditKey:
 
 def open_hub_store(settings: Settings, *, create_key: bool = True,
                    create: bool = True) -> tuple[Store, AuditKey]:
-    """Open (and migrate) the hub's store with its audit key, and (for a store that will be
-    written) the signing keyring that signs its decisions (:mod:`signoff.hub.signing`).
+    """Open (and migrate) the hub's store with its audit key.
 
     Only the hub makes a new store (``create``); the CLI's commands on an existing hub pass
     ``create=False``, so a mistyped ``--db`` is an error, with no key file made beside it.
@@ -42,10 +40,7 @@ def open_hub_store(settings: Settings, *, create_key: bool = True,
     """
     check_database(settings.database, create=create)
     key = hub_audit_key(settings, create=create_key)
-    signing = hub_signing_keys(settings, create=create_key) if create_key else None
     store = open_store(settings.database, audit_key=key.secret, create=create)
-    if signing is not None:
-        store.signer = signing.keyring
     if create_key:
         try:
             store.check_audit_key()

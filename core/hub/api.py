@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .._limits import MAX_WAIT
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
@@ -33,6 +33,8 @@ class ErrorDetail(BaseModel):
     limit: str | None = Field(default=None, description="429: the setting that refused")
     value: float | None = Field(default=None, description="429: that setting's value")
     retry_after: int | None = Field(default=None, description="429: seconds to wait")
+    changed: list[str] | None = Field(
+        default=None, description="409 digest_changed / key_reused: the shown fields that differ")
 
 
 class ErrorBody(BaseModel):
@@ -56,7 +58,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error("Too many requests for this token; retry after `Retry-After` seconds"),
 }
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: _error("Already decided or already answered; nothing changed")}
+    409: _error("Already decided or already answered, or (`digest_changed`) answered against "
+                "a digest the event does not show now; nothing changed")}
 _TARGET_TAKEN: dict[int | str, dict[str, Any]] = {
     409: _error("`target_taken`: the run `source.params` names is named by events of another "
                 "identity; nothing was stored")}
@@ -219,8 +222,53 @@ async def respond(event_id: str, body: ResponseCreate, request: Request, who: Ca
     """
     hub = hub_of(request)
     event = await hub.respond(who, event_id, body.value, body.comment,
-                              check_channel(channel, "api"), body.relayed_by)
+                              check_channel(channel, "api"), body.relayed_by, body.digest)
     return _json(hub.shown(event))
+
+
+class Refusal(BaseModel):
+    """Why a waiting workflow refused a decision."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/events/{event_id}/refusals", status_code=204, responses=_ERRORS)
+async def refuse_decision(event_id: str, body: Refusal, request: Request,
+                          who: Caller) -> Response:
+    """Report that the event's decision did not verify where it was to be acted on (the
+    client and the adapters call this); the hub logs it and writes ``decision_refused`` to the
+    audit trail.
+    """
+    await hub_of(request).record_refusal(who, event_id, body.reason)
+    return Response(status_code=204)
+
+
+class PublicKey(BaseModel):
+    """One public decision-signing key (a JWK: OKP, Ed25519)."""
+
+    kid: str
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    x: str = Field(description="The raw public key, base64url without padding.")
+    active: bool = Field(description="True for the key that signs new decisions.")
+
+
+class KeySet(BaseModel):
+    """The hub's public signing keys, newest last."""
+
+    keys: list[PublicKey]
+
+
+@router.get("/keys", tags=["hub"], response_model=KeySet, responses=_ERRORS)
+async def signing_keys(request: Request) -> dict[str, Any]:
+    """The hub's public decision-signing keys, JWKS-like (``kid``, ``kty`` OKP, ``crv``
+    Ed25519, ``x``); ``active`` marks the one that signs now. Public: no token needed.
+    """
+    keyring = hub_of(request).store.signer
+    return keyring.jwks() if keyring is not None else {"keys": []}
 
 
 @router.get("/events/{event_id}/decision", response_model=Decision,

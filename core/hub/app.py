@@ -31,6 +31,7 @@ from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
+from .signing import hub_signing_keys
 
 __all__ = ["create_app"]
 
@@ -92,6 +93,8 @@ def create_app(settings: Settings, store: Store | None = None,
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
+    if the_store.signer is None:  # a store handed in (tests, embedding): sign all the same
+        the_store.signer = hub_signing_keys(settings, create=True).keyring
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

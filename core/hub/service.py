@@ -33,7 +33,16 @@ import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound, TargetTaken
+from .._errors import (
+    AlreadyDecided,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    TargetTaken,
+)
+from .._evidence import digest_parts, parts_digest
 from .._ids import new_id
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
@@ -53,6 +62,8 @@ from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
+from .evidence import check_answer_digest
+from .evidence import same_payload as _same_payload
 from .limits import Limits
 from .live import Changes
 from .logs import state_change
@@ -239,6 +250,7 @@ class Hub:
             stored, created = await self._write(self.store.create_event, draft.event,
                                                 channel=draft.channel, decision=draft.decision,
                                                 notes=draft.notes, resume_target=draft.target)
+        _same_payload(draft.event, stored)
         self._created(stored, created)
         return stored, created
 
@@ -266,8 +278,13 @@ class Hub:
                 results.append(None)
             if drafts:
                 stored = await self._write(self._create_drafts, [d for _, d in drafts])
-                for (index, _), made in zip(drafts, stored, strict=True):
+                for (index, draft), made in zip(drafts, stored, strict=True):
                     results[index] = made  # an item refused in the store (TargetTaken) too
+                    if isinstance(made, tuple):
+                        try:
+                            _same_payload(draft.event, made[0])
+                        except KeyReused as refused:
+                            results[index] = refused
         for result in results:
             if isinstance(result, tuple):
                 self._created(*result)
@@ -308,10 +325,12 @@ class Hub:
         fields.update(policy=policy, assignees=assignees, on_timeout=on_timeout)
         # every field given: pydantic's model_construct inspects a default factory's signature
         # on each call, slower than validating
+        parts = digest_parts(body)  # what a reviewer will be shown, bound at creation
         event = Event.model_construct(**fields, id=new_id("ev"), requested_by=who.user,
                                       status="pending", created_at=now, deadline=deadline,
                                       escalation_level=0, decision=None, responses=[],
-                                      deliveries=[])
+                                      deliveries=[], digest=parts_digest(parts),
+                                      digest_parts=parts)
         routed = route(event)
         decision = None
         if routed.action == "approve":
@@ -437,15 +456,18 @@ class Hub:
                                limit=limit)
 
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                      channel: str | None, relayed_by: str | None = None) -> Event:
+                      channel: str | None, relayed_by: str | None = None,
+                      digest: str | None = None) -> Event:
         """Answer an event; the first valid answer decides it.
 
         ``channel`` is the caller's checked claim (``web`` from the inbox); an engine channel
         makes the answer a relay, recorded in the name of ``relayed_by`` (the person the
-        engine names) or as unverified, never in the caller's.
+        engine names) or as unverified, never in the caller's. ``digest``, when given, is the
+        event's digest as the responder was shown it: another one now is a 409.
 
         Raises:
-            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited: and nothing is
+            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited, DigestChanged:
+                and nothing is
             written; a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
         self.limits.answer(who.user)
@@ -456,7 +478,7 @@ class Hub:
         while True:
             try:
                 event = await self._write_deciding(self._respond_now, who, event_id, checked,
-                                                   comment, channel, relayed_by)
+                                                   comment, channel, relayed_by, digest)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
             except RelayRefused as refused:  # audited, and shown in the event's history
@@ -500,7 +522,8 @@ class Hub:
         return check()
 
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                     claim: str | None, relayed_by: str | None = None) -> Event:
+                     claim: str | None, relayed_by: str | None = None,
+                     digest: str | None = None) -> Event:
         """Check and store an answer (``value`` already checked by :meth:`_checked`). The rights
         and state checks run inside the store's transaction, on the event as it reads it: what
         they saw is what the answer is written against.
@@ -528,6 +551,7 @@ class Hub:
                                 "self-approval")
             if isinstance(value, InvalidInput):
                 raise value
+            check_answer_digest(event, digest)  # against the event as the store reads it
             if relayed:
                 reason = relay_refusal(event, self.settings.relays)
                 if reason is not None:
@@ -720,6 +744,19 @@ class Hub:
         return sum(len(w) for w in self._waiters.values())
 
     # what escalation, deadlines and deciders need (public, so each reads on its own) ----
+    async def record_refusal(self, who: Identity, event_id: str, reason: str) -> None:
+        """Log and audit that ``who``'s waiting workflow refused the event's decision (its
+        signature or digest did not verify): someone changed it, or the keys are wrong.
+
+        Raises:
+            NotFound, Forbidden: the caller may not see this event.
+        """
+        await self.get(who, event_id)
+        log.warning("a decision was refused by its waiting workflow", extra={
+            "event_id": event_id, "by": who.user, "reason": reason})
+        await self._write(self.store.record, "decision_refused", actor=who.user,
+                          channel="api", event_id=event_id, data={"reason": reason})
+
     async def record_escalation(self, event: Event, level: int, assignees: builtins.list[str],
                                 data: dict[str, Any]) -> Event:
         """Record that ``event`` passed escalation tier ``level``, now assigned to ``assignees``.

@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     """A file holding the audit key (``SIGNOFF_AUDIT_KEY_FILE``); its text, stripped. Given with
     ``audit_key``, the two must agree."""
 
+    # issue 22 (evidence): the keys that sign decisions, kept out of the database ----------
+    signing_keys: SecretStr | None = None
+    """The decision-signing keyring itself (``SIGNOFF_SIGNING_KEYS``, e.g. from a Kubernetes
+    Secret): lines ``private <hex>`` / ``public <hex>``, oldest first, the newest private key
+    signs (:mod:`signoff.hub.signing`). With neither this nor ``signing_keys_file`` the hub makes
+    ``<database>.signing-keys`` (mode 0600) beside a SQLite database on first start."""
+
+    signing_keys_file: Path | None = None
+    """A file holding the signing keyring (``SIGNOFF_SIGNING_KEYS_FILE``); ``signoff keys
+    rotate`` rotates it."""
+
     # -- part 3 (channels): reserved channels bound to tokens; unverified relayed answers --
     channel_bindings: dict[str, list[str]] = Field(default_factory=dict)
     """Reserved channels bound to users, e.g. ``"decider:risk" = ["risk-bot"]``: those users'

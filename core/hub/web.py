@@ -32,10 +32,18 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, Unauthenticated
+from .._errors import (
+    AlreadyDecided,
+    DigestChanged,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    Unauthenticated,
+)
 from .._model import Event
 from .._rules import Identity, can_answer, can_cancel, proposal_of
 from .context import label_of, plain_error, readable, render_tree
+from .evidence import form_digest
 from .forms import answer_from, form_fields, initial_values, text_of
 from .masking import may_reveal
 from .service import Hub
@@ -408,12 +416,13 @@ async def respond(event_id: str, request: Request, session: Session) -> Response
         if value is True and _confirm_needed(event) and text_of(form, "confirm") != "yes":
             raise InvalidInput("confirm", f"the box ticked to approve a {event.impact}-impact "
                                           "event", None)
-        await hub.respond(session.who, event_id, value, comment or None, channel="web")
+        await hub.respond(session.who, event_id, value, comment or None, channel="web",
+                          digest=form_digest(form))
     except InvalidInput as exc:
         kept = {k: [str(v) for v in form.getlist(k)] for k in form if k != "csrf"}
         return await _event_page(request, session, event_id, status=422, error=exc,
                                  values=kept, comment=comment)
-    except AlreadyDecided as exc:
+    except (AlreadyDecided, DigestChanged) as exc:
         return await _event_page(request, session, event_id, status=409,
                                  notice=f"Your answer was not recorded: {exc.message}.")
     return _redirect(await _next_url(request, session, event_id))

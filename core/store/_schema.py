@@ -250,6 +250,15 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE decisions ADD COLUMN proposal TEXT;
     ALTER TABLE decisions ADD COLUMN amended INTEGER NOT NULL DEFAULT 0;
     """),
+    # 10 (issue 22, evidence): an event's payload digest, beside its key so the decision write
+    # reads both with its compare-and-set; a decision's digest, signing key id and signature.
+    # Older rows keep NULL: they were never signed, and clients refuse them as unsigned.
+    Migration(both="""
+    ALTER TABLE events ADD COLUMN digest TEXT;
+    ALTER TABLE decisions ADD COLUMN digest TEXT;
+    ALTER TABLE decisions ADD COLUMN kid TEXT;
+    ALTER TABLE decisions ADD COLUMN signature TEXT;
+    """),
 ]
 
 

@@ -25,7 +25,7 @@ import pytest
 from signoff import Client
 from signoff.testing import HubProcess, free_port, until
 
-from ..conftest import PG_AUDIT_KEY
+from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
 from ..postgres import PostgresServer, find_bin
 
 LOOPBACK = {"SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
@@ -38,7 +38,8 @@ def replicas(url: str, tmp: Path, n: int, admin: str | None = None,
              **env: str) -> Iterator[list[HubProcess]]:
     """``n`` hubs on the database at ``url``, started one after another, stopped at the end
     (``admin``: the admin token of a store some hub started already)."""
-    settings = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SWEEP_INTERVAL": "0.2", **env}
+    settings = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+                "SIGNOFF_SWEEP_INTERVAL": "0.2", **env}
     with ExitStack() as stack:
         hubs: list[HubProcess] = []
         for _ in range(n):
@@ -207,7 +208,7 @@ def test_a_delivery_held_by_a_killed_replica_is_made_by_another(
 
 def test_replicas_starting_together_on_a_new_database_mint_one_first_admin(
         pg_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY}
+    env = {**os.environ, "SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS}
     hubs = [subprocess.Popen([sys.executable, "-c", "from signoff.cli import run; run()",
                               "serve", "--port", str(free_port()), "--db", pg_url],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,

@@ -102,3 +102,25 @@ def test_a_workload_token_is_refused_otherwise(workload_hub: HubProcess, provide
     assert listed.json()["events"] == []
     until(lambda: "workload token refused" in workload_hub.log_path.read_text(), timeout=5,
           what="the refusal in the log")
+
+
+def test_the_client_reads_a_rotated_token_file_at_every_request(
+        workload_hub: HubProcess, provider: Provider, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from signoff import Client, SignoffError
+
+    mounted = tmp_path / "token"  # what a projected volume holds; the kubelet rewrites it
+    mounted.write_text(_service_account(provider) + "\n")
+    monkeypatch.delenv("SIGNOFF_TOKEN", raising=False)
+    monkeypatch.setenv("SIGNOFF_TOKEN_FILE", str(mounted))
+    with Client(workload_hub.url, retry_for=0) as client:
+        event = client.create(name="retrain", prompt="Promote the retrained model?")
+        assert event.requested_by == "ml/trainer"
+        mounted.write_text(_service_account(provider))  # a fresh token, same workload
+        assert client.get(event.id).id == event.id
+        mounted.write_text(_service_account(provider, namespace="web"))  # unmapped
+        with pytest.raises(SignoffError, match="no rule of issuer"):
+            client.get(event.id)
+        mounted.unlink()
+        with pytest.raises(SignoffError, match="SIGNOFF_TOKEN_FILE"):
+            client.get(event.id)

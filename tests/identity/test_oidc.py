@@ -79,17 +79,26 @@ def test_the_provider_is_called_only_where_egress_allows(
     assert provider.control("stats")["jwks_reads"] == before
 
 
-@pytest.mark.parametrize(("oidc", "field"), [
-    ({"issuer": "ftp://idp.example", "client_id": "x"}, "oidc.issuer"),
-    ({"issuer": "https://idp.example"}, "oidc.client_id"),
-    ({"issuer": "https://idp.example", "client_id": "x", "groups_claim": "a b"},
+@pytest.mark.parametrize(("given", "field"), [
+    ({"oidc": {"issuer": "ftp://idp.example", "client_id": "x"}}, "oidc.issuer"),
+    ({"oidc": {"issuer": "https://idp.example"}}, "oidc.client_id"),
+    ({"oidc": {"issuer": "https://idp.example", "client_id": "x", "groups_claim": "a b"}},
      "oidc.groups_claim"),
+    ({"trusted_proxy": {"addresses": ["10.0.0.0/33"]}}, "trusted_proxy.addresses"),
+    ({"trusted_proxy": {"addresses": []}}, "trusted_proxy.addresses"),
+    ({"trusted_proxy": {"addresses": ["10.0.0.0/8"], "user_header": "X User"}},
+     "trusted_proxy.user_header"),
+    ({"workload_issuers": [{"issuer": "https://k8s.example", "audience": "signoff",
+                            "rules": []}]}, "workload_issuers.0.rules"),
+    ({"workload_issuers": [{"issuer": "https://k8s.example", "audience": "signoff",
+                            "rules": [{"match": {}, "workflow": "x"}]}]},
+     "workload_issuers.0.rules.0.match"),
 ])
-def test_bad_oidc_settings_are_refused_naming_the_field(oidc: dict[str, Any],
-                                                        field: str) -> None:
+def test_bad_identity_settings_are_refused_naming_the_field(given: dict[str, Any],
+                                                            field: str) -> None:
     with pytest.raises(ValidationError) as refused:
-        load_settings(oidc=oidc)
-    assert field in str(refused.value).replace("\n", ".")
+        load_settings(**given)
+    assert field in str(refused.value)
 
 
 def test_claims_are_found_at_dotted_paths_and_groups_bounded() -> None:

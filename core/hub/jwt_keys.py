@@ -54,6 +54,8 @@ def unverified_claims(token: str) -> dict[str, Any]:
     Raises:
         Unauthenticated: not a compact JWT with a JSON object payload.
     """
+    if len(token) > MAX_TOKEN:
+        raise Unauthenticated(f"the token is over {MAX_TOKEN} characters")
     try:
         claims = json.loads(extract_compact(token.encode()).payload)
     except (JoseError, ValueError, TypeError) as exc:
@@ -118,7 +120,7 @@ class IssuerKeys:
                     read += chunk
                     if len(read) > MAX_DOCUMENT:
                         raise ProviderError(f"{origin_of(url)} sent over {MAX_DOCUMENT} bytes")
-            document = httpx.Response(200, content=read).json()
+            document = json.loads(read)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("identity provider %s: %r", origin_of(url), exc)
             raise ProviderError(f"the identity provider at {origin_of(url)} could not be read "

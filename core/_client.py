@@ -2,12 +2,13 @@
 
 Both share :class:`_BaseClient`, which builds requests and reads answers without I/O; the two
 surfaces only send. The base URL and token come from the arguments or ``SIGNOFF_URL`` and
-``SIGNOFF_TOKEN``. Connection failures are retried with backoff (any call when the request
-never left; reads, waits, and creates with a key also after a broken answer). A hub that says
-"not now" (429 over a per-token limit, 503 unavailable) did nothing, so any call waits its
-``Retry-After`` and tries again while the retry budget lasts; past it, the 429 raises
-:class:`RateLimited` and the 503 :class:`HubUnavailable`. Errors from the hub become the
-exception classes of :mod:`signoff._errors`, carrying the hub's message.
+``SIGNOFF_TOKEN`` (or a file, ``SIGNOFF_TOKEN_FILE``, read at every request). Connection
+failures are retried with backoff (any call when the request never left; reads, waits, and
+creates with a key also after a broken answer). A hub that says "not now" (429 over a
+per-token limit, 503 unavailable) did nothing, so any call waits its ``Retry-After`` and tries
+again while the retry budget lasts; past it, the 429 raises :class:`RateLimited` and the 503
+:class:`HubUnavailable`. Errors from the hub become the exception classes of
+:mod:`signoff._errors`, carrying the hub's message.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ._errors import (
 from ._evidence import DecisionUnverified, Keyring
 from ._inputs import input_spec
 from ._model import Decision, Event, EventCreate, EventPage
+from ._token_file import TokenFile
 from ._verifying import Verifying
 
 __all__ = ["AsyncClient", "Client"]
@@ -56,6 +58,9 @@ class _BaseClient(Verifying):
         self._init_verifying(keys)
         self.url = (url or os.environ.get("SIGNOFF_URL") or DEFAULT_URL).rstrip("/")
         self.token = token or os.environ.get("SIGNOFF_TOKEN")
+        # no token given: a token file read at every request (a rotated workload token)
+        file = None if self.token else os.environ.get("SIGNOFF_TOKEN_FILE")
+        self.auth = TokenFile(file) if file else None
         self.retry_for = retry_for
         self.headers = {"Accept": "application/json"}
         if self.token:
@@ -177,7 +182,8 @@ class Client(_BaseClient):
 
     Args:
         url: the hub's base URL (default ``SIGNOFF_URL`` or ``http://127.0.0.1:8765``).
-        token: an API token (default ``SIGNOFF_TOKEN``).
+        token: an API token (default ``SIGNOFF_TOKEN``; without either, the text of the file
+            ``SIGNOFF_TOKEN_FILE`` names, read again at every request).
         channel: the channel the hub records for responses (``api`` when not given).
         retry_for: how long, in seconds, to keep retrying a hub that cannot be reached.
         keys: the hub's public keys, pinned (a :class:`~signoff._evidence.Keyring` or the JWKS
@@ -190,7 +196,7 @@ class Client(_BaseClient):
                  transport: httpx.BaseTransport | None = None,
                  keys: Keyring | Mapping[str, Any] | None = None) -> None:
         super().__init__(url, token, channel, retry_for, keys)
-        self._http = httpx.Client(base_url=self.url, headers=self.headers,
+        self._http = httpx.Client(base_url=self.url, headers=self.headers, auth=self.auth,
                                   timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
                                   transport=transport)
 
@@ -382,6 +388,7 @@ class AsyncClient(_BaseClient):
                  keys: Keyring | Mapping[str, Any] | None = None) -> None:
         super().__init__(url, token, channel, retry_for, keys)
         self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers,
+                                       auth=self.auth,
                                        timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
                                        transport=transport)
 

@@ -15,6 +15,7 @@ from .._rules import Identity
 from .batch import MAX_BATCH, create_batch
 from .inputs import StrictJsonRoute
 from .service import Hub, check_channel
+from .workload import looks_like_jwt
 
 __all__ = ["router"]
 
@@ -73,10 +74,19 @@ def hub_of(request: Request) -> Hub:
 
 async def caller(request: Request,
                  authorization: Annotated[str | None, Header()] = None) -> Identity:
-    """The identity of the bearer token; never anything from the body."""
+    """The identity of the bearer token (an API token, or a workload JWT when workload issuers
+    are configured), else of a trusted proxy's headers; never anything from the body.
+    """
     token = None
     if authorization and authorization[:7].lower() == "bearer ":
         token = authorization[7:].strip()
+    workload = getattr(request.app.state, "workload", None)
+    if token and workload is not None and looks_like_jwt(token):
+        who: Identity = await workload.identity(token)
+        return who
+    proxied: Identity | None = getattr(request.state, "proxy_identity", None)
+    if not token and proxied is not None:
+        return proxied
     return await hub_of(request).authenticate(token)
 
 

@@ -42,6 +42,7 @@ from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
 from .._errors import HubError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
+from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssuer
 
 __all__ = ["Settings", "load_settings"]
 
@@ -359,6 +360,19 @@ class Settings(BaseSettings):
         default_factory=list, max_length=100)
     """Who may reveal masked context fields (user names and ``group:NAME``; admins are not
     included unless named). Every reveal is a POST and an audit entry."""
+
+    # issue 23, identity: SSO for reviewers, a trusted proxy, workload JWTs for workflows --
+    oidc: OidcSettings | None = None
+    """OpenID Connect sign-in for the inbox (``[oidc]``: issuer, client, claims); see
+    :class:`~.identity_settings.OidcSettings` and ``docs/identity.md``. API tokens still work."""
+
+    trusted_proxy: TrustedProxySettings | None = None
+    """User and groups from a reverse proxy's headers, honoured only from its addresses
+    (``[trusted_proxy]``)."""
+
+    workload_issuers: list[WorkloadIssuer] = Field(default_factory=list, max_length=20)
+    """Issuers whose JWTs workflows may present as their bearer token
+    (``[[workload_issuers]]``: issuer, audience, rules mapping claims to a workflow name)."""
 
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod

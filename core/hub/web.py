@@ -147,6 +147,8 @@ class _Session:
     who: Identity
     id: str
     csrf: str
+    token: str | None = None  # the public id of the token the session is bound to
+    via: str | None = None  # that token's name (``sso:oidc`` for single sign-on)
 
 
 def _hub(request: Request) -> Hub:
@@ -172,11 +174,15 @@ def _same(sent: object, expected: str) -> bool:
 
 
 async def _session(request: Request) -> _Session:
+    proxied: Identity | None = getattr(request.state, "proxy_identity", None)
+    if proxied is not None:  # a trusted proxy authenticated this request (see .proxy)
+        csrf = _sign(await _csrf_key(request), b"proxy:" + proxied.user.encode())
+        return _Session(proxied, "", csrf)
     session_id = request.cookies.get(SESSION_COOKIE)
     # Unauthenticated → error_page → /login
     info = await _hub(request).access.session(session_id)
     assert session_id is not None
-    return _Session(info.token.identity, session_id, info.csrf)
+    return _Session(info.token.identity, session_id, info.csrf, info.token.id, info.token.name)
 
 
 Session = Annotated[_Session, Depends(_session)]
@@ -248,7 +254,9 @@ def _safe_next(target: str | None) -> str:
 async def _login_page(request: Request, status: int = 200, error: str | None = None,
                       next_: str = "/") -> HTMLResponse:
     nonce, csrf = await _login_nonce(request)
-    response = _page("login.html", status, csrf=csrf, next=_safe_next(next_), error=error)
+    oidc = request.app.state.settings.oidc
+    response = _page("login.html", status, csrf=csrf, next=_safe_next(next_), error=error,
+                     sso=None if oidc is None else oidc.label)
     _set_login_nonce(request, response, nonce)
     return response
 
@@ -283,9 +291,20 @@ async def logout(request: Request, session: Session) -> Response:
     """End the session: its row is deleted, so the cookie is worthless even if kept (the token
     itself stays valid).
     """
+    from .sso import SSO_TOKEN, logout_target
+
     await _posted(request, session)
-    await _hub(request).access.sign_out(session.id)
-    response = _redirect("/login")
+    hub = _hub(request)
+    if session.id:
+        await hub.access.sign_out(session.id)
+    if session.via == SSO_TOKEN and session.token is not None:  # its token lives no longer
+        await hub._write(hub.store.revoke_token, session.token, actor=session.who.user,
+                         channel="web")
+    target = await logout_target(request, session.via, proxied=not session.id)
+    # another origin: a page that moves on by itself, since the CSP's form-action 'self' stops
+    # a form's redirect chain from leaving the hub
+    response = (_redirect(target) if target.startswith("/")
+                else _page("signed_out.html", provider=target))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -54,6 +55,7 @@ from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
+from .links import LinkSigner
 from .live import Changes
 from .logs import state_change
 from .metrics import Metrics
@@ -100,7 +102,8 @@ class _Draft:
 class Hub:
     """One hub process: the store, the waiters, the sweeper and the dispatcher."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow,
+                 link_key: bytes | None = None) -> None:
         self.settings = settings
         self.store = store
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
@@ -112,7 +115,11 @@ class Hub:
         self._sweep_more = False
         self._dispatch_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.notifier = Notifier(settings)
+        # issue 21: one-click answer links; a random key (links die with the process) only
+        # where the caller has no audit key to derive one from
+        self.links = LinkSigner(link_key or secrets.token_bytes(32), settings.base_url,
+                                settings.answer_link_seconds)
+        self.notifier = Notifier(settings, self.links)
         self._background: set[asyncio.Task[None]] = set()
         self.egress = settings.egress_guard()
         self.limits = Limits(settings, self._count_pending_by)
@@ -331,10 +338,14 @@ class Hub:
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
 
-    def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
-        """Send a notification in its own task: bounded, timed out, its outcome audited."""
-        self.changes.bump()  # the live inbox (live.py): created, decided, escalated
-        if not self.notifier.targets(event, extra):
+    def _notify(self, event: Event, what: str, extra: list[str] | None = None, *,
+                only: list[str] | None = None, step: int | None = None) -> None:
+        """Send a notification in its own task: bounded, timed out, its outcome audited.
+        ``only`` names the assignees a reminder (``step``) goes to.
+        """
+        if only is None:
+            self.changes.bump()  # the live inbox (live.py): created, decided, escalated
+        if not self.notifier.targets(event, extra, only):
             return
         settings = self.settings
         limiter = self.work.limiter("notify", settings.notify_concurrency)
@@ -343,7 +354,8 @@ class Hub:
         async def send() -> None:
             try:
                 with anyio.fail_after(settings.notify_timeout):
-                    result = await self.notifier.send(event, what, extra, limiter=limiter)
+                    result = await self.notifier.send(event, what, extra, limiter=limiter,
+                                                      only=only, now=self.clock())
             except TimeoutError:
                 result = {"what": what, "ok": False,
                           "error": f"timed out after {settings.notify_timeout:g} s"}
@@ -355,7 +367,7 @@ class Hub:
             await self._write(self.store.record, "notified", actor="hub", channel="apprise",
                               event_id=event.id, data=result)
 
-        self.work.start(("notify", event.id, what, level), send)
+        self.work.start(("notify", event.id, what, level if step is None else step), send)
 
     async def _load(self, event_id: str) -> Event:
         event = await self._read_one(self.store.get_event, event_id)

@@ -330,6 +330,34 @@ class Settings(BaseSettings):
     batch_max: int = Field(default=50, ge=1, le=500)
     """Most events one batch decision from the inbox may hold (one inbox page is 50)."""
 
+    # --- issue 21: reviewers at work -------------------------------------------------------
+    answer_link_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    """How long the one-click answer links a notification carries stay usable (at most 7 days;
+    a link is refused anyway once its event is decided)."""
+
+    link_key: SecretStr | None = None
+    """The key answer links are signed with, at least 16 characters (``SIGNOFF_LINK_KEY``).
+    Without it, a key derived from the audit key: changing either voids the links out."""
+
+    reminders: list[float] = Field(default_factory=list, max_length=10)
+    """When to remind the assignees who have not answered, as fractions of an event's time
+    (its deadline, else its priority's ``sla``), e.g. ``[0.5, 0.9]``; ``[]`` sends none."""
+
+    @field_validator("link_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().strip()) < 16:
+            raise ValueError("link_key: at least 16 characters expected")
+        return key
+
+    @field_validator("reminders")
+    @classmethod
+    def _fractions(cls, offsets: list[float]) -> list[float]:
+        if any(not 0 < o < 1 for o in offsets) or offsets != sorted(set(offsets)):
+            raise ValueError(f"reminders: expected ascending fractions between 0 and 1 "
+                             f"(e.g. [0.5, 0.9]), got {offsets}")
+        return offsets
+
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod
     def _egress_parses(cls, value: list[str], info: ValidationInfo) -> list[str]:

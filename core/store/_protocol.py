@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from .._errors import InvalidInput
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
+from ._protocol_reviewers import ReviewerStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
            "DueDelivery", "SessionInfo", "Store", "TokenInfo", "token_id"]
@@ -194,7 +195,7 @@ class DeliveryRecord:
 
 
 @runtime_checkable
-class Store(Protocol):
+class Store(ReviewerStore, Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
 
     def migrate(self) -> int:

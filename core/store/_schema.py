@@ -244,6 +244,28 @@ MIGRATIONS: list[Migration] = [
     Migration(both="""
     CREATE INDEX decisions_at ON decisions (at);
     """),
+    # 9 (issue 21, reviewers at work): the signed one-click answer links spent (a link is
+    # signed, not stored: only its use is), and the reminders sent, once per event and step
+    # across replicas and restarts; ``reminded`` counts an event's steps done or skipped and
+    # ``next_reminder`` is when its next one falls due, so a look reads only what is due
+    Migration(both="""
+    CREATE TABLE answer_links_used (
+        id TEXT PRIMARY KEY,                  -- SHA-256 of the link's signature
+        event_id TEXT NOT NULL REFERENCES events (id),
+        recipient TEXT NOT NULL,
+        used_at {real} NOT NULL
+    );
+    CREATE INDEX answer_links_used_event ON answer_links_used (event_id);
+    CREATE TABLE reminders (
+        event_id TEXT NOT NULL REFERENCES events (id),
+        step INTEGER NOT NULL,                -- index into the hub's reminder offsets
+        sent_at {real} NOT NULL,
+        PRIMARY KEY (event_id, step)
+    );
+    ALTER TABLE events ADD COLUMN reminded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN next_reminder {real};  -- NULL: not planned yet
+    CREATE INDEX events_reminder ON events (next_reminder, reminded) WHERE status = 'pending';
+    """),
 ]
 
 

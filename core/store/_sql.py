@@ -59,6 +59,7 @@ from ._protocol import (
     DueDelivery,
     PendingSummary,
 )
+from ._sql_reviewers import ReviewerRecords
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
 
 __all__ = ["Conn", "Cursor", "Row", "SQLStore"]
@@ -90,7 +91,7 @@ _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout"
                 "source", "labels", "recommendation", "confidence", "impact", "policy")
 
 
-class SQLStore(TokenRecords):
+class SQLStore(TokenRecords, ReviewerRecords):
     """A :class:`~signoff.store.Store` on a SQL database, less what each database does its own
     way (see the module docstring).
     """

@@ -1,0 +1,39 @@
+"""The part of the :class:`~signoff.store.Store` protocol reviewers at work need (issue 21):
+one-click answer links spent, and reminders sent once. Kept apart so ``_protocol`` stays short.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from .._model import Event
+
+__all__ = ["ReviewerStore"]
+
+
+class ReviewerStore(Protocol):
+    """Answer links and reminders (see :mod:`signoff.store._sql_reviewers`)."""
+
+    def spend_answer_link(self, link_id: str, *, event_id: str, recipient: str,
+                          at: datetime) -> bool:
+        """Record the use of a one-click link; ``False`` when it was used before."""
+
+    def answer_link_used(self, link_id: str) -> bool:
+        """Whether a one-click link was used already."""
+
+    def user_active(self, user: str) -> bool:
+        """Whether ``user`` holds an active reviewer or admin token."""
+
+    def reminder_candidates(self, now: datetime, steps: int, limit: int = 100) -> list[Event]:
+        """Pending events whose next reminder is due by ``now`` or not planned yet."""
+
+    def plan_reminder(self, event_id: str, *, reminded: int, at: datetime | None) -> None:
+        """Set an event's reminder steps done and when its next falls due (``None``: none)."""
+
+    def claim_reminder(self, event_id: str, *, step: int, at: datetime,
+                       next_at: datetime | None, data: dict[str, Any]) -> bool:
+        """Take one reminder step for sending, once across replicas; ``False`` if taken."""
+
+    def reminders_sent(self, event_id: str) -> list[int]:
+        """The reminder steps recorded for an event."""

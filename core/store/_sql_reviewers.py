@@ -1,0 +1,115 @@
+"""What reviewers at work need of a SQL store (issue 21): spent one-click links, reminders.
+
+- A one-click answer link is signed by the hub, never stored; only its *use* is
+  (``answer_links_used``), keyed by a hash of its signature, so a second use is refused on any
+  replica. :meth:`ReviewerRecords.spend_answer_link` is the compare-and-set.
+- Reminders: ``events.reminded`` counts the reminder steps an event has had (or skipped) and
+  ``events.next_reminder`` is when its next one falls due (NULL until the hub planned it). A
+  sent reminder is a row in ``reminders`` keyed by (event, step): the replica whose insert
+  wins sends it, the others see the row and send nothing.
+
+Mixed into :class:`~signoff.store._sql.SQLStore`, like :mod:`._sql_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from .._model import Event
+from ._sql_tokens import _now, _ts
+
+__all__ = ["ReviewerRecords"]
+
+
+class ReviewerRecords:
+    """Answer links spent and reminders sent, on a SQL store (see the module docstring)."""
+
+    def _write(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _append_audit(self, conn: Any, action: str, *, actor: str, channel: str,
+                      event_id: str | None, data: dict[str, Any], at: float) -> None:
+        raise NotImplementedError
+
+    def _events_from_rows(self, rows: list[Any], detail: bool,
+                          conn: Any | None = None) -> list[Event]:
+        raise NotImplementedError
+
+    def _indexed_by(self, index: str) -> str:
+        raise NotImplementedError
+
+    # one-click answer links ------------------------------------------------------------------
+    def spend_answer_link(self, link_id: str, *, event_id: str, recipient: str,
+                          at: datetime) -> bool:
+        """Record the use of a link; ``False`` when it was used before (nothing written)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO answer_links_used (id, event_id, recipient, used_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                (link_id, event_id, recipient, _ts(at))).fetchone()
+        return row is not None
+
+    def answer_link_used(self, link_id: str) -> bool:
+        """Whether a link was used already."""
+        return bool(self._read("SELECT 1 FROM answer_links_used WHERE id = ?", (link_id,)))
+
+    def user_active(self, user: str) -> bool:
+        """Whether ``user`` holds an active (unrevoked, unexpired) reviewer or admin token: a
+        person whose access was taken away answers by no link either.
+        """
+        now = _ts(_now())
+        return bool(self._read(
+            'SELECT 1 FROM tokens WHERE "user" = ? AND role IN (\'reviewer\', \'admin\')'
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1",
+            (user, now)))
+
+    # reminders -------------------------------------------------------------------------------
+    def reminder_candidates(self, now: datetime, steps: int, limit: int = 100) -> list[Event]:
+        """Pending events with reminder steps left whose next one is due by ``now`` or not
+        planned yet, with their responses (who answered already).
+        """
+        index = self._indexed_by("events_reminder")
+        rows = self._read(
+            f"SELECT * FROM events {index} WHERE status = 'pending' AND next_reminder <= ?"
+            " AND reminded < ? ORDER BY next_reminder LIMIT ?", (_ts(now), steps, limit))
+        rows += self._read(
+            f"SELECT * FROM events {index} WHERE status = 'pending' AND next_reminder IS NULL"
+            " AND reminded < ? ORDER BY created_at LIMIT ?", (steps, limit))
+        return self._events_from_rows(rows, detail=True)
+
+    def plan_reminder(self, event_id: str, *, reminded: int, at: datetime | None) -> None:
+        """Set when an event's next reminder falls due (``None``: it has none left)."""
+        with self._write() as conn:
+            conn.execute("UPDATE events SET reminded = ?, next_reminder = ?"
+                         " WHERE id = ? AND status = 'pending' AND reminded <= ?",
+                         (reminded, None if at is None else _ts(at), event_id, reminded))
+
+    def claim_reminder(self, event_id: str, *, step: int, at: datetime,
+                       next_at: datetime | None, data: dict[str, Any]) -> bool:
+        """Take reminder ``step`` of an event for sending, once across replicas: records it,
+        plans the next, audits ``reminded``. ``False`` when another took it (nothing written).
+        """
+        with self._write() as conn:
+            won = conn.execute(
+                "INSERT INTO reminders (event_id, step, sent_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (event_id, step) DO NOTHING RETURNING step",
+                (event_id, step, _ts(at))).fetchone()
+            if won is None:
+                return False
+            conn.execute("UPDATE events SET reminded = ?, next_reminder = ?"
+                         " WHERE id = ? AND reminded <= ?",
+                         (step + 1, None if next_at is None else _ts(next_at), event_id, step))
+            self._append_audit(conn, "reminded", actor="hub", channel="sweeper",
+                               event_id=event_id, data={"step": step, **data}, at=_ts(_now()))
+        return True
+
+    def reminders_sent(self, event_id: str) -> list[int]:
+        """The reminder steps recorded for an event, in order."""
+        return [int(r[0]) for r in self._read(
+            "SELECT step FROM reminders WHERE event_id = ? ORDER BY step", (event_id,))]

@@ -60,6 +60,7 @@ from .live import Changes
 from .logs import state_change
 from .metrics import Metrics
 from .notify import Notifier
+from .reminders import remind
 from .settings import Settings
 from .tasks import LoopLag, Tasks
 
@@ -648,9 +649,10 @@ class Hub:
         state_change("escalated", moved, tier=level)
         return moved
 
-    def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
+    def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None, *,
+               only: builtins.list[str] | None = None, step: int | None = None) -> None:
         """Send ``event``'s notifications about ``what`` in the background; never raises."""
-        self._notify(event, what, extra)
+        self._notify(event, what, extra, only=only, step=step)
 
     async def add_system_response(self, event: Event, response: Response, rule: str) -> Event:
         """Add a response the hub gathered itself (an automated decider's); it decides the
@@ -695,7 +697,15 @@ class Hub:
                                        partial(self._time_out, event, now),
                                        done=self._sweep_again)
         self._sweep_more = len(escalations) >= page + busy or len(due) >= page + busy
+        if self.settings.reminders:  # issue 21: one pass at a time, in its own task
+            self.work.start(("remind",), partial(self._remind, now))
         return started
+
+    async def _remind(self, now: datetime) -> None:
+        try:
+            await remind(self, now)
+        except Exception:
+            log.exception("reminder pass failed; the next sweep tries again")
 
     async def ask_decider(self, name: str, event: Event) -> Verdict:
         """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at

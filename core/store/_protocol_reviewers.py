@@ -25,8 +25,11 @@ class ReviewerStore(Protocol):
     def user_active(self, user: str) -> bool:
         """Whether ``user`` holds an active reviewer or admin token."""
 
-    def reminder_candidates(self, now: datetime, steps: int, limit: int = 100) -> list[Event]:
-        """Pending events whose next reminder is due by ``now`` or not planned yet."""
+    def reminder_candidates(self, now: datetime, steps: int,
+                            limit: int = 100) -> list[tuple[Event, int]]:
+        """Pending events whose next reminder is due by ``now`` or not planned yet, each with
+        the reminder steps it has had.
+        """
 
     def plan_reminder(self, event_id: str, *, reminded: int, at: datetime | None) -> None:
         """Set an event's reminder steps done and when its next falls due (``None``: none)."""

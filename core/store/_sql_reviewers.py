@@ -70,9 +70,10 @@ class ReviewerRecords:
             (user, now)))
 
     # reminders -------------------------------------------------------------------------------
-    def reminder_candidates(self, now: datetime, steps: int, limit: int = 100) -> list[Event]:
+    def reminder_candidates(self, now: datetime, steps: int,
+                            limit: int = 100) -> list[tuple[Event, int]]:
         """Pending events with reminder steps left whose next one is due by ``now`` or not
-        planned yet, with their responses (who answered already).
+        planned yet, with their responses (who answered already) and their steps done.
         """
         index = self._indexed_by("events_reminder")
         rows = self._read(
@@ -81,7 +82,8 @@ class ReviewerRecords:
         rows += self._read(
             f"SELECT * FROM events {index} WHERE status = 'pending' AND next_reminder IS NULL"
             " AND reminded < ? ORDER BY created_at LIMIT ?", (steps, limit))
-        return self._events_from_rows(rows, detail=True)
+        done = {r["id"]: int(r["reminded"]) for r in rows}
+        return [(e, done[e.id]) for e in self._events_from_rows(rows, detail=True)]
 
     def plan_reminder(self, event_id: str, *, reminded: int, at: datetime | None) -> None:
         """Set when an event's next reminder falls due (``None``: it has none left)."""

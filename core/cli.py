@@ -15,6 +15,7 @@ import click
 import httpx
 from pydantic import ValidationError
 
+from ._cli_delegate import delegate
 from ._client import Client
 from ._errors import SignoffError
 from ._inputs import parse_text
@@ -566,6 +567,9 @@ def policy_check(file: str) -> None:
             click.echo(f"{file}: {where}: {error['msg']} (got {error.get('input')!r})", err=True)
         sys.exit(1)
     click.echo(f"{file}: {len(checked.policies)} policy rule(s), all valid")
+
+
+main.add_command(delegate)
 
 
 def run() -> None:

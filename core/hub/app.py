@@ -166,7 +166,17 @@ def _link_key(settings: Settings, audit: bytes | None) -> bytes | None:
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, deliveries, live, login, tokens, web, web_batch, web_links
+    from . import (
+        api,
+        delegations_api,
+        deliveries,
+        live,
+        login,
+        tokens,
+        web,
+        web_batch,
+        web_links,
+    )
 
     owned = store is None
     if store is None:
@@ -273,6 +283,7 @@ def create_app(settings: Settings, store: Store | None = None,
 
     app.include_router(api.router)
     app.include_router(tokens.router)
+    app.include_router(delegations_api.router)
     app.include_router(deliveries.router)
     app.include_router(web.router)
     app.include_router(live.router)

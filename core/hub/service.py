@@ -50,8 +50,9 @@ from .._rules import (
 )
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
-from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
+from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
+from .delegation import Delegations, delegated
 from .egress import check_event_egress
 from .escalation import escalate
 from .limits import Limits
@@ -96,7 +97,7 @@ class _Draft:
     event: Event
     channel: str
     decision: Decision | None
-    notes: builtins.list[str]
+    notes: builtins.list[str | AuditNote]
     target: str | None = None  # the run its resumer would push into (see _resume_target)
 
 
@@ -134,6 +135,7 @@ class Hub:
         if self.metrics is not None:  # the lag monitor feeds signoff_event_loop_lag_seconds
             self.loop_lag.on_sample = self.metrics.loop_lag.set
         self.changes = Changes()  # issue 19: wakes the live inbox streams
+        self.delegations = Delegations(self)  # issue 21
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -231,7 +233,7 @@ class Hub:
     async def create(self, who: Identity, body: EventCreate,
                      channel: str | None) -> tuple[Event, bool]:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
-        draft = self._draft(who, body, channel)
+        draft = await self._delegated(self._draft(who, body, channel))
         async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
             draft.target = await self._resume_target(draft.event)  # 409 if another's run
             stored, created = await self._write(self.store.create_event, draft.event,
@@ -254,7 +256,7 @@ class Hub:
                     results.append(body)
                     continue
                 try:
-                    draft = self._draft(who, body, channel)
+                    draft = await self._delegated(self._draft(who, body, channel))
                     await admitted.enter_async_context(self.limits.creating(who.user))
                     draft.target = await self._resume_target(draft.event)
                 except HubError as refused:
@@ -270,6 +272,13 @@ class Hub:
             if isinstance(result, tuple):
                 self._created(*result)
         return [r for r in results if r is not None]
+
+    async def _delegated(self, draft: _Draft) -> _Draft:
+        """The draft with the delegates in force among its assignees (issue 21)."""
+        if draft.decision is None:
+            draft.event, notes = await self.delegations.apply(draft.event)
+            draft.notes += notes
+        return draft
 
     def _create_drafts(self, drafts: builtins.list[_Draft]
                        ) -> builtins.list[tuple[Event, bool] | HubError]:
@@ -321,7 +330,7 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        return _Draft(event, channel, decision, notes)
+        return _Draft(event, channel, decision, list(notes))
 
     def _created(self, stored: Event, created: bool) -> None:
         """What follows a stored creation: the spec kept, metrics and logs, the sweeper and
@@ -642,6 +651,12 @@ class Hub:
         Raises:
             AlreadyDecided: the event was decided (or escalated) meanwhile.
         """
+        if assignees != event.assignees:  # a tier's new assignees: their delegates too
+            now = self.clock()
+            assignees, notes = delegated(event.model_copy(update={"assignees": assignees}), now,
+                                         await self.delegations.current(now))
+            if notes:
+                data = {**data, "delegations": [{"action": a, **d} for a, _, d in notes]}
         moved = await self._write(self.store.escalate, event.id, level=level,
                                   assignees=assignees, data=data)
         if self.metrics is not None:

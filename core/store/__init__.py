@@ -17,6 +17,7 @@ from ._audit import AuditKey, AuditKeyError, key_file_for, load_audit_key
 from ._protocol import (
     AuditAnchor,
     AuditEntry,
+    AuditNote,
     AuditProblem,
     AuditReport,
     Batching,
@@ -28,9 +29,11 @@ from ._protocol import (
     TokenInfo,
     token_id,
 )
+from ._protocol_reviewers import Delegation
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
+__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
+           "AuditReport", "Delegation",
            "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
            "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
            "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key",

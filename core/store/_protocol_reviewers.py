@@ -4,12 +4,34 @@ one-click answer links spent, and reminders sent once. Kept apart so ``_protocol
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from .._model import Event
 
-__all__ = ["ReviewerStore"]
+__all__ = ["Delegation", "ReviewerStore"]
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A reviewer's events created between ``starts_at`` and ``ends_at`` also go to
+    ``delegate`` (a user or ``group:NAME``), unless it was ended early (``ended_at``).
+    """
+
+    id: str
+    delegator: str
+    delegate: str
+    starts_at: datetime
+    ends_at: datetime
+    reason: str | None
+    created_by: str
+    created_at: datetime
+    ended_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        """Whether it applies to an event created at ``now``."""
+        return self.ended_at is None and self.starts_at <= now < self.ends_at
 
 
 class ReviewerStore(Protocol):
@@ -40,3 +62,23 @@ class ReviewerStore(Protocol):
 
     def reminders_sent(self, event_id: str) -> list[int]:
         """The reminder steps recorded for an event."""
+
+    def create_delegation(self, delegation: Delegation, *, channel: str,
+                          max_active: int) -> Delegation:
+        """Store a delegation and audit it (``delegation.created``).
+
+        Raises:
+            InvalidInput: its delegator has ``max_active`` delegations not yet over.
+        """
+
+    def delegations(self, *, delegator: str | None = None, current_at: datetime | None = None,
+                    limit: int = 500) -> list[Delegation]:
+        """Delegations, newest first: one delegator's, or those not over at ``current_at``."""
+
+    def end_delegation(self, delegation_id: str, *, at: datetime, actor: str,
+                       channel: str) -> Delegation:
+        """End a delegation now (its ``ended_at``) and audit it; ending it again changes nothing.
+
+        Raises:
+            NotFound: no such delegation.
+        """

@@ -266,6 +266,23 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE events ADD COLUMN next_reminder {real};  -- NULL: not planned yet
     CREATE INDEX events_reminder ON events (next_reminder, reminded) WHERE status = 'pending';
     """),
+    # 10 (issue 21): delegation and out of office: a reviewer's events created in a period are
+    # also assigned to a delegate (a user or a group); ending one early sets ``ended_at``
+    Migration(both="""
+    CREATE TABLE delegations (
+        id TEXT PRIMARY KEY,
+        delegator TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        starts_at {real} NOT NULL,
+        ends_at {real} NOT NULL,
+        reason TEXT,
+        created_by TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        ended_at {real}
+    );
+    CREATE INDEX delegations_active ON delegations (ends_at) WHERE ended_at IS NULL;
+    CREATE INDEX delegations_delegator ON delegations (delegator, ends_at);
+    """),
 ]
 
 

@@ -54,6 +54,7 @@ from ._audit import (
 from ._protocol import (
     AuditAnchor,
     AuditEntry,
+    AuditNote,
     AuditReport,
     DeliveryRecord,
     DueDelivery,
@@ -212,7 +213,7 @@ class SQLStore(TokenRecords, ReviewerRecords):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None,
+                     notes: Sequence[str | AuditNote] | None = None,
                      resume_target: str | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
         with a key that exists, return the stored one unchanged; a ``resume_target`` another
@@ -255,8 +256,10 @@ class SQLStore(TokenRecords, ReviewerRecords):
                                    event_id=event.id, data={"name": event.name, "key": event.key},
                                    at=created)
                 for note in notes or ():
-                    self._append_audit(conn, "policy", actor="policy", channel="hub",
-                                       event_id=event.id, data={"note": note}, at=created)
+                    action, actor, data = (("policy", "policy", {"note": note})
+                                           if isinstance(note, str) else note)
+                    self._append_audit(conn, action, actor=actor, channel="hub",
+                                       event_id=event.id, data=data, at=created)
                 if decision is not None:
                     self._write_decision(conn, event.id, decision, None)
         if existing is None and decision is None:

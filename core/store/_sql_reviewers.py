@@ -3,6 +3,8 @@
 - A one-click answer link is signed by the hub, never stored; only its *use* is
   (``answer_links_used``), keyed by a hash of its signature, so a second use is refused on any
   replica. :meth:`ReviewerRecords.spend_answer_link` is the compare-and-set.
+- Delegations: rows with a period; ending one early sets ``ended_at`` (rows are never
+  deleted: the audit names them).
 - Reminders: ``events.reminded`` counts the reminder steps an event has had (or skipped) and
   ``events.next_reminder`` is when its next one falls due (NULL until the hub planned it). A
   sent reminder is a row in ``reminders`` keyed by (event, step): the replica whose insert
@@ -18,8 +20,10 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
+from .._errors import InvalidInput, NotFound
 from .._model import Event
-from ._sql_tokens import _now, _ts
+from ._protocol_reviewers import Delegation
+from ._sql_tokens import _at, _dt, _now, _ts
 
 __all__ = ["ReviewerRecords"]
 
@@ -115,3 +119,69 @@ class ReviewerRecords:
         """The reminder steps recorded for an event, in order."""
         return [int(r[0]) for r in self._read(
             "SELECT step FROM reminders WHERE event_id = ? ORDER BY step", (event_id,))]
+
+    # delegations -----------------------------------------------------------------------------
+    _DELEGATION = ("id, delegator, delegate, starts_at, ends_at, reason, created_by, created_at,"
+                   " ended_at")
+
+    @staticmethod
+    def _delegation(r: Any) -> Delegation:
+        return Delegation(id=r["id"], delegator=r["delegator"], delegate=r["delegate"],
+                          starts_at=_at(r["starts_at"]), ends_at=_at(r["ends_at"]),
+                          reason=r["reason"], created_by=r["created_by"],
+                          created_at=_at(r["created_at"]), ended_at=_dt(r["ended_at"]))
+
+    def create_delegation(self, delegation: Delegation, *, channel: str,
+                          max_active: int) -> Delegation:
+        """Store a delegation and audit it, within its delegator's bound of open ones."""
+        d = delegation
+        with self._write() as conn:
+            open_ = conn.execute(
+                "SELECT COUNT(*) FROM delegations WHERE delegator = ? AND ended_at IS NULL"
+                " AND ends_at > ?", (d.delegator, _ts(d.created_at))).fetchone()[0]
+            if open_ >= max_active:
+                raise InvalidInput("delegate", f"at most {max_active} delegations of "
+                                   f"{d.delegator} not yet over", f"{open_} already")
+            conn.execute(
+                f"INSERT INTO delegations ({self._DELEGATION}) VALUES (?,?,?,?,?,?,?,?,?)",
+                (d.id, d.delegator, d.delegate, _ts(d.starts_at), _ts(d.ends_at), d.reason,
+                 d.created_by, _ts(d.created_at), None))
+            self._append_audit(conn, "delegation.created", actor=d.created_by, channel=channel,
+                               event_id=None, data={
+                                   "delegation": d.id, "delegator": d.delegator,
+                                   "delegate": d.delegate, "starts_at": d.starts_at.isoformat(),
+                                   "ends_at": d.ends_at.isoformat()}, at=_ts(_now()))
+        return d
+
+    def delegations(self, *, delegator: str | None = None, current_at: datetime | None = None,
+                    limit: int = 500) -> list[Delegation]:
+        """Delegations, newest first: one delegator's, or those not over at ``current_at``."""
+        where: list[str] = []
+        params: list[Any] = []
+        if delegator is not None:
+            where.append("delegator = ?")
+            params.append(delegator)
+        if current_at is not None:
+            where.append("ended_at IS NULL AND ends_at > ?")
+            params.append(_ts(current_at))
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(f"SELECT {self._DELEGATION} FROM delegations{clause}"
+                          " ORDER BY created_at DESC, id LIMIT ?", (*params, limit))
+        return [self._delegation(r) for r in rows]
+
+    def end_delegation(self, delegation_id: str, *, at: datetime, actor: str,
+                       channel: str) -> Delegation:
+        """End a delegation now and audit it; ending it again changes nothing."""
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE delegations SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
+                (_ts(at), delegation_id)).rowcount
+            rows = conn.execute(f"SELECT {self._DELEGATION} FROM delegations WHERE id = ?",
+                                (delegation_id,)).fetchall()
+            if not rows:
+                raise NotFound(f"no delegation {delegation_id}")
+            if changed:
+                self._append_audit(conn, "delegation.ended", actor=actor, channel=channel,
+                                   event_id=None, data={"delegation": delegation_id},
+                                   at=_ts(_now()))
+        return self._delegation(rows[0])

@@ -11,6 +11,7 @@ only what this table allows its token:
 | ``cli``          | human   | any token not bound to a channel (``signoff`` CLI) |
 | ``web``          | human   | nobody: only the inbox records it |
 | ``link``         | human   | nobody: only a signed one-click link's confirm page records it |
+| ``slack``        | human   | nobody: only the hub's Slack endpoint records it, for a signed request |
 | ``policy``, ``timeout``, ``sweeper``, ``fallback``, ``hub`` | hub | nobody: the hub's own |
 | ``decider:NAME`` | decider | tokens bound to it (``channel_bindings`` in the hub's settings) |
 | any other name   | engine  | a workflow token, on its own event whose ``source.orchestrator`` is that name (e.g. ``prefect``, ``airflow``, ``flyte``, ``argo``, ``temporal``); tokens bound to it |
@@ -46,7 +47,7 @@ __all__ = [
     "relay_by",
 ]
 
-HUMAN_CHANNELS = frozenset({"api", "cli", "web", "link"})
+HUMAN_CHANNELS = frozenset({"api", "cli", "web", "link", "slack"})
 """Channels a person answers through with their own token or session."""
 
 HUB_CHANNELS = frozenset({"policy", "timeout", "sweeper", "fallback", "hub"})
@@ -58,7 +59,8 @@ ENGINES = ("prefect", "airflow", "flyte", "argo", "temporal")
 _LEGACY = {"prefect-ui": "prefect", "temporal-ui": "temporal", "flyte-ui": "flyte"}
 """Relay channels adapters named before channels became facts: read as the engine's name."""
 
-_RECORDED_BY_HUB_PAGES = {"web": "the inbox", "link": "a signed one-click link's confirm page"}
+_RECORDED_BY_HUB_PAGES = {"web": "the inbox", "link": "a signed one-click link's confirm page",
+                          "slack": "the hub's Slack endpoint, for a request Slack signed"}
 """Human channels only the hub's own pages record: a caller can never claim them."""
 
 _SYNTAX = re.compile(r"^(?:[a-z][a-z0-9_-]{0,31}|decider:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")

@@ -172,6 +172,7 @@ def create_app(settings: Settings, store: Store | None = None,
         deliveries,
         live,
         login,
+        slack,
         tokens,
         web,
         web_batch,
@@ -289,6 +290,7 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(live.router)
     app.include_router(web_batch.router)
     app.include_router(web_links.router)
+    app.include_router(slack.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)

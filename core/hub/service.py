@@ -63,6 +63,7 @@ from .metrics import Metrics
 from .notify import Notifier
 from .reminders import remind
 from .settings import Settings
+from .slack import Slack
 from .tasks import LoopLag, Tasks
 
 __all__ = ["Hub", "StartRefused", "check_channel"]
@@ -136,6 +137,7 @@ class Hub:
             self.loop_lag.on_sample = self.metrics.loop_lag.set
         self.changes = Changes()  # issue 19: wakes the live inbox streams
         self.delegations = Delegations(self)  # issue 21
+        self.slack = Slack(self, settings.slack) if settings.slack is not None else None
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -158,6 +160,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
+        if self.slack is not None:
+            await self.slack.aclose()
         for decider in self._deciders.values():
             close = getattr(decider, "aclose", None)
             if callable(close):
@@ -347,6 +351,8 @@ class Hub:
             if stored.deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
+            if self.slack is not None:
+                self.slack.created(stored)
 
     def _notify(self, event: Event, what: str, extra: list[str] | None = None, *,
                 only: list[str] | None = None, step: int | None = None) -> None:

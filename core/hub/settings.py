@@ -23,7 +23,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,9 +44,41 @@ from .._egress import EgressGuard
 from .._errors import HubError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "SlackSettings", "load_settings"]
 
 _config_file: ContextVar[Path | None] = ContextVar("signoff_config_file", default=None)
+
+
+class SlackSettings(BaseModel):
+    """A Slack app that posts approvals with buttons and sends the clicks back (``[slack]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bot_token: SecretStr
+    """The app's bot token (``xoxb-...``; scopes ``chat:write``, and ``users:read.email`` for
+    ``email_lookup``)."""
+
+    signing_secret: SecretStr
+    """The app's signing secret: every interaction request must carry its signature."""
+
+    channel: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    """The channel (its id, e.g. ``C0123ABCD``) approvals are posted in."""
+
+    api_url: str = "https://slack.com/api"
+    """Slack's Web API; it must be allowed by ``egress_allow``."""
+
+    users: dict[str, str] = Field(default_factory=dict)
+    """Slack user id to signoff user name (``U0123ABCD = "alice"``)."""
+
+    email_lookup: bool = False
+    """For a Slack user not in ``users``: ask Slack for their e-mail address, and answer as the
+    signoff user of that name (a user with an active token named like ``alice@example.com``)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Post only approvals carrying these labels (``{team = "ml"}``); empty: every approval."""
+
+    max_age: int = Field(default=300, ge=10, le=300)
+    """Oldest a signed request may be (seconds; Slack's documented limit is five minutes)."""
 
 
 class Settings(BaseSettings):
@@ -342,6 +382,9 @@ class Settings(BaseSettings):
     reminders: list[float] = Field(default_factory=list, max_length=10)
     """When to remind the assignees who have not answered, as fractions of an event's time
     (its deadline, else its priority's ``sla``), e.g. ``[0.5, 0.9]``; ``[]`` sends none."""
+
+    slack: SlackSettings | None = None
+    """Slack interactive approvals (``[slack]``): off unless set."""
 
     @field_validator("link_key")
     @classmethod

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from .._model import Event
+from .._rules import Identity
 
 __all__ = ["Delegation", "ReviewerStore"]
 
@@ -46,6 +47,12 @@ class ReviewerStore(Protocol):
 
     def user_active(self, user: str) -> bool:
         """Whether ``user`` holds an active reviewer or admin token."""
+
+    def active_identity(self, user: str) -> Identity | None:
+        """``user`` as a reviewer with their active tokens' groups; ``None`` without one."""
+
+    def first_sight(self, request_id: str, *, at: datetime, keep: float) -> bool:
+        """Record a signed request; ``False`` when it was seen before (a replay)."""
 
     def reminder_candidates(self, now: datetime, steps: int,
                             limit: int = 100) -> list[tuple[Event, int]]:

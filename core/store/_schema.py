@@ -283,6 +283,14 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX delegations_active ON delegations (ends_at) WHERE ended_at IS NULL;
     CREATE INDEX delegations_delegator ON delegations (delegator, ends_at);
     """),
+    # 11 (issue 21, Slack): signed requests seen, so a replayed one is refused on any replica
+    Migration(both="""
+    CREATE TABLE seen_requests (
+        id TEXT PRIMARY KEY,                  -- SHA-256 of the request's signature
+        seen_at {real} NOT NULL
+    );
+    CREATE INDEX seen_requests_at ON seen_requests (seen_at);
+    """),
 ]
 
 

@@ -15,6 +15,7 @@ Mixed into :class:`~signoff.store._sql.SQLStore`, like :mod:`._sql_tokens`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -22,6 +23,7 @@ from typing import Any
 
 from .._errors import InvalidInput, NotFound
 from .._model import Event
+from .._rules import Identity
 from ._protocol_reviewers import Delegation
 from ._sql_tokens import _at, _dt, _now, _ts
 
@@ -72,6 +74,30 @@ class ReviewerRecords:
             'SELECT 1 FROM tokens WHERE "user" = ? AND role IN (\'reviewer\', \'admin\')'
             " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) LIMIT 1",
             (user, now)))
+
+    def active_identity(self, user: str) -> Identity | None:
+        """``user`` as a reviewer with the groups of their active reviewer and admin tokens;
+        ``None`` when they hold none.
+        """
+        now = _ts(_now())
+        rows = self._read(
+            'SELECT groups FROM tokens WHERE "user" = ? AND role IN (\'reviewer\', \'admin\')'
+            " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)", (user, now))
+        if not rows:
+            return None
+        groups = dict.fromkeys(g for r in rows for g in json.loads(r[0]))
+        return Identity(user=user, groups=tuple(groups), role="reviewer")
+
+    def first_sight(self, request_id: str, *, at: datetime, keep: float) -> bool:
+        """Record a signed request; ``False`` when it was seen before (a replay). Entries older
+        than ``keep`` seconds (past the signature's own age limit) are dropped.
+        """
+        with self._write() as conn:
+            conn.execute("DELETE FROM seen_requests WHERE seen_at < ?", (_ts(at) - keep,))
+            row = conn.execute("INSERT INTO seen_requests (id, seen_at) VALUES (?, ?)"
+                               " ON CONFLICT (id) DO NOTHING RETURNING id",
+                               (request_id, _ts(at))).fetchone()
+        return row is not None
 
     # reminders -------------------------------------------------------------------------------
     def reminder_candidates(self, now: datetime, steps: int,

@@ -127,8 +127,7 @@ class Slack:
             return
         self._later(("slack", event.id, "post"), "chat.postMessage", {
             "channel": self.settings.channel, "text": _plain(event.prompt)[:300],
-            "blocks": _blocks(event), "metadata": {
-                "event_type": "signoff_event", "event_payload": {"id": event.id}}})
+            "blocks": _blocks(event)})
 
     def verify(self, body: bytes, timestamp: str | None, signature: str | None) -> bool:
         """Slack's signature and timestamp, as Slack documents them."""

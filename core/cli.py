@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._cli_delegate import delegate
+from ._cli_replay import replay_command
 from ._client import Client
 from ._errors import SignoffError
 from ._inputs import parse_text
@@ -570,6 +571,7 @@ def policy_check(file: str) -> None:
 
 
 main.add_command(delegate)
+policy.add_command(replay_command)
 
 
 def run() -> None:

@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from ._cli_delegate import delegate
+from ._cli_export import export
 from ._cli_replay import replay_command
 from ._client import Client
 from ._errors import SignoffError
@@ -343,30 +344,6 @@ def cancel(ctx: click.Context, event_id: str, comment: str | None) -> None:
                "and the workflow step waiting on it stops (signoff.Cancelled).")
 
 
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl",
-              show_default=True)
-@click.pass_context
-def export(ctx: click.Context, fmt: str) -> None:
-    """Decided events as labelled data: context, recommendation, decision, responder."""
-    with _client(ctx) as client:
-        for event in client.iter_events(status="decided", page_size=200):
-            assert event.decision is not None
-            row = {
-                "id": event.id, "name": event.name, "prompt": event.prompt,
-                "input": event.input.model_dump(mode="json", by_alias=True),
-                "context": event.context, "labels": event.labels, "source":
-                event.source.model_dump(mode="json", exclude={"params"}),
-                "recommendation": event.recommendation, "confidence": event.confidence,
-                "value": event.decision.value, "outcome": event.decision.outcome.value,
-                "by": event.decision.by, "comment": event.decision.comment,
-                "channel": event.decision.channel,
-                "created_at": event.created_at.isoformat(),
-                "decided_at": event.decision.at.isoformat(),
-            }
-            click.echo(json.dumps(row, sort_keys=True))
-
-
 @main.group()
 def audit() -> None:
     """The audit log."""
@@ -571,6 +548,7 @@ def policy_check(file: str) -> None:
 
 
 main.add_command(delegate)
+main.add_command(export)
 policy.add_command(replay_command)
 
 

@@ -68,11 +68,12 @@ async def _open(hub: Hub, code: str) -> tuple[AnswerLink, Event, Identity]:
     if await hub._run(hub.store.answer_link_used, link.id):
         raise _Refused(410, "This link was used already; a link answers once.", event)
     who = Identity(user=link.recipient, role="reviewer")
+    # from here on the recipient may no longer read the event: the page does not show it
     if not await hub._run(hub.store.user_active, link.recipient):
         raise _Refused(403, f"{link.recipient} holds no active token on this hub any more, "
-                            "so their links answer nothing.", event)
+                            "so their links answer nothing.")
     if not can_answer(who, event, "link"):
-        raise _Refused(403, f"{link.recipient} is no longer assigned to this event.", event)
+        raise _Refused(403, f"{link.recipient} is no longer assigned to this event.")
     policy = event.policy
     if policy is not None and policy.forbid_self_approval and who.user == event.requested_by:
         raise _Refused(403, f"{who.user} requested this event; the policy forbids "

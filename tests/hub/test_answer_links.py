@@ -186,6 +186,7 @@ def test_expired_and_revoked_links_are_refused(tmp_path: Path, receiver: Receive
         assert revoked.status_code == 200, revoked.text
         page = httpx.get(fresh["approve"])
         assert page.status_code == 403 and "no active token" in page.text
+        assert "Deploy fraud v9?" not in page.text  # who may not answer it does not read it
         assert _trail(hub, str(first["id"])) == _trail(hub, str(second["id"])) == ["created"]
     finally:
         hub.stop()

@@ -36,8 +36,9 @@ import httpx
 from signoff.testing import HubProcess
 
 __all__ = ["EVENTS", "NO_LIMITS", "RawAnswer", "RawConnection", "Report", "Summary", "bench_hub",
-           "cpu_seconds", "cpu_times", "die", "event_body", "fast_loop", "hub_env", "parser",
-           "profiled", "raise_nofile", "rss_kib", "summarize", "wait_parked"]
+           "bench_replicas", "cpu_seconds", "cpu_times", "die", "event_body", "fast_loop",
+           "hub_env", "parser", "profiled", "raise_nofile", "rss_kib", "summarize",
+           "wait_parked"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EVENTS = "/api/v1/events"
@@ -57,6 +58,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                      help="run the hub on this (empty) PostgreSQL database, "
                           "postgresql://user@host:port/name, instead of a temporary SQLite file "
                           "(password in PGPASSWORD or PGPASSFILE)")
+    cli.add_argument("--replicas", type=int, default=1, metavar="N",
+                     help="run N hubs on the --db PostgreSQL database (default 1)")
     cli.add_argument("--keep", action="store_true", help="keep the temp dir (database, hub log)")
     cli.add_argument("--hub-env", action="append", default=[], metavar="KEY=VALUE",
                      help="extra environment for the hub process, e.g. SIGNOFF_SWEEP_INTERVAL=5 "
@@ -194,6 +197,28 @@ def bench_hub(directory: str | None, keep: bool, *, db_name: str = "hub.db",
             shutil.rmtree(where, ignore_errors=True)
         elif keep:
             print(f"   kept {where} (hub log: {hub.log_path})")
+
+
+@contextlib.contextmanager
+def bench_replicas(args: argparse.Namespace,
+                   env: dict[str, str] | None = None) -> Iterator[list[HubProcess]]:
+    """``args.replicas`` started hubs on one store: the first as :func:`bench_hub` starts it,
+    the others beside it on the same ``--db`` database (several need PostgreSQL).
+    """
+    if args.replicas < 1 or (args.replicas > 1 and args.db is None):
+        die("--replicas N needs N >= 1, and --db postgresql://... for N > 1")
+    with bench_hub(args.dir, args.keep, env=env, url=args.db) as first, \
+            contextlib.ExitStack() as others:
+        hubs = [first]
+        for _ in range(args.replicas - 1):
+            hub = HubProcess(args.db, env=first.env, log_dir=first.log_path.parent)
+            hub.admin_token = first.admin_token  # the store has its admin: no login link
+            hub.start(timeout=60)
+            others.callback(hub.stop)
+            hubs.append(hub)
+        if len(hubs) > 1:
+            print(f"   replicas: {len(hubs)} hubs on the one database")
+        yield hubs
 
 
 @contextlib.contextmanager

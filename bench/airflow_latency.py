@@ -47,6 +47,7 @@ from tests.adapters.airflow.services import AirflowServices  # noqa: E402
 
 DAGS = Path(__file__).with_name("airflow_bench_dags.py")
 DAG_ID = "signoff_bench_latency"
+READ = 2.0  # seconds between a task waiting and its answer, the same for both
 
 
 def _wait(what: str, check: Any, timeout: float = 300.0, every: float = 0.1) -> Any:
@@ -150,11 +151,12 @@ def bench_triggerer(services: AirflowServices, hub: HubProcess, rounds: int) -> 
                       timeout=600)
         _wait("deferred", lambda r=run_id: _ti_state(services, r, "signoff_approve") == "deferred",
               timeout=600)
-        time.sleep(7.0)  # a person takes longer than the trigger's 5 s settle time
+        time.sleep(READ)  # a person reads the question
         sent_signoff = _answer_signoff(hub, event["id"])
         _wait("native awaiting input",
               lambda r=run_id: _ti_state(services, r, "native_approve") == "awaiting_input",
               timeout=600)
+        time.sleep(READ)
         sent_native = _answer_native(services, run_id)
         run = services.wait_run(DAG_ID, run_id, timeout=600)
         assert run["state"] == "success", run

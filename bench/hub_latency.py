@@ -24,7 +24,7 @@ import httpx
 from _common import (
     EVENTS,
     Report,
-    bench_hub,
+    bench_replicas,
     event_body,
     hub_env,
     parser,
@@ -54,7 +54,7 @@ async def one(http: httpx.AsyncClient, waiter_http: httpx.AsyncClient, workflow:
     created.raise_for_status()
     event_id = created.json()["id"]
     waiter = asyncio.create_task(_wait(waiter_http, event_id, workflow))
-    await wait_parked(http, 1, timeout=5, watch=[waiter])
+    await wait_parked(waiter_http, 1, timeout=5, watch=[waiter])
     # /healthz counts a waiter as soon as it registers; give its read of the store (a worker
     # thread) time to finish so it is truly asleep in the long-poll when the answer comes
     await asyncio.sleep(0.005)
@@ -73,13 +73,14 @@ async def one(http: httpx.AsyncClient, waiter_http: httpx.AsyncClient, workflow:
     return received - ok_at, received - sent, ok_at - sent
 
 
-async def run(url: str, workflow_token: str, reviewer_token: str, n: int,
+async def run(urls: list[str], workflow_token: str, reviewer_token: str, n: int,
               warmup: int) -> tuple[list[float], list[float], list[float], float]:
     workflow = {"Authorization": f"Bearer {workflow_token}"}
     reviewer = {"Authorization": f"Bearer {reviewer_token}"}
-    # separate connections for the waiter and the responder, as in real life
-    async with httpx.AsyncClient(base_url=url, timeout=40) as http, \
-            httpx.AsyncClient(base_url=url, timeout=40) as waiter_http:
+    # separate connections for the waiter and the responder, as in real life; with replicas
+    # the waiter parks on the last one and the responder answers on the first
+    async with httpx.AsyncClient(base_url=urls[0], timeout=40) as http, \
+            httpx.AsyncClient(base_url=urls[-1], timeout=40) as waiter_http:
         for i in range(warmup):
             await one(http, waiter_http, workflow, reviewer, -1 - i)
         wake, e2e, post = [], [], []
@@ -100,13 +101,16 @@ def main() -> int:
     if not 1 <= args.n <= 100_000:
         cli.error("--n must be between 1 and 100000")
     report = Report("hub_latency")
-    report.header(f"{args.n} sequential events, one parked long-poll waiter each")
+    report.header(f"{args.n} sequential events, one parked long-poll waiter each"
+                  + (f"; waiter and responder on different replicas (of {args.replicas})"
+                     if args.replicas > 1 else ""))
     if args.n < 200:
         report.note(f"--n {args.n} is below the 200 events the target asks for")
-    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env), url=args.db) as hub:
-        workflow = hub.token("bench-flow", role="workflow")
-        reviewer = hub.token("bench-reviewer", role="reviewer")
-        wake, e2e, post, took = asyncio.run(run(hub.url, workflow, reviewer, args.n, args.warmup))
+    with bench_replicas(args, hub_env(args.hub_env)) as hubs:
+        workflow = hubs[0].token("bench-flow", role="workflow")
+        reviewer = hubs[0].token("bench-reviewer", role="reviewer")
+        wake, e2e, post, took = asyncio.run(run([h.url for h in hubs], workflow, reviewer,
+                                                args.n, args.warmup))
     s_wake, s_e2e, s_post = summarize(wake), summarize(e2e), summarize(post)
     first = sum(1 for w in wake if w < 0)
     print(f"   {args.n} events in {took:.1f} s")
@@ -118,7 +122,7 @@ def main() -> int:
           "measured here):")
     for what, figure in NATIVE:
         print(f"     {what}: {figure}")
-    report.figures.update(n=args.n, seconds=took, waiter_first=first,
+    report.figures.update(n=args.n, seconds=took, waiter_first=first, replicas=args.replicas,
                           wake_ms=s_wake.__dict__, post_ms=s_post.__dict__,
                           end_to_end_ms=s_e2e.__dict__,
                           native_quoted_from_orchestrators_md=dict(NATIVE))

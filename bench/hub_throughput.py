@@ -17,6 +17,9 @@ the timed phase are printed so you can see who was busy. By default it is a mini
 keep-alive HTTP/1.1 client on uvloop (``--client raw``): httpx (``--client httpx``) spends
 more CPU per request than the hub does, which on 2 cores measures the client.
 
+With ``--db postgresql://... --replicas N``, N hubs share the database and the clients'
+connections are spread over them in turn; the CPU figures add up every replica.
+
 Run: ``python bench/hub_throughput.py [--n 3000] [--clients 16] [--json]``
 """
 
@@ -32,8 +35,7 @@ from _common import (
     EVENTS,
     RawConnection,
     Report,
-    bench_hub,
-    cpu_seconds,
+    bench_replicas,
     cpu_times,
     event_body,
     fast_loop,
@@ -44,7 +46,12 @@ from _common import (
 )
 
 
-async def create_all(url: str, token: str, n: int, clients: int, budget: float,
+def _connections(urls: list[str], headers: dict[str, str], clients: int) -> list[RawConnection]:
+    """``clients`` keep-alive connections, spread over the replicas in turn."""
+    return [RawConnection(urls[i % len(urls)], headers) for i in range(clients)]
+
+
+async def create_all(urls: list[str], token: str, n: int, clients: int, budget: float,
                      client: str) -> tuple[float, list[str], list[float]]:
     """Create ``n`` pending events with ``clients`` concurrent workflows.
 
@@ -61,7 +68,7 @@ async def create_all(url: str, token: str, n: int, clients: int, budget: float,
         ids.append(answer.json()["id"])
 
     if client == "raw":
-        connections = [RawConnection(url, headers) for _ in range(clients)]
+        connections = _connections(urls, headers, clients)
         await asyncio.gather(*(c.request("GET", "/healthz") for c in connections))
 
         async def workflow(conn: RawConnection) -> None:
@@ -80,7 +87,7 @@ async def create_all(url: str, token: str, n: int, clients: int, budget: float,
             await asyncio.gather(*(c.close() for c in connections))
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+    async with httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits,
                                  headers=headers) as http:
         await asyncio.gather(*(http.get("/healthz") for _ in range(clients)))
 
@@ -97,7 +104,7 @@ async def create_all(url: str, token: str, n: int, clients: int, budget: float,
         return time.perf_counter() - began, ids, latencies
 
 
-async def create_batches(url: str, token: str, n: int, clients: int, size: int,
+async def create_batches(urls: list[str], token: str, n: int, clients: int, size: int,
                          budget: float) -> tuple[float, int, list[float]]:
     """Create ``n`` events through the batch endpoint, ``size`` per request, ``clients`` at a
     time. Returns (elapsed, events created, latencies per request).
@@ -106,7 +113,7 @@ async def create_batches(url: str, token: str, n: int, clients: int, size: int,
     latencies: list[float] = []
     made = 0
     starts = iter(range(0, n, size))
-    connections = [RawConnection(url, headers) for _ in range(clients)]
+    connections = _connections(urls, headers, clients)
     await asyncio.gather(*(c.request("GET", "/healthz") for c in connections))
 
     async def workflow(conn: RawConnection) -> None:
@@ -133,7 +140,7 @@ async def create_batches(url: str, token: str, n: int, clients: int, size: int,
         await asyncio.gather(*(c.close() for c in connections))
 
 
-async def answer_all(url: str, token: str, ids: list[str], clients: int, budget: float,
+async def answer_all(urls: list[str], token: str, ids: list[str], clients: int, budget: float,
                      client: str) -> tuple[float, list[float]]:
     """Answer every event with ``clients`` concurrent responders; returns (elapsed, latencies)."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -145,7 +152,7 @@ async def answer_all(url: str, token: str, ids: list[str], clients: int, budget:
             raise RuntimeError(f"{event_id}: {status} {answer.text[:200]}")
 
     if client == "raw":
-        connections = [RawConnection(url, headers) for _ in range(clients)]
+        connections = _connections(urls, headers, clients)
         # open every connection before the clock starts
         await asyncio.gather(*(c.request("GET", "/healthz") for c in connections))
 
@@ -166,7 +173,7 @@ async def answer_all(url: str, token: str, ids: list[str], clients: int, budget:
             await asyncio.gather(*(c.close() for c in connections))
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+    async with httpx.AsyncClient(base_url=urls[0], timeout=60, limits=limits,
                                  headers=headers) as http:
         await asyncio.gather(*(http.get("/healthz") for _ in range(clients)))
 
@@ -184,21 +191,23 @@ async def answer_all(url: str, token: str, ids: list[str], clients: int, budget:
 
 
 class Phase:
-    """The hub's and this process's CPU seconds over one timed phase."""
+    """The hubs' (every replica's) and this process's CPU seconds over one timed phase."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+
+    def _times(self) -> tuple[float, float]:
+        split = [cpu_times(pid) for pid in self.pids]
+        return sum(u for u, _ in split), sum(s for _, s in split)
 
     def __enter__(self) -> Phase:
-        self._hub, self._own, self._split = (cpu_seconds(self.pid), time.process_time(),
-                                             cpu_times(self.pid))
+        self._own, self._split = time.process_time(), self._times()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.hub = cpu_seconds(self.pid) - self._hub
         self.own = time.process_time() - self._own
-        self.user, self.sys = (a - b for a, b in zip(cpu_times(self.pid), self._split,
-                                                     strict=True))
+        self.user, self.sys = (a - b for a, b in zip(self._times(), self._split, strict=True))
+        self.hub = self.user + self.sys
 
     def lines(self, elapsed: float, n: int, what: str) -> float:
         """Print the CPU figures; returns hub CPU per ``what`` in milliseconds."""
@@ -241,27 +250,32 @@ def main() -> int:
     if args.client == "raw":
         fast_loop()
     report = Report("hub_throughput")
-    report.header(f"{args.n} events, {args.clients} concurrent clients")
-    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env), url=args.db) as hub:
+    report.header(f"{args.n} events, {args.clients} concurrent clients"
+                  + (f" over {args.replicas} replicas" if args.replicas > 1 else ""))
+    if args.replicas > 1 and args.client != "raw":
+        cli.error("--replicas needs the raw client")
+    with bench_replicas(args, hub_env(args.hub_env)) as hubs:
+        hub = hubs[0]
         workflow = hub.token("bench-flow", role="workflow")
         reviewer = hub.token("bench-reviewer", role="reviewer")
-        assert hub.process is not None
-        pid = hub.process.pid
-        with profiled(pid, _profile_path(args.profile, "create")), Phase(pid) as made_cpu:
+        pids = [h.process.pid for h in hubs if h.process is not None]
+        urls = [h.url for h in hubs]
+        pid = pids[0]  # the profile follows the first replica
+        with profiled(pid, _profile_path(args.profile, "create")), Phase(pids) as made_cpu:
             made, ids, made_latencies = asyncio.run(create_all(
-                hub.url, workflow, args.n, args.clients, args.budget, args.client))
+                urls, workflow, args.n, args.clients, args.budget, args.client))
         create_rate = len(ids) / made
         print(f"   created {len(ids)} events in {made:.2f} s: {create_rate:.0f} creations/s")
         print(f"   per request (send -> 201): {summarize(made_latencies).line()}")
         create_ms = made_cpu.lines(made, len(ids), "creation")
-        with profiled(pid, _profile_path(args.profile, "decide")), Phase(pid) as cpu:
-            elapsed, latencies = asyncio.run(answer_all(hub.url, reviewer, ids, args.clients,
+        with profiled(pid, _profile_path(args.profile, "decide")), Phase(pids) as cpu:
+            elapsed, latencies = asyncio.run(answer_all(urls, reviewer, ids, args.clients,
                                                         args.budget, args.client))
         batch_rate = batch_ms = None
         if args.batch:
-            with profiled(pid, _profile_path(args.profile, "batch")), Phase(pid) as batch_cpu:
+            with profiled(pid, _profile_path(args.profile, "batch")), Phase(pids) as batch_cpu:
                 batched, batch_n, batch_latencies = asyncio.run(create_batches(
-                    hub.url, workflow, args.n, args.clients, args.batch, args.budget))
+                    urls, workflow, args.n, args.clients, args.batch, args.budget))
     rate = len(ids) / elapsed
     s = summarize(latencies)
     print(f"   decided {len(ids)} events in {elapsed:.2f} s: {rate:.0f} decisions/s")
@@ -276,6 +290,7 @@ def main() -> int:
     report.note(f"the client runs on the same cores as the hub (one asyncio process, "
                 f"{args.client} client)")
     report.figures.update(n=len(ids), clients=args.clients, client=args.client, seconds=elapsed,
+                          replicas=args.replicas,
                           decisions_per_second=rate, request_ms=s.__dict__,
                           hub_cpu_seconds=cpu.hub, client_cpu_seconds=cpu.own,
                           hub_cpu_ms_per_decision=decide_ms,

@@ -15,6 +15,7 @@ Run: ``python bench/hub_waiters.py [--n 2000] [--responders 16] [--json]``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from typing import Any
@@ -24,7 +25,7 @@ from _common import (
     EVENTS,
     RawConnection,
     Report,
-    bench_hub,
+    bench_replicas,
     cpu_seconds,
     fast_loop,
     hub_env,
@@ -71,19 +72,27 @@ class _RawWaiter:
         await self.conn.close()
 
 
-async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders: int,
-              pid: int, budget: int, client: str, report: Report) -> None:
+def _rss(pids: list[int]) -> int:
+    return sum(rss_kib(pid) for pid in pids)
+
+
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+async def run(urls: list[str], workflow: str, reviewer: str, ids: list[str], responders: int,
+              pids: list[int], budget: int, client: str, report: Report) -> None:
     wf = {"Authorization": f"Bearer {workflow}"}
     rv = {"Authorization": f"Bearer {reviewer}"}
     n = len(ids)
     received: dict[str, float] = {}
     answered: dict[str, float] = {}
     problems: list[str] = []
-    rss: dict[str, float] = {"before_kib": rss_kib(pid)}
+    rss: dict[str, float] = {"before_kib": _rss(pids)}
 
     repolls = 0
     began = time.perf_counter()
-    cpu: dict[str, Any] = {"hub": cpu_seconds(pid), "own": time.process_time()}
+    cpu: dict[str, Any] = {"hub": _cpu(pids), "own": time.process_time()}
 
     async def waiter(conn: _HttpxWaiter | _RawWaiter, event_id: str) -> None:
         # like signoff.Client.wait: a 204 (the hub's 60 s ran out) means ask again
@@ -104,21 +113,27 @@ async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders
             problems.append(f"{event_id}: waiter got {answer.status_code} {answer.text[:120]}")
 
     tls = httpx.create_ssl_context() if client == "httpx" else None
-    parked = [_HttpxWaiter(url, wf, tls) if client == "httpx" else _RawWaiter(url, wf)
-              for _ in ids]
+    # waiter i parks on replica i % N, and responder j answers on replica j % N: with
+    # replicas, half the wakes cross from one to the other
+    parked = [_HttpxWaiter(urls[i % len(urls)], wf, tls) if client == "httpx"
+              else _RawWaiter(urls[i % len(urls)], wf) for i in range(n)]
     # the answers are only load here: cheap raw connections leave the CPU to the hub
-    answering = [RawConnection(url, rv) for _ in range(responders)]
+    answering = [RawConnection(urls[j % len(urls)], rv) for j in range(responders)]
     tasks = [asyncio.create_task(waiter(conn, event_id))
              for conn, event_id in zip(parked, ids, strict=True)]
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        https = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=60))
+                 for url in urls]
         try:
-            await wait_parked(http, n, timeout=budget, watch=tasks[:50])
+            for k, http in enumerate(https):
+                await wait_parked(http, len(range(k, n, len(urls))), timeout=budget,
+                                  watch=tasks[:50])
             parked_in = time.perf_counter() - began
-            cpu["park"] = (cpu_seconds(pid) - cpu["hub"], time.process_time() - cpu["own"])
+            cpu["park"] = (_cpu(pids) - cpu["hub"], time.process_time() - cpu["own"])
             print(f"   {n} long-polls parked in {parked_in:.1f} s (CPU: hub "
                   f"{cpu['park'][0]:.1f} s, this client {cpu['park'][1]:.1f} s)")
             await asyncio.sleep(1.0)  # let the hub settle before reading its memory
-            rss["parked_kib"] = rss_kib(pid)
+            rss["parked_kib"] = _rss(pids)
 
             queue = iter(ids)
 
@@ -131,12 +146,12 @@ async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders
                         problems.append(f"{event_id}: answer got {answer.status_code}")
 
             deciding = time.perf_counter()
-            cpu.update(hub=cpu_seconds(pid), own=time.process_time())
+            cpu.update(hub=_cpu(pids), own=time.process_time())
             left = budget - (deciding - began)
             await asyncio.wait_for(asyncio.gather(*(responder(c) for c in answering)),
                                    timeout=left)
             decided_in = time.perf_counter() - deciding
-            cpu["decide"] = (cpu_seconds(pid) - cpu["hub"], time.process_time() - cpu["own"])
+            cpu["decide"] = (_cpu(pids) - cpu["hub"], time.process_time() - cpu["own"])
             await asyncio.wait_for(asyncio.gather(*tasks), timeout=max(left - decided_in, 5))
         finally:
             # on a failure, stop the waiters before the hub goes away under them
@@ -145,7 +160,7 @@ async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(c.close() for c in [*parked, *answering]))
         await asyncio.sleep(1.0)
-        rss["after_kib"] = rss_kib(pid)
+        rss["after_kib"] = _rss(pids)
 
     delays = [received[i] - answered[i] for i in ids if i in received and i in answered]
     late = sum(1 for d in delays if d > 1.0)
@@ -160,11 +175,12 @@ async def run(url: str, workflow: str, reviewer: str, ids: list[str], responders
         print(f"     {problem}")
     mib = {k.removesuffix("_kib"): v / 1024 for k, v in rss.items()}
     growth = mib["parked"] - mib["before"]
-    print(f"   hub RSS: before parking {mib['before']:.1f} MiB, with {n} parked "
+    print(f"   hub RSS{' (all replicas)' if len(urls) > 1 else ''}: before parking {mib['before']:.1f} MiB, with {n} parked "
           f"{mib['parked']:.1f} MiB (+{growth:.1f} MiB, "
           f"{growth * 1024 / n:.1f} KiB per waiter), after {mib['after']:.1f} MiB")
     report.note(f"waiters' client: {client}")
-    report.figures.update(n=n, responders=responders, client=client, parked_seconds=parked_in,
+    report.figures.update(n=n, replicas=len(urls), responders=responders, client=client,
+                          parked_seconds=parked_in,
                           decide_seconds=decided_in, wake_ms=s.__dict__, late=late,
                           repolls=repolls, cpu_seconds_hub_client={
                               k: v for k, v in cpu.items() if k in ("park", "decide")},
@@ -196,13 +212,16 @@ def main() -> int:
         cli.error(f"open-file limit {limit} is too low for {args.n} connections")
     fast_loop()
     report = Report("hub_waiters")
-    report.header(f"{args.n} parked long-polls in one hub, then all decided")
-    with bench_hub(args.dir, args.keep, env=hub_env(args.hub_env)) as hub:
-        workflow = hub.token("bench-flow", role="workflow")
-        reviewer = hub.token("bench-reviewer", role="reviewer")
-        assert hub.process is not None
-        ids = asyncio.run(create_all(hub.url, workflow, args.n, 16))
-        asyncio.run(run(hub.url, workflow, reviewer, ids, args.responders, hub.process.pid,
+    report.header(f"{args.n} parked long-polls in one hub, then all decided"
+                  if args.replicas == 1 else f"{args.n} parked long-polls spread over "
+                  f"{args.replicas} replicas, answered on all of them, then all decided")
+    with bench_replicas(args, hub_env(args.hub_env)) as hubs:
+        workflow = hubs[0].token("bench-flow", role="workflow")
+        reviewer = hubs[0].token("bench-reviewer", role="reviewer")
+        _, ids, _ = asyncio.run(create_all([h.url for h in hubs], workflow, args.n, 16,
+                                           args.budget, "raw"))
+        asyncio.run(run([h.url for h in hubs], workflow, reviewer, ids, args.responders,
+                        [h.process.pid for h in hubs if h.process is not None],
                         args.budget, args.client, report))
     return report.finish(args.json)
 

@@ -12,7 +12,7 @@ import os
 import threading
 import uuid
 
-__all__ = ["new_id"]
+__all__ = ["new_id", "random_hex"]
 
 _CHUNK = 4096  # 256 ids per system call
 _lock = threading.Lock()
@@ -22,10 +22,15 @@ _at = 0
 
 def new_id(prefix: str) -> str:
     """``<prefix>_<32 hex digits>``, unpredictable (from ``os.urandom``)."""
+    return f"{prefix}_{random_hex()}"
+
+
+def random_hex() -> str:
+    """32 hex digits of a version-4 UUID (a request id, say), from the pool."""
     global _pool, _at
     with _lock:
         if _at + 16 > len(_pool):
             _pool, _at = os.urandom(_CHUNK), 0
         raw = _pool[_at:_at + 16]
         _at += 16
-    return f"{prefix}_{uuid.UUID(bytes=raw, version=4).hex}"
+    return uuid.UUID(bytes=raw, version=4).hex

@@ -75,7 +75,8 @@ class _SignoffSensor(BaseSensorOperator):
             (it only matters when the hub cannot be reached at the deadline).
         hub_retry_for: how long ``execute`` retries a hub it cannot reach, in seconds.
         poll_seconds: the length of one long-poll of the trigger.
-        settle_seconds: the trigger's shortest life under a triggerer (see
+        settle_seconds: the shortest life, under a triggerer, of a trigger whose event goes
+            back to a worker (default 0; see
             :class:`~signoff.adapters.airflow.triggers.SignoffTrigger`).
     """
 
@@ -95,7 +96,7 @@ class _SignoffSensor(BaseSensorOperator):
                  trigger_token: Literal["connection", "env", "kwargs"] = "connection",
                  ask_again_on_clear: bool = True, airflow_base_url: str | None = None,
                  deadline_grace: timedelta = timedelta(minutes=5), hub_retry_for: float = 60.0,
-                 poll_seconds: float = 55.0, settle_seconds: float = 5.0,
+                 poll_seconds: float = 55.0, settle_seconds: float = 0.0,
                  **kwargs: Any) -> None:
         response_timeout = (timedelta(seconds=timeout) if isinstance(timeout, (int, float))
                             else timeout)
@@ -214,11 +215,18 @@ class _SignoffSensor(BaseSensorOperator):
             hub_url=creds.url, event_id=event.id,
             deadline=None if deadline is None else deadline.astimezone(timezone.utc).isoformat(),
             poll_seconds=self.poll_seconds, settle_seconds=self.settle_seconds,
+            finish=self.finish_in_trigger(), push_return=bool(self.do_xcom_push),
             **self._token_source(creds))  # type: ignore[arg-type]  # str | None fields only
         # Airflow's own deferral timeout only backs the trigger's deadline up
         backstop = None if deadline is None else \
             deadline - datetime.now(timezone.utc) + timedelta(minutes=1)
         self.defer(trigger=trigger, method_name="execute_complete", timeout=backstop)
+
+    def finish_in_trigger(self) -> str:
+        """Which answers the trigger may end the task with itself (see ``SignoffTrigger``):
+        any answer, as long as :meth:`answered` is this class's (it returns the value).
+        """
+        return "value" if type(self).answered is _SignoffSensor.answered else ""
 
     def _token_source(self, creds: HubCredentials) -> dict[str, str | None]:
         """Tell the trigger where the token is, keeping it out of its stored arguments."""

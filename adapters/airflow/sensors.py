@@ -69,6 +69,10 @@ class ApprovalSensor(_SignoffSensor, SkipMixin):
         self.on_reject = on_reject
         self.ignore_downstream_trigger_rules = ignore_downstream_trigger_rules
 
+    def finish_in_trigger(self) -> str:
+        """An approval ends the task in the trigger, unless a subclass reads answers itself."""
+        return "approved" if type(self).answered is ApprovalSensor.answered else ""
+
     def answered(self, context: Any, decision: Decision) -> Any:
         """``True``; a default of ``False`` taken at the deadline counts as a rejection."""
         if decision.value is False:

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from signoff import (
     AlreadyDecided,
@@ -49,6 +49,8 @@ __all__ = ["SignoffTrigger"]
 
 CLASSPATH = "signoff.adapters.airflow.triggers.SignoffTrigger"
 
+_FINISH = ("", "value", "approved")
+
 
 class SignoffTrigger(BaseTrigger):
     """Waits for one event's decision and yields one :class:`TriggerEvent`.
@@ -58,6 +60,11 @@ class SignoffTrigger(BaseTrigger):
     or did not decide in time), or ``{"status": "error", ...}`` when waiting cannot succeed
     (the event is gone, the token is refused, no token is found). Network errors, 5xx answers
     and hub restarts are retried with jittered exponential backoff up to ``max_backoff``.
+
+    Under a triggerer, an answer the sensor would only turn into its return value (``finish``)
+    ends the task right here with a ``TaskSuccessEvent`` carrying the sensor's XComs: no
+    worker slot, no second trip through the scheduler. Every other outcome (a rejection, a
+    branch, an expiry, ...) goes back to the sensor's ``execute_complete`` on a worker.
 
     Args:
         hub_url: the hub's base URL.
@@ -70,18 +77,24 @@ class SignoffTrigger(BaseTrigger):
         max_backoff: the longest pause between two attempts while the hub is unreachable.
         cancel_on_kill: cancel the pending event when a person clears the task or marks it
             failed or successful in Airflow, so it leaves the reviewers' inbox.
-        settle_seconds: under a triggerer, never fire sooner than this after starting. Airflow
-            3.3 fails a deferred task whose trigger fires before the scheduler has processed
-            the exit of the worker that deferred (apache/airflow#66374, #72716); an answer
-            given within seconds of the question would hit that race. ``dag.test()`` runs
-            triggers inline, without the race, and without this pause.
+        finish: which answers end the task in the triggerer: ``"value"`` (any answer; the
+            task returns the value), ``"approved"`` (an approval; the task returns ``True``)
+            or ``""`` (none: the sensor's ``execute_complete`` reads every decision).
+        push_return: push the answer as the task's ``return_value`` XCom when finishing here.
+        settle_seconds: under a triggerer, never fire an event that goes back to a worker
+            sooner than this after starting (default 0: no pause). It guarded an Airflow race
+            (apache/airflow#66374, #72716: the scheduler failed a deferred task whose trigger
+            fired before it processed the deferring worker's exit); a task ended here is
+            never in the states that race checks, and Airflow 3.3.2 tolerates a task put back
+            to ``scheduled`` by its trigger. Kept for triggers stored by earlier versions.
     """
 
     def __init__(self, *, hub_url: str, event_id: str, deadline: str | None = None,
                  conn_id: str | None = None, token_env: str | None = None,
                  token: str | None = None,
                  poll_seconds: float = 55.0, max_backoff: float = 30.0,
-                 cancel_on_kill: bool = True, settle_seconds: float = 5.0) -> None:
+                 cancel_on_kill: bool = True, finish: str = "", push_return: bool = True,
+                 settle_seconds: float = 0.0) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's base is untyped
         self.hub_url = hub_url
         self.event_id = event_id
@@ -92,6 +105,10 @@ class SignoffTrigger(BaseTrigger):
         self.poll_seconds = float(poll_seconds)
         self.max_backoff = float(max_backoff)
         self.cancel_on_kill = cancel_on_kill
+        if finish not in _FINISH:
+            raise ValueError(f"finish: expected one of {sorted(_FINISH)}, got {finish!r}")
+        self.finish = finish
+        self.push_return = bool(push_return)
         self.settle_seconds = float(settle_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -106,6 +123,8 @@ class SignoffTrigger(BaseTrigger):
             "poll_seconds": self.poll_seconds,
             "max_backoff": self.max_backoff,
             "cancel_on_kill": self.cancel_on_kill,
+            "finish": self.finish,
+            "push_return": self.push_return,
             "settle_seconds": self.settle_seconds,
         }
 
@@ -165,8 +184,29 @@ class SignoffTrigger(BaseTrigger):
         async with _client(self.hub_url, token, retry_for=0.0) as client:
             event = await self._wait(client, deadline)
         if self.task_instance is not None:  # set by a triggerer, never by dag.test()
+            ended = self._task_end(event.payload)
+            if ended is not None:
+                yield ended
+                return
             await asyncio.sleep(max(0.0, self.settle_seconds - (time.monotonic() - started)))
         yield event
+
+    def _task_end(self, payload: dict[str, Any]) -> TriggerEvent | None:
+        """The event that ends the task here, for an answer the sensor only returns."""
+        if not self.finish or payload.get("status") != "decided":
+            return None
+        decision = payload["decision"]
+        if decision.get("outcome") not in ("approved", "answered", "timed_out"):
+            return None
+        value = decision.get("value")
+        if self.finish == "approved" and value is not True:
+            return None  # a default of False at the deadline is a rejection: the sensor's job
+        xcoms: dict[str, Any] = {"signoff_decision": {"event_id": self.event_id, **decision}}
+        if self.push_return:
+            xcoms["return_value"] = value
+        self.log.info("signoff: event %s was answered by %s: %r; the task ends here",
+                      self.event_id, decision.get("by"), value)
+        return TaskSuccessEvent(xcoms=xcoms)
 
     async def _wait(self, client: AsyncClient, deadline: float | None) -> TriggerEvent:
         failures, last_error = 0, ""

@@ -129,18 +129,71 @@ def validate(manifest: Mapping[str, Any]) -> None:
     model = _MODELS.get(str(kind))
     if model is None:
         raise ValueError(f"kind: expected one of {sorted(_MODELS)}, got {kind!r}")
-    try:
-        dumped = _round_trip(model, manifest)
-    except (ValidationError, V1ValidationError) as exc:
-        errors: list[Any] = list(exc.errors())  # v1 and v2 error dicts differ in keys
-        where = ".".join(str(part) for part in errors[0]["loc"])
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        got = f", got {errors[0]['input']!r}" if "input" in errors[0] else ""
-        raise ValueError(f"{kind} is not valid for Argo (hera's models): {where}: "
-                         f"{errors[0]['msg']}{got}{more}") from None
-    difference = _first_difference(dict(manifest), dumped, "")
-    if difference is not None:
-        raise ValueError(f"{kind} is not valid for Argo (hera's models): {difference}")
+    data = copy.deepcopy(dict(manifest))
+    for _ in range(_QUANTITY_PASSES):
+        try:
+            dumped = _round_trip(model, data)
+            break
+        except (ValidationError, V1ValidationError) as exc:
+            errors: list[Any] = list(exc.errors())  # v1 and v2 error dicts differ in keys
+            if not _spell_numbers_as_strings(data, errors):
+                problems = [f"{_path(e['loc'])}: {e['msg']}"
+                            + (f", got {e['input']!r}" if "input" in e else "") for e in errors]
+                raise ValueError(_listed(str(kind), problems)) from None
+    else:
+        raise ValueError(_listed(str(kind), ["too many numbers where strings are expected"]))
+    problems = _differences(dict(manifest), dumped, "")
+    if problems:
+        raise ValueError(_listed(str(kind), problems))
+
+
+_QUANTITY_PASSES = 4
+
+
+def _spell_numbers_as_strings(data: Any, errors: list[Any]) -> bool:
+    """Where the only complaints are numbers given for strings in fields that take either
+    (``cpu: 1``: Kubernetes reads quantities and int-or-string fields either way, hera's models
+    only as strings), write each number as its string in ``data``; returns whether every error
+    was of that kind.
+    """
+    numbers = [e for e in errors if isinstance(e.get("input"), (int, float))
+               and not isinstance(e.get("input"), bool) and "string" in str(e.get("msg"))
+               and _takes_a_number(e["loc"])]
+    if len(numbers) != len(errors):
+        return False
+    for error in numbers:
+        *parents, last = error["loc"]
+        holder = data
+        for part in parents:
+            holder = holder[part]
+        holder[last] = str(error["input"])
+    return True
+
+
+# Kubernetes quantities (under these keys) and int-or-string fields (these names): a number is
+# as good as its string there; anywhere else (a name, an image) Argo refuses a number
+_QUANTITY_KEYS = frozenset({"resources", "limits", "requests", "overhead", "sizeLimit",
+                            "storage"})
+_INT_OR_STRING = frozenset({"port", "targetPort", "maxSurge", "maxUnavailable", "limit",
+                            "activeDeadlineSeconds", "parallelism"})
+
+
+def _takes_a_number(loc: Any) -> bool:
+    keys = [part for part in loc if isinstance(part, str)]
+    return bool(keys) and (keys[-1] in _INT_OR_STRING or bool(_QUANTITY_KEYS & set(keys)))
+
+
+def _listed(kind: str, problems: list[str]) -> str:
+    """Every problem at once, on one line."""
+    return f"{kind} is not valid for Argo (hera's models): " + "; ".join(problems)
+
+
+def _path(loc: Any) -> str:
+    """A location as ``spec.templates[0].container``: the one path style of every message."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
 
 
 def _round_trip(model: Any, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -156,25 +209,31 @@ def _round_trip(model: Any, data: Mapping[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _first_difference(given: Any, parsed: Any, path: str) -> str | None:
+def _differences(given: Any, parsed: Any, path: str) -> list[str]:
+    """Where ``given`` did not survive hera's round trip: unknown fields and wrong types."""
     if isinstance(given, Mapping) and isinstance(parsed, Mapping):
+        found: list[str] = []
         for key, value in given.items():
             where = f"{path}.{key}" if path else str(key)
             if key not in parsed:
-                return f"{where}: not a field Argo knows"
-            found = _first_difference(value, parsed[key], where)
-            if found:
-                return found
-        return None
+                found.append(f"{where}: not a field Argo knows")
+            else:
+                found += _differences(value, parsed[key], where)
+        return found
     if isinstance(given, list) and isinstance(parsed, list) and len(given) == len(parsed):
-        for index, (left, right) in enumerate(zip(given, parsed, strict=True)):
-            found = _first_difference(left, right, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if given != parsed:
-        return f"{path}: expected {type(parsed).__name__} like {parsed!r}, got {given!r}"
-    return None
+        return [problem for index, (left, right) in enumerate(zip(given, parsed, strict=True))
+                for problem in _differences(left, right, f"{path}[{index}]")]
+    if given != parsed and not _same_quantity(given, parsed):
+        return [f"{path}: expected {type(parsed).__name__} like {parsed!r}, got {given!r}"]
+    return []
+
+
+def _same_quantity(given: Any, parsed: Any) -> bool:
+    """A number where the model keeps a string (a Kubernetes quantity such as ``cpu: 1``, or
+    an int-or-string port): Kubernetes takes either spelling, and hera dumps the string.
+    """
+    return (isinstance(given, (int, float)) and not isinstance(given, bool)
+            and isinstance(parsed, str) and parsed in (str(given), repr(given)))
 
 
 def wrap(manifest: Mapping[str, Any], before: str, *, gate: ArgoGate | None = None,

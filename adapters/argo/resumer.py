@@ -3,7 +3,7 @@
 On a decision it sends ``PUT /api/v1/workflows/{namespace}/{name}/set`` with every output
 the gate's suspend node expects (``outputParameters`` is a JSON-encoded string map, as Argo's
 swagger says), the phase (``Succeeded`` to go on, ``Failed`` to stop) and a message naming the
-responder; then ``PUT .../resume`` if the node still runs. The node is chosen by the field
+responder (``Resumed by: alice (signoff: approved: ship it; event ev_...)``); then ``PUT .../resume`` if the node still runs. The node is chosen by the field
 selector ``inputs.parameters.signoff-event.value=<event id>``, so exactly this gate's node
 moves, also inside loops. Its target (see :mod:`signoff.resumers`) is ``namespace/workflow``:
 the hub refuses an event naming a workflow that another identity's events already name.
@@ -236,12 +236,16 @@ def _outputs(event: Event, decision: Decision, params: Mapping[str, Any]) -> dic
 
 
 def _message(event_id: str, decision: Decision) -> str:
-    text = f"signoff: {decision.outcome.value} by {decision.by}"
+    """The node's message: who resumed it first, in the ``Resumed by: ...`` form Argo 3.7
+    writes for a resume, naming the person who decided in the hub rather than the hub's own
+    service account; then the outcome, the comment and the event.
+    """
+    text = f"Resumed by: {decision.by} (signoff: {decision.outcome.value}"
     if decision.comment:
         comment = decision.comment if len(decision.comment) <= 300 else (
             decision.comment[:297] + "...")
         text += f": {comment}"
-    return f"{text} (event {event_id})"
+    return f"{text}; event {event_id})"
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from prefect import get_client, get_run_logger
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run, suspend_flow_run
+from prefect.flow_runs import suspend_flow_run
 from prefect.input import create_flow_run_input, delete_flow_run_input, filter_flow_run_input
 
 from signoff import AlreadyDecided, Client, Decision, Event, Forbidden, InvalidInput
@@ -16,6 +16,7 @@ from ._common import CHANNEL, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
 from ._plan import FIRED, FOREIGN, Step, delivered_for, disagreement, relay_comment
+from ._watch import as_answer, pause
 
 __all__ = ["decide"]
 
@@ -42,29 +43,28 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
                 _taken(step, event)
                 return decision
         try:
-            got = _pause(step, event)
+            got = _pause(step, event, hub)
         finally:
             slot.lock.release()
-        answer = {"value": got.value, "comment": got.comment, **(got.model_extra or {})}
-        return _resumed_with(step, event, answer, hub)
+        if isinstance(got, Decision):  # the hub decided first; the flow resumed its run
+            return got
+        return _resumed_with(step, event, got, hub)
 
 
-def _pause(step: Step, event: Event) -> Any:
-    form = run_input_class(event.input, step.prompt)
+def _pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
     place = step.place
     logger = get_run_logger()
     logger.info("waiting for signoff event %s (%s)", event.id, place.event_key)
     if place.mode == "suspend":
-        return suspend_flow_run(wait_for_input=form, timeout=step.suspend_seconds(event),
-                                key=place.pause_key)
-    timeout = step.pause_seconds(event)
+        form = run_input_class(event.input, step.prompt)
+        got = suspend_flow_run(wait_for_input=form, timeout=step.suspend_seconds(event),
+                               key=place.pause_key)
+        return as_answer(got)
     try:
-        # Prefect annotates poll_interval as int; it sleeps for any number of seconds
-        return pause_flow_run(wait_for_input=form, timeout=timeout,
-                              poll_interval=cast(int, step.poll_interval), key=place.pause_key)
+        return pause(step, event, hub)  # in Prefect, watching the hub as well
     except FlowPauseTimeout:
         logger.error("no decision for signoff event %s reached this flow run within %s s; "
-                     "the event stays in the hub", event.id, timeout)
+                     "the event stays in the hub", event.id, step.pause_seconds(event))
         raise
 
 

@@ -9,7 +9,8 @@ can resume flows on a Prefect server elsewhere. It speaks Prefect's REST API:
    ``ACCEPT`` is a delivery; ``REJECT`` with a ``FAILED`` state means the pause timed out (final);
    ``REJECT`` because the run input schema is not saved yet is the moment between the flow's
    pause and its form being stored (retried); any other ``REJECT`` is final; ``ABORT`` and
-   ``WAIT`` mean the run moved meanwhile (retried).
+   ``WAIT`` mean the run moved meanwhile: delivered when the stored answer is this decision
+   (a paused flow watches the hub too and resumes itself with it), otherwise retried.
 3. Otherwise the run does not wait there (any more, or yet). Prefect's stored answer for the
    pause says it was resumed already: by an earlier delivery of this decision, or by someone in
    Prefect's UI (same answer: delivered; another answer: failed, with both answers in the
@@ -31,12 +32,21 @@ Settings (``[resumers.prefect]`` or ``SIGNOFF_RESUMERS__PREFECT__<KEY>``):
 - ``auth_string``: ``user:password`` for a Prefect server with
   ``PREFECT_SERVER_API_AUTH_STRING`` (HTTP basic auth).
 - ``timeout``: seconds per request, default 10.
+- ``self_resume_grace``: seconds after a decision during which the resumer leaves a *paused*
+  flow run to resume itself, default 2 (0: no wait). A paused flow watches the hub and
+  resumes its own run the moment the decision exists; two resumes at once make Prefect's
+  SQLite database answer 503 to one of them (and Prefect's client waits seconds before
+  retrying). The resumer stays the backup: after the grace it finds the run resumed (and
+  counts the delivery done) or resumes it itself. Suspended runs have no process and are
+  resumed at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -70,6 +80,15 @@ class PrefectResumer:
             auth = (user, password)
         self._client = httpx.AsyncClient(headers=headers, auth=auth,
                                          timeout=float(settings.get("timeout", 10)))
+        grace = settings.get("self_resume_grace", 2.0)
+        try:
+            self.self_resume_grace = float(grace)
+        except (TypeError, ValueError):
+            raise ValueError(f"[resumers.prefect] self_resume_grace: expected seconds, "
+                             f"got {grace!r}") from None
+        if not 0 <= self.self_resume_grace <= 10:
+            raise ValueError(f"[resumers.prefect] self_resume_grace: expected 0 to 10 seconds, "
+                             f"got {grace!r}")
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -95,12 +114,22 @@ class PrefectResumer:
             raise RetryDelivery("the prefect resumer has no api_url: set [resumers.prefect] "
                                 "api_url (or SIGNOFF_RESUMERS__PREFECT__API_URL) and restart")
         run_id, pause_key, mode = _target(event)
+        if mode == "pause":  # the flow process watches the hub: let it resume its own run
+            since = (datetime.now(timezone.utc) - decision.at).total_seconds()
+            if since < self.self_resume_grace:
+                await asyncio.sleep(self.self_resume_grace - max(since, 0.0))
         run = await self._call("GET", f"/flow_runs/{run_id}")
         state = run.get("state") or {}
         details = state.get("state_details") or {}
         if state.get("type") == "PAUSED" and details.get("pause_key") == pause_key:
-            await self._resume(run_id, event)
-            return
+            moved = await self._resume(run_id, event)
+            if moved is None:
+                return
+            # the flow, watching the hub, may have resumed itself a moment before: its
+            # stored answer says so; otherwise look again next attempt
+            if await self._ours_stored(run_id, event, mode, pause_key):
+                return
+            raise RetryDelivery(moved)
         answered = await self._input(run_id, input_key(mode, pause_key, "response"))
         if answered is not None and not _for_another_event(answered, event):
             _check_same_answer(event, answered, run_id)
@@ -116,13 +145,20 @@ class PrefectResumer:
             where += f" at pause {details.get('pause_key')!r}"
         raise RetryDelivery(f"{where}, not yet waiting at pause {pause_key!r}")
 
-    async def _resume(self, run_id: str, event: Event) -> None:
+    async def _ours_stored(self, run_id: str, event: Event, mode: str, pause_key: str) -> bool:
+        """True when Prefect holds this event's decision as the pause's answer already."""
+        answered = await self._input(run_id, input_key(mode, pause_key, "response"))
+        marker = answered.get("signoff") if isinstance(answered, dict) else None
+        return isinstance(marker, dict) and marker.get("event_id") == event.id
+
+    async def _resume(self, run_id: str, event: Event) -> str | None:
+        """Resume the run; ``None`` when done, or why the run had moved (to retry)."""
         answer = await self._call("POST", f"/flow_runs/{run_id}/resume",
                                   json={"run_input": run_input_for(event)})
         status = answer.get("status")
         reason = (answer.get("details") or {}).get("reason") or ""
         if status == "ACCEPT":
-            return
+            return None
         if status == "REJECT":
             state = answer.get("state") or {}
             if state.get("type") == "FAILED":
@@ -131,8 +167,8 @@ class PrefectResumer:
                 # the flow proposes its Paused state first and stores its form right after
                 raise RetryDelivery(f"flow run {run_id} is pausing: {reason}")
             raise DeliveryFailed(f"Prefect refused the decision for flow run {run_id}: {reason}")
-        # ABORT (not paused any more) or WAIT: the run moved; look again next attempt
-        raise RetryDelivery(f"Prefect answered {status} for flow run {run_id}: {reason}")
+        # ABORT (not paused any more) or WAIT: the run moved
+        return f"Prefect answered {status} for flow run {run_id}: {reason}"
 
     async def _input(self, run_id: str, key: str) -> Any:
         """A stored run input's value, or ``None`` when there is none."""

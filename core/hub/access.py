@@ -3,7 +3,9 @@
 A checked token is cached for ``token_cache_seconds``, but only together with the store's
 token generation read on the same request: a revocation anywhere (another replica, or
 ``signoff token revoke`` straight on the database) moves the generation, so the very next
-request reads the token again and gets 401. Expiry is checked on every request against the
+request reads the token again and gets 401. (On SQLite the generation is a counter in a file
+beside the database that every revoking process bumps, read from memory: no query per
+request; see :mod:`signoff.store._signal`.) Expiry is checked on every request against the
 cached expiry. Sessions and login links are not cached at all: they live in the store, so any
 replica can serve them and a logout ends them everywhere.
 

@@ -3,8 +3,8 @@
 One FastAPI app carries the JSON API (``/api/v1``), the web inbox (``/``), ``/healthz``
 (liveness), ``/readyz`` (readiness: the store answers) and the OpenAPI document. Errors render
 by where they happen: JSON under ``/api``, a page elsewhere.
-Every answer carries the security headers and HEAD works wherever GET does
-(:mod:`signoff.hub.pages`).
+Every answer carries the security headers and a request id, HEAD works wherever GET does,
+and bodies are held to ``max_body_bytes`` (:mod:`signoff.hub.edge`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from .._errors import HubError, PayloadTooLarge
+from .._errors import HubError
 from ..store import AuditKeyError, Store
 from .audit_key import hub_audit_key, open_hub_store
+from .edge import Edge
 from .inputs import invalid_body, invalid_fields
 from .links import link_key
-from .logs import RequestLog
 from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
-from .pages import HeadAsGet, SecurityHeaders, allowed_methods, docs_router
+from .pages import allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
 
@@ -38,79 +38,19 @@ __all__ = ["create_app"]
 _log = logging.getLogger("signoff.hub")
 
 
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether or not they declare a size.
-
-    A body without a declared size (``Transfer-Encoding: chunked``) is read here, up to the
-    limit, before the app sees it: over it, the answer is 413 whatever route it was for (FastAPI's
-    own body parsing would turn an error raised while it reads into a 400).
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > self.limit:
-                await _too_large(self.limit, send)
-                return
-            await self.app(scope, receive, send)  # the server holds the body to its length
-            return
-        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
-            await self.app(scope, receive, send)  # no body
-            return
-        chunks: list[bytes] = []
-        seen = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self.limit:
-                await _too_large(self.limit, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
-
-        async def buffered() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, buffered, send)
-
-
 class _HubApp(FastAPI):
-    """FastAPI with the security headers and HEAD outside everything, the 500 page included
-    (``add_middleware`` would put them inside Starlette's error middleware).
+    """FastAPI with :class:`~.edge.Edge` outside everything, the 500 page included
+    (``add_middleware`` would put it inside Starlette's error middleware).
     """
+
+    body_limit = 1_048_576  # set by create_app from the settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestLog(SecurityHeaders(HeadAsGet(super().build_middleware_stack())),
-                          self._metrics)
+        return Edge(super().build_middleware_stack(), self.body_limit, self._metrics)
 
     def _metrics(self) -> Metrics | None:
         hub = getattr(self.state, "hub", None)
         return None if hub is None else hub.metrics
-
-
-async def _too_large(limit: int, send: Send) -> None:
-    body = JSONResponse(PayloadTooLarge(f"request body over {limit} bytes").to_dict(), 413).body
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 class _Readiness:
@@ -212,6 +152,7 @@ def create_app(settings: Settings, store: Store | None = None,
         docs_url=None,  # Swagger UI and ReDoc from a CDN: see settings.api_docs
         redoc_url=None,
     )
+    app.body_limit = settings.max_body_bytes
     app.state.settings = settings
     app.state.store = the_store
 
@@ -294,5 +235,4 @@ def create_app(settings: Settings, store: Store | None = None,
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

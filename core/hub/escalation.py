@@ -4,12 +4,12 @@ tier, is handed to an automated decider. Called by the hub's sweeper.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import InvalidInput
+from .._ids import new_id
 from .._inputs import validate_value
 from .._model import Event, Response
 from ..deciders import DeciderFailed, Verdict
@@ -70,7 +70,7 @@ async def escalate(hub: EscalatingHub, event: Event) -> None:
         await hub.record_escalation(event, level, event.assignees,
                                     {"rule": label, "fallback": name, "error": str(exc)})
         return
-    response = Response(id=f"rs_{uuid.uuid4().hex}", event_id=event.id, by=name, value=value,
+    response = Response(id=new_id("rs"), event_id=event.id, by=name, value=value,
                         comment=verdict.comment, channel="fallback", at=hub.clock())
     answered = await hub.add_system_response(event, response, rule=f"{label}: fallback {name}")
     if answered.status == "pending":  # its vote alone could not decide (a human quorum)

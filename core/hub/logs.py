@@ -5,37 +5,33 @@ not sift through every attribute of the record).
 
 Lines go to the ``signoff.requests`` and ``signoff.events`` loggers; :func:`configure`
 (called by ``signoff serve``) writes them to stderr as JSON objects, or as text on a terminal
-(``log_format``). Every request gets an id, taken from a sane incoming ``X-Request-Id`` or
-made here, returned in the ``X-Request-Id`` response header and carried by the state-change
-lines it causes.
+(``log_format``). Every request gets an id (:class:`~signoff.hub.edge.Edge` takes it from a
+sane incoming ``X-Request-Id`` or makes one, and writes the request's line), returned in the
+``X-Request-Id`` response header and carried by the state-change lines it causes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
+import logging.handlers
+import queue
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 if TYPE_CHECKING:
     from .._model import Event
-    from .metrics import Metrics
     from .settings import Settings
 
-__all__ = ["RequestLog", "configure", "request_id", "state_change"]
+__all__ = ["configure", "request_id", "requests_log", "state_change"]
 
 requests_log = logging.getLogger("signoff.requests")
 events_log = logging.getLogger("signoff.events")
+_QUEUED_LINES = 10_000  # log lines waiting for the writer at most (about 5 MB)
 request_id: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
-_SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,20 +74,55 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def configure(settings: Settings) -> None:
-    """Send the hub's logs to stderr in ``settings.log_format`` (``auto``: text on a tty)."""
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands each record, as it is, to the log writer thread: formatting and the write to
+    stderr (which blocks when the reader is slow) happen there, never on the event loop. When
+    the queue is full the line is dropped and counted, and the count is logged once there is
+    room again.
+    """
+
+    def __init__(self, lines: queue.SimpleQueue[Any]) -> None:
+        super().__init__(lines)
+        self.lines = lines
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # same process: nothing to pickle, and formatting is the writer's job
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self.lines.qsize() >= _QUEUED_LINES:
+            self.dropped += 1
+            return
+        if self.dropped:
+            note = logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
+                                     "%d log lines dropped: stderr was too slow",
+                                     (self.dropped,), None)
+            self.queue.put_nowait(note)
+            self.dropped = 0
+        self.queue.put_nowait(record)
+
+
+def configure(settings: Settings) -> Callable[[], None]:
+    """Send the hub's logs to stderr in ``settings.log_format`` (``auto``: text on a tty),
+    through a writer thread; returns what stops it once every queued line is written.
+    """
     fmt = settings.log_format
     if fmt in ("auto", "off"):
         fmt = "text" if sys.stderr.isatty() else "json"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    # a SimpleQueue: a line costs the loop no lock and no wake-up of a condition
+    lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    writer = logging.handlers.QueueListener(lines, handler)
     root = logging.getLogger("signoff")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Handoff(lines)]
     root.setLevel(logging.INFO)
     root.propagate = False
     quiet = logging.WARNING if settings.log_format == "off" else logging.NOTSET
     requests_log.setLevel(quiet)
     events_log.setLevel(quiet)
+    writer.start()
+    return writer.stop
 
 
 def state_change(what: str, event: Event, **fields: Any) -> None:
@@ -106,48 +137,3 @@ def state_change(what: str, event: Event, **fields: Any) -> None:
              "outcome": decision.outcome.value if decision is not None else None,
              "request_id": request_id.get(), **fields}
     events_log.info(what, extra={"fields": extra})
-
-
-class RequestLog:
-    """Outermost ASGI wrapper: the request id, the request's log line and its metrics."""
-
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics | None]) -> None:
-        self.app = app
-        self.metrics = metrics  # the hub's, once its lifespan has started
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer as the app does, with the request id, one log line and the metrics."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        rid = given.decode() if given is not None and _SANE_ID.fullmatch(given) else \
-            uuid.uuid4().hex
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", rid.encode())]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            took = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            metrics = self.metrics()
-            if metrics is not None:
-                metrics.request(scope["method"], template, status, took)
-            if requests_log.isEnabledFor(logging.INFO):
-                params = scope.get("path_params") or {}
-                requests_log.info("request", extra={"fields": {
-                    "request_id": rid, "method": scope["method"], "route": template,
-                    "status": status, "ms": round(took * 1000, 3),
-                    "event_id": params.get("event_id")}})
-            request_id.reset(token)

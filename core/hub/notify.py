@@ -61,6 +61,10 @@ class Notifier:
             self._apprise = asyncio.ensure_future(to_thread.run_sync(_load_apprise))
         return self._apprise
 
+    def configured(self) -> bool:
+        """Whether the settings name any apprise URL (else apprise is never loaded)."""
+        return any(self.settings.notify.values()) or any(self.settings.notify_channels.values())
+
     def channels(self, event: Event, extra: list[str] | None = None) -> list[str]:
         """The channel names this notification goes to (the policy's, then the tier's)."""
         return list(dict.fromkeys([*(event.policy.notify if event.policy else []),

@@ -1,12 +1,7 @@
-"""What every answer of the hub carries, whatever produced it: security headers, HEAD, ``Allow``.
+"""Pages beside the inbox: the ``Allow`` of a 405, and the API docs.
 
-- :class:`SecurityHeaders` adds the Content-Security-Policy (scripts only from the hub, none inline; styles and
-  images from the hub only, no framing), ``X-Frame-Options: DENY``, ``Referrer-Policy:
-  no-referrer``, ``X-Content-Type-Options: nosniff`` and ``Cache-Control: no-store`` to every
-  answer that does not set its own: pages, API JSON, errors (the 500 too: it wraps the whole
-  app), redirects and static files.
-- :class:`HeadAsGet` answers ``HEAD`` wherever ``GET`` answers, with GET's status and headers
-  and no body (FastAPI routes do not take HEAD by themselves).
+The security headers and HEAD are :mod:`signoff.hub.edge`'s.
+
 - :func:`allowed_methods` lists the methods a path takes, for the ``Allow`` of a 405.
 - :func:`docs_router`: the Swagger UI at ``/docs`` when ``api_docs`` is on, from the
   ``swagger-ui-bundle`` package (no CDN), with a script of our own instead of an inline one.
@@ -20,69 +15,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-__all__ = ["CSP", "HeadAsGet", "SecurityHeaders", "allowed_methods", "docs_router"]
-
-CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-"""Scripts, styles and images only from the hub's own routes (one small script, no inline
-code); the pages work with scripts off."""
-
-_HEADERS = (
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
-)
-
-
-class SecurityHeaders:
-    """Add :data:`CSP` and the other security headers to every answer that lacks them (a plain
-    ASGI wrapper: the decorator-style middleware costs a task and a copy per request).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer as the app does, with the headers added."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in _HEADERS if k not in present]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-class HeadAsGet:
-    """Run a ``HEAD`` request as ``GET`` and send its status and headers without the body."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer as the app does; a HEAD as its GET without the body."""
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-
-        async def headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                if message.get("more_body", False):
-                    return
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
-            await send(message)
-
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+__all__ = ["allowed_methods", "docs_router"]
 
 
 def allowed_methods(routes: list[Any], scope: Scope) -> str:

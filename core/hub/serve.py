@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 
 from .._rules import Identity
-from ..store import AuditKeyError, token_id
+from ..store import AuditKeyError, shown, token_id
 from .access import login_link
 from .app import create_app
 from .audit_key import open_hub_store
@@ -93,24 +93,27 @@ def main(config: str | None = None, **overrides: Any) -> None:
               flush=True)
     else:
         print(f"signoff: the audit log is keyed with {key.source}", file=sys.stderr, flush=True)
-    if store.count_tokens() == 0:
-        # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
-        # with a one-time link instead (the token never travels in a URL).
-        token = store.create_token(Identity(user="admin", role="admin"), name="first admin",
-                                   actor="hub", channel="serve")
+    # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
+    # with a one-time link instead (the token never travels in a URL). Of several replicas
+    # starting on a new database, exactly one mints it and prints the link.
+    token = store.create_first_token(Identity(user="admin", role="admin"), name="first admin")
+    if token is not None:
         minutes = settings.login_link_seconds / 60
         print(f"signoff: a new hub. Open the inbox with this one-time link (it signs you in as"
               f" admin; it works once, within {minutes:g} min):", flush=True)
         print(f"    {login_link(settings, store, token_id(token))}", flush=True)
         print(f"signoff: a fresh link later: signoff token create --user admin --role admin"
-              f" --login-link --db {settings.database}", file=sys.stderr, flush=True)
-    print(f"signoff: serving on {settings.base_url} (database {settings.database})",
+              f" --login-link --db {shown(settings.database)}", file=sys.stderr, flush=True)
+    print(f"signoff: serving on {settings.base_url} (database {shown(settings.database)})",
           file=sys.stderr, flush=True)
     _raise_open_files()
-    configure_logging(settings)
+    stop_logging = configure_logging(settings)
     config_ = uvicorn.Config(
         create_app(settings, store), log_level="warning", access_log=False, backlog=4096,
         timeout_keep_alive=75,
         proxy_headers=False)  # identity is the token; no X-Forwarded-* is trusted
-    uvicorn.Server(config_).run(sockets=[sock])
+    try:
+        uvicorn.Server(config_).run(sockets=[sock])
+    finally:
+        stop_logging()  # every queued line written before the process ends
 

@@ -79,6 +79,11 @@ UNAVAILABLE = "resumer unavailable: "
 """How the error of a delivery that failed for want of its resumer begins: at start, those whose
 resumer loads now are made pending again."""
 
+_LEASE_MARGIN = 30.0
+"""At most this many seconds a taken delivery stays with its hub beyond the time it may wait
+for a slot and run (two ``delivery_timeout``): if that hub dies before it records the
+attempt, another one retries the delivery after that long (``delivery_timeout`` beyond, when
+that is shorter)."""
 log = logging.getLogger("signoff.hub")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -123,7 +128,8 @@ class Hub:
         self.links = LinkSigner(link_key or secrets.token_bytes(32), settings.base_url,
                                 settings.answer_link_seconds)
         self.notifier = Notifier(settings, self.links)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # re-reads after other hubs' news
+        self._unlisten: Callable[[], None] | None = None
         self.egress = settings.egress_guard()
         self.limits = Limits(settings, self._count_pending_by)
         self.access = Access(self)
@@ -141,24 +147,30 @@ class Hub:
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
-        """Load apprise (in the background) and the configured resumers (before serving), make
-        deliveries that failed for want of a resumer pending again, start the loops.
+        """Load apprise (in the background, when notifications are configured) and the
+        configured resumers (before serving), make deliveries that failed for want of a
+        resumer pending again, start the loops.
 
         Raises:
             StartRefused: a resumer configured in ``settings.resumers`` cannot load.
         """
         await self._load_resumers()
-        self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+        if self.notifier.configured():  # a hub that notifies nobody never imports apprise
+            self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._requeue_unavailable()
+        self._listen()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
                        asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
 
     async def stop(self) -> None:
         """Stop the loops and the work in flight, release waiters and resumers."""
-        for task in self._tasks:
+        if self._unlisten is not None:
+            await self._run(self._unlisten)
+            self._unlisten = None
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
         if self.slack is not None:
             await self.slack.aclose()
@@ -169,10 +181,6 @@ class Hub:
         for resumer in self._resumers.values():
             if resumer is not None:
                 await resumer.aclose()
-        for decider in self._deciders.values():
-            close = getattr(decider, "aclose", None)
-            if close is not None:
-                await close()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A store call in a worker thread (scans, and everything a plain store does)."""
@@ -639,6 +647,54 @@ class Hub:
             if not waiters:
                 self._waiters.pop(event_id, None)
 
+    # other hubs on the same database ------------------------------------------------------
+    def _listen(self) -> None:
+        """Hear what other hubs on a shared database create, decide and escalate, where the
+        store can tell (PostgreSQL's LISTEN/NOTIFY: :meth:`PostgresStore.listen`).
+        """
+        listen = getattr(self.store, "listen", None)
+        if not callable(listen):
+            return  # SQLite: this process is the only hub on its database
+        loop = asyncio.get_running_loop()
+
+        def heard(event_id: str | None, decision: str | None) -> None:  # listener's thread
+            try:
+                loop.call_soon_threadsafe(self._heard, event_id, decision)
+            except RuntimeError:
+                pass  # the loop closed: the hub is stopping
+
+        self._unlisten = listen(heard)
+
+    def _heard(self, event_id: str | None, decision: str | None = None) -> None:
+        """Another hub changed ``event_id`` (``None``: the news may have gaps, after a lost
+        connection): wake this hub's long-polls on it with the ``decision`` the notice carried,
+        or re-read what they wait on; and move the live inboxes.
+        """
+        self.changes.bump()
+        if event_id is not None and decision is not None and event_id in self._waiters:
+            try:
+                self._wake(event_id, Decision.model_validate_json(decision))
+                return
+            except ValueError:
+                log.warning("a notice about event %s carried a decision that does not "
+                            "parse; reading the event instead", event_id)
+        ids = list(self._waiters) if event_id is None else \
+            [event_id] if event_id in self._waiters else []
+        for one in ids:
+            task = asyncio.create_task(self._wake_from_store(one), name=f"signoff:heard:{one}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _wake_from_store(self, event_id: str) -> None:
+        try:
+            event = await self._run(self.store.get_event, event_id)
+        except Exception as exc:  # the store is down: the waiters' own timeouts still end
+            log.warning("re-reading event %s after another hub's change failed: %s",
+                        event_id, exc)
+            return
+        if event is not None and event.decision is not None:
+            self._wake(event_id, event.decision)
+
     def _wake(self, event_id: str, decision: Decision) -> None:
         for future in self._waiters.get(event_id, ()):
             if not future.done():
@@ -898,9 +954,15 @@ class Hub:
         most ``delivery_concurrency`` per resumer); returns how many were started.
         """
         now = self.clock() if now is None else now
-        busy = self.work.count("deliver")
         started = 0
-        for due in await self._run(self.store.due_deliveries, now, 50 + busy):
+        # taken for as long as the last of them may wait for a slot of its resumer and then
+        # run: past that, another hub (or this one) takes it again
+        take = 2 * self.settings.delivery_concurrency - self.work.count("deliver")
+        if take <= 0:
+            return 0  # a finished one sets _dispatch_wake, and the loop comes back
+        timeout = self.settings.delivery_timeout
+        lease = 2 * timeout + min(timeout, _LEASE_MARGIN)
+        for due in await self._run(self.store.claim_deliveries, now, take, lease):
             started += self.work.start(("deliver", due.id),
                                        partial(self._deliver, due),
                                        done=self._dispatch_wake.set)

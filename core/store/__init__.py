@@ -8,6 +8,7 @@ contract every backend passes.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -33,12 +34,14 @@ from ._protocol_reviewers import Delegation
 from .sqlite import SQLiteStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
-           "AuditReport", "Delegation",
-           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary",
-           "SQLiteStore", "SessionInfo", "Store", "TokenInfo",
-           "StoreError", "check_database", "is_postgres", "key_file_for", "load_audit_key",
-           "open_store",
-           "token_id"]
+           "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
+           "SessionInfo", "Store", "StoreError", "TokenInfo", "check_database", "is_postgres",
+           "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
+
+
+def shown(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def is_postgres(url: str) -> bool:

@@ -52,6 +52,16 @@ class GroupCommit:
         raise NotImplementedError
 
     # what the store's methods use ----------------------------------------------------------
+    def _after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once what was just written is committed: at the end of the batch when
+        inside one (never if its commit fails), else now (a plain write has committed).
+        """
+        after: list[Callable[[], None]] | None = getattr(self._batch_local, "after", None)
+        if after is not None and self._batch_conn() is not None:
+            after.append(fn)
+        else:
+            fn()
+
     def _batch_conn(self) -> Any:
         """The batch's connection when this thread is the writer inside a batch, else None."""
         return getattr(self._batch_local, "conn", None)
@@ -121,18 +131,24 @@ class GroupCommit:
     def _run_batch(self, batch: list[_Job]) -> None:
         done: list[tuple[concurrent.futures.Future[Any], Any]] = []
         failed: list[tuple[concurrent.futures.Future[Any], BaseException]] = []
+        after: list[Callable[[], None]] = []
         try:
             with self._open_batch() as conn:
                 self._batch_local.conn = conn
+                self._batch_local.after = after
                 try:
                     self._run_jobs(conn, batch, done, failed)
                 finally:
                     self._batch_local.conn = None
+                    self._batch_local.after = None
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch stays
             # every job fails with this, except one that already failed with its own error
             # (a future takes only its first exception: see below)
             failed.extend((f, exc) for f, _, _, _ in batch)
             done.clear()
+            after.clear()
+        for fn in after:
+            fn()
         for future, result in done:
             future.set_result(result)
         for future, error in failed:

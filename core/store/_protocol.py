@@ -314,6 +314,13 @@ class Store(ReviewerStore, Protocol):
     def due_deliveries(self, now: datetime, limit: int = 50) -> list[DueDelivery]:
         """Pending deliveries whose next attempt is due."""
 
+    def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[DueDelivery]:
+        """Take the pending deliveries due by ``now`` (at most ``limit``) for ``lease``
+        seconds: their next attempt moves to ``now + lease``, so no other hub on the database
+        takes them meanwhile, and one whose hub died before recording the attempt
+        (:meth:`delivery_attempted`) falls due again when the lease ends.
+        """
+
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
         """When the next pending delivery is due (after ``after``, if given)."""
 
@@ -392,6 +399,13 @@ class Store(ReviewerStore, Protocol):
 
     def touch_tokens(self, used: dict[str, datetime]) -> None:
         """Record when tokens were last used (by id); an older time never replaces a newer."""
+
+    def create_first_token(self, identity: Identity, *, name: str | None = None,
+                           actor: str = "hub", channel: str = "serve") -> str | None:
+        """Mint a token as :meth:`create_token` does, but only if the store holds no token
+        yet (checked in the same transaction: of several hubs starting together on a new
+        database, one mints the first admin); None when one exists.
+        """
 
     def count_tokens(self) -> int:
         """How many tokens exist (zero on a fresh store)."""

@@ -24,7 +24,6 @@ import base64
 import hmac
 import json
 import math
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -38,6 +37,7 @@ from .._errors import (
     NotFound,
     TargetTaken,
 )
+from .._ids import new_id
 from .._limits import STORED
 from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
@@ -116,6 +116,15 @@ class SQLStore(TokenRecords, ReviewerRecords):
         """An index hint for the planner, where the dialect has one."""
         return ""
 
+    _SKIP_LOCKED = ""
+    """What a subquery that picks rows to take ends with, where the dialect locks rows."""
+
+    def _announce(self, conn: Conn, event_id: str, decision: Decision | None = None) -> None:
+        """Tell the other hubs on this database, once the transaction commits, that the event
+        changed (created, decided: with the ``decision``, escalated); nothing where one hub
+        holds the database.
+        """
+
     def _seal_legacy_audit(self, conn: Conn) -> None:
         """Start the keyed chain (migration 4): an ``audit_keyed`` entry that counts the legacy
         entries before it, then one ``sealed`` entry per existing response and decision row.
@@ -147,13 +156,6 @@ class SQLStore(TokenRecords, ReviewerRecords):
             " alg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (seq, at, event_id, actor, action, channel, text, prev, digest, KEYED),
         )
-
-    @staticmethod
-    def _seal(conn: Conn, table: str, row_id: str) -> dict[str, str]:
-        """The seal of a row as it now reads back (so columns other code adds are covered)."""
-        column = "event_id" if table == "decisions" else "id"
-        row = conn.execute(f"SELECT * FROM {table} WHERE {column} = ?", (row_id,)).fetchone()
-        return row_seal(table, row_id, dict(row))
 
     def record(self, action: str, *, actor: str, channel: str, event_id: str | None = None,
                data: dict[str, Any] | None = None) -> None:
@@ -262,6 +264,8 @@ class SQLStore(TokenRecords, ReviewerRecords):
                                        event_id=event.id, data=data, at=created)
                 if decision is not None:
                     self._write_decision(conn, event.id, decision, None)
+                else:
+                    self._announce(conn, event.id)
         if existing is None and decision is None:
             return event, True
         stored = self.get_event(event.id if existing is None else existing["id"])
@@ -452,17 +456,19 @@ class SQLStore(TokenRecords, ReviewerRecords):
         """Insert a response and its audit line; returns it as it now reads back."""
         value = json.dumps(response.value)
         at = _ts(response.at)
-        conn.execute(
+        # RETURNING *: the row as stored, every column (those later migrations add too), sealed
+        # without reading it back (see _returned)
+        row = conn.execute(
             "INSERT INTO responses (id, event_id, \"by\", value, comment, channel, at,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (response.id, event_id, response.by, value, response.comment, response.channel, at,
-             response.relayed_from, int(response.verified)))
+             response.relayed_from, int(response.verified))).fetchone()
         data: dict[str, Any] = {"value": response.value, "comment": response.comment}
         if response.relayed_from is not None or not response.verified:
             data.update(relayed_from=response.relayed_from, verified=response.verified)
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
                            event_id=event_id,
-                           data={**data, "row": self._seal(conn, "responses", response.id)},
+                           data={**data, "row": row_seal("responses", response.id, _returned(row, at))},
                            at=at)
         return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
@@ -479,20 +485,21 @@ class SQLStore(TokenRecords, ReviewerRecords):
         if updated != 1:  # the compare-and-set: only a pending event takes a decision
             raise AlreadyDecided(f"event {event_id} is no longer pending")
         value = json.dumps(decision.value)
-        conn.execute(
+        row = conn.execute(
             "INSERT INTO decisions (event_id, value, outcome, \"by\", comment, channel, at, rule,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
-             decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified)))
+             decision.channel, at, decision.rule, decision.relayed_from,
+             int(decision.verified))).fetchone()
         data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
-                                "row": self._seal(conn, "decisions", event_id)}
+                                "row": row_seal("decisions", event_id, _returned(row, at))}
         if decision.rule:
             data["rule"] = decision.rule
         if decision.relayed_from is not None or not decision.verified:
             data.update(relayed_from=decision.relayed_from, verified=decision.verified)
         delivery = None
         if deliver_via is not None:
-            delivery = Delivery(id=f"dl_{uuid.uuid4().hex}", resumer=deliver_via,
+            delivery = Delivery(id=new_id("dl"), resumer=deliver_via,
                                 state="pending", attempts=0, next_attempt_at=_at(at),
                                 updated_at=_at(at))
             data["delivery"] = {"id": delivery.id, "resumer": deliver_via}
@@ -504,6 +511,7 @@ class SQLStore(TokenRecords, ReviewerRecords):
                 " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
                 (delivery.id, event_id, deliver_via, at, at, at))
         stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at)})
+        self._announce(conn, event_id, stored)
         return status, stored, delivery
 
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
@@ -550,6 +558,7 @@ class SQLStore(TokenRecords, ReviewerRecords):
             self._append_audit(conn, "escalated", actor="policy", channel="sweeper",
                                event_id=event_id,
                                data={"tier": level, "assignees": assignees, **data}, at=now)
+            self._announce(conn, event_id)
         stored = self.get_event(event_id)
         assert stored is not None
         return stored
@@ -575,6 +584,21 @@ class SQLStore(TokenRecords, ReviewerRecords):
         rows = self._read(
             "SELECT * FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?"
             " ORDER BY next_attempt_at LIMIT ?", (_ts(now), limit))
+        return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
+                            attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
+                for r in rows]
+
+    def claim_deliveries(self, now: datetime, limit: int, lease: float) -> list[DueDelivery]:
+        """Take the due deliveries for ``lease`` seconds (see the protocol). The pick and the
+        move are one statement in a write transaction: two hubs never take the same one.
+        """
+        with self._write() as conn:
+            rows = conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE id IN (SELECT id FROM deliveries"
+                " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at"
+                f" LIMIT ?{self._SKIP_LOCKED}) RETURNING *",
+                (_ts(now) + lease, _ts(now), limit)).fetchall()
+        rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
                             attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
                 for r in rows]
@@ -731,3 +755,10 @@ def _decode_cursor(cursor: str) -> list[Any]:
         raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None
     return [sort_priority, created_at, event_id]
 
+
+def _returned(row: Row, at: float) -> dict[str, Any]:
+    """A row from ``INSERT ... RETURNING *`` as a later ``SELECT`` reads it: SQLite returns
+    the values before the column's affinity applies, so a whole-second ``at`` (a REAL column)
+    comes back as an int there, and would seal differently from the row as stored.
+    """
+    return {**dict(row), "at": at}

@@ -64,22 +64,37 @@ class TokenRecords:
                      expires_at: datetime | None = None, actor: str = "admin",
                      channel: str = "cli") -> str:
         """Mint a token; only its SHA-256 is stored."""
+        with self._write() as conn:
+            return self._insert_token(conn, identity, name, expires_at, actor, channel)
+
+    def create_first_token(self, identity: Identity, *, name: str | None = None,
+                           actor: str = "hub", channel: str = "serve") -> str | None:
+        """Mint a token only if the store has none yet, in the same transaction as the check:
+        of several hubs starting together on a new database, exactly one mints the first
+        admin. None if a token exists.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM tokens LIMIT 1").fetchone() is not None:
+                return None
+            return self._insert_token(conn, identity, name, None, actor, channel)
+
+    def _insert_token(self, conn: Any, identity: Identity, name: str | None,
+                      expires_at: datetime | None, actor: str, channel: str) -> str:
         token = "so_" + secrets.token_urlsafe(32)
         now = _ts(_now())
         public = token_id(token)
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO tokens (hash, id, \"user\", groups, role, name, created_at, expires_at)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (hash_token(token), public, identity.user, json.dumps(list(identity.groups)),
-                 identity.role, name, now, _ts(expires_at) if expires_at else None))
-            self._append_audit(conn, "token.created", actor=actor, channel=channel,
-                               event_id=None,
-                               data={"token": public, "user": identity.user,
-                                     "role": identity.role, "groups": list(identity.groups),
-                                     "name": name,
-                                     "expires_at": expires_at.isoformat() if expires_at else None},
-                               at=now)
+        conn.execute(
+            "INSERT INTO tokens (hash, id, \"user\", groups, role, name, created_at, expires_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (hash_token(token), public, identity.user, json.dumps(list(identity.groups)),
+             identity.role, name, now, _ts(expires_at) if expires_at else None))
+        self._append_audit(conn, "token.created", actor=actor, channel=channel,
+                           event_id=None,
+                           data={"token": public, "user": identity.user,
+                                 "role": identity.role, "groups": list(identity.groups),
+                                 "name": name,
+                                 "expires_at": expires_at.isoformat() if expires_at else None},
+                           at=now)
         return token
 
     @staticmethod

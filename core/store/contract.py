@@ -335,6 +335,22 @@ class StoreContract(ReviewerContract):
         actions = [a.action for a in store.audit(event.id)]
         assert actions[-1] == "delivery_delivered"
 
+    def test_a_claimed_delivery_is_taken_once_until_its_lease_ends(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        now = T0 + timedelta(seconds=1)
+        [taken] = store.claim_deliveries(now, 10, lease=60)
+        assert (taken.event_id, taken.attempts) == (event.id, 0)
+        assert store.claim_deliveries(now, 10, lease=60) == []  # another hub finds nothing
+        assert store.claim_deliveries(now + timedelta(seconds=59), 10, lease=60) == []
+        # the hub that took it died without a word: it falls due again when the lease ends
+        [again] = store.claim_deliveries(now + timedelta(seconds=61), 10, lease=60)
+        assert again.id == taken.id and again.attempts == 0
+        store.delivery_attempted(again.id, state="delivered")
+        assert store.claim_deliveries(now + timedelta(days=1), 10, lease=60) == []
+        assert store.next_delivery_at() is None
+
     def test_next_times_after_a_moment(self, store: Store) -> None:
         """``after`` skips what is due by then (what the hub is already working on)."""
         soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=timedelta(seconds=5), assignees=["b"])]))
@@ -411,6 +427,13 @@ class StoreContract(ReviewerContract):
         assert store.find_token("so_unknown") is None
         other = store.create_token(Identity(user="flow", role="workflow"))
         assert [t.id for t in store.list_tokens()] == [info.id, token_id(other)]
+
+    def test_the_first_token_is_minted_once(self, store: Store) -> None:
+        first = store.create_first_token(Identity(user="admin", role="admin"), name="first")
+        assert first is not None and store.identity_for(first) == Identity(user="admin",
+                                                                           role="admin")
+        assert store.create_first_token(Identity(user="eve", role="admin")) is None
+        assert store.count_tokens() == 1
 
     def test_revoked_and_expired_tokens_stand_for_nobody(self, store: Store) -> None:
         now = datetime.now(timezone.utc)

@@ -33,12 +33,15 @@ need never be on a command line.
 from __future__ import annotations
 
 import functools
-import re
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from .._errors import InvalidInput, StoreError, StoreUnavailable
+from .._model import Decision
+from . import shown
+from ._listen import CHANNEL, Heard, Listener, payload
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -112,19 +115,19 @@ def _unavailable(name: str) -> Iterator[None]:
                            "them)", "a NUL character") from exc
 
 
-def shown(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
-
-
 class PostgresStore(SQLStore):
     """A :class:`~signoff.store.Store` in a PostgreSQL database, shareable by many hubs."""
+
+    _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, audit_key: bytes, pool_size: int = 10,
                  connect_timeout: float = _CONNECT_TIMEOUT) -> None:
         self.url = url
         self.name = shown(url)
         self._audit_key = audit_key
+        self._instance = secrets.token_hex(8)  # tells this store's notifications from others'
+        self._connect_timeout = connect_timeout
+        self._listeners: list[Listener] = []
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False,
             timeout=min(connect_timeout, _REQUEST_TIMEOUT),
@@ -138,6 +141,22 @@ class PostgresStore(SQLStore):
             raise StoreError(f"database: cannot connect to {self.name} within "
                              f"{connect_timeout:g} s (is the server up, and the password in "
                              "PGPASSWORD or PGPASSFILE?)") from exc
+
+    # other hubs on the database --------------------------------------------------------
+    def _announce(self, conn: Any, event_id: str, decision: Decision | None = None) -> None:
+        """``NOTIFY`` the other hubs; PostgreSQL sends it when the transaction commits."""
+        conn.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload(self._instance, event_id,
+                                                                 decision)))
+
+    def listen(self, heard: Heard) -> Callable[[], None]:
+        """Call ``heard`` (in a thread of its own) with the id of each event another hub
+        created, decided or escalated (and the decision, when it fitted in the notice), and
+        with None after a lost connection came back (see :mod:`signoff.store._listen`);
+        returns what stops it.
+        """
+        listener = Listener(self.url, self._instance, heard, self._connect_timeout)
+        self._listeners.append(listener)
+        return listener.close
 
     # connections ------------------------------------------------------------------------
     @contextmanager
@@ -161,7 +180,10 @@ class PostgresStore(SQLStore):
             yield lambda sql: raw.execute(_dialect(sql), []).fetchall()
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop listening and close every pooled connection."""
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         self._pool.close()
 
     # schema -----------------------------------------------------------------------------

@@ -29,7 +29,9 @@ from typing import Any
 from .._errors import StoreError
 from ._audit import load_audit_key
 from ._group import GroupCommit
+from ._protocol import TokenInfo
 from ._schema import for_sqlite
+from ._signal import Signal
 from ._sql import SQLStore
 
 __all__ = ["SQLiteStore"]
@@ -59,6 +61,8 @@ class SQLiteStore(GroupCommit, SQLStore):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._revocations = None if self.path == ":memory:" else \
+            Signal.open(Path(self.path + ".revocations"))
         self._start_group_commit(f"sqlite:{self.path}")
 
     def _connect(self) -> sqlite3.Connection:
@@ -192,6 +196,9 @@ class SQLiteStore(GroupCommit, SQLStore):
                 conn.close()
             self._readers.clear()
         self._writer.close()
+        if self._revocations is not None:
+            self._revocations.close()
+            self._revocations = None
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[Callable[[str], list[sqlite3.Row]]]:
@@ -213,10 +220,22 @@ class SQLiteStore(GroupCommit, SQLStore):
     def _indexed_by(self, index: str) -> str:
         return f"INDEXED BY {index}"
 
-    def token_generation(self) -> int:
-        """Moves on at every revocation. Read on every request: the shortest path to the
-        calling thread's reader connection.
+    def revoke_token(self, token_id: str, *, actor: str, channel: str) -> TokenInfo:
+        """Revoke a token (see :meth:`SQLStore.revoke_token`), and once that is committed move
+        the revocation counter every process on this database reads.
         """
+        info = super().revoke_token(token_id, actor=actor, channel=channel)
+        if self._revocations is not None:
+            self._after_commit(self._revocations.bump)
+        return info
+
+    def token_generation(self) -> int:
+        """Moves on at every revocation. Read on every request: the revocation counter beside
+        the database (:mod:`signoff.store._signal`: a memory read), or where it cannot be
+        kept, a query on the calling thread's reader connection.
+        """
+        if self._revocations is not None:
+            return self._revocations.read()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or self._in_batch():
             return super().token_generation()

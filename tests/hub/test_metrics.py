@@ -250,8 +250,9 @@ def test_log_format_follows_the_terminal_unless_forced(monkeypatch: pytest.Monke
     root = logging.getLogger("signoff")
     saved = (root.handlers[:], root.level, root.propagate)
     try:
-        configure(Settings(log_format=setting))  # type: ignore[arg-type]
+        stop = configure(Settings(log_format=setting))  # type: ignore[arg-type]
         requests_log.info("request", extra={"fields": {"request_id": "r1", "status": 200}})
+        stop()  # the writer thread writes every queued line before it stops
     finally:
         root.handlers[:], root.level, root.propagate = saved
     line = err.getvalue().strip()

@@ -256,3 +256,40 @@ def test_events_stored_before_the_target_migration_keep_a_null_target(tmp_path: 
                                resume_target=target)
     finally:
         store.close()
+
+
+def test_a_revocation_in_one_process_moves_the_generation_every_other_one_reads(
+        tmp_path: Path) -> None:
+    # two stores on one file stand for the hub and `signoff token revoke`: the hub reads the
+    # revocation counter from memory, so the other's revocation must reach it with no query
+    path = str(tmp_path / "s.db")
+    hub, cli = open_store(path), open_store(path)
+    try:
+        token = cli.create_token(Identity(user="rita"), name="ci", actor="root", channel="cli")
+        before = hub.token_generation()
+        cli.revoke_token(token_id(token), actor="root", channel="cli")
+        assert hub.token_generation() != before
+        assert Path(path + ".revocations").stat().st_mode & 0o777 == 0o600
+        # a revocation queued on the hub's own group commit moves it only once committed
+        other = hub.create_token(Identity(user="sam"), name="ci", actor="root", channel="api")
+        moved = hub.token_generation()
+        assert isinstance(hub, SQLiteStore)
+        hub.submit(hub.revoke_token, token_id(other), actor="root", channel="api").result()
+        assert cli.token_generation() != moved
+    finally:
+        hub.close()
+        cli.close()
+
+
+def test_without_a_counter_file_the_generation_is_read_from_the_database(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    Path(path + ".revocations").mkdir()  # a counter file cannot be made there
+    store = open_store(path)
+    try:
+        token = store.create_token(Identity(user="rita"), name="ci", actor="root", channel="cli")
+        before = store.token_generation()
+        store.revoke_token(token_id(token), actor="root", channel="cli")
+        assert store.token_generation() == before + 1
+    finally:
+        store.close()

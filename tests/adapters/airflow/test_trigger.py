@@ -170,3 +170,49 @@ def test_on_kill_cancels_the_pending_event(hub: HubProcess, token: str) -> None:
     asyncio.run(_trigger(hub_url=hub.url, event_id=kept, token=token,
                          cancel_on_kill=False).on_kill())
     assert Client(hub.url, hub.admin_token).get(kept).status == "pending"
+
+
+def _decided(outcome: str, value: Any) -> dict[str, Any]:
+    return {"status": "decided", "event_id": "ev_1", "decision": {
+        "outcome": outcome, "value": value, "by": "ana", "comment": "go"}}
+
+
+def test_an_answer_the_sensor_only_returns_ends_the_task_in_the_triggerer() -> None:
+    from airflow.triggers.base import TaskSuccessEvent
+
+    approval = _trigger(hub_url="http://127.0.0.1:1", event_id="ev_1", finish="approved")
+    ended = approval._task_end(_decided("approved", True))
+    assert isinstance(ended, TaskSuccessEvent)
+    assert ended.xcoms == {"return_value": True, "signoff_decision": {
+        "event_id": "ev_1", "outcome": "approved", "value": True, "by": "ana", "comment": "go"}}
+    # a rejection, or a default of False at the deadline, is the sensor's to handle
+    assert approval._task_end(_decided("rejected", False)) is None
+    assert approval._task_end(_decided("timed_out", False)) is None
+    for status in ("timeout", "error"):
+        assert approval._task_end({"status": status, "event_id": "ev_1"}) is None
+
+    typed = _trigger(hub_url="http://127.0.0.1:1", event_id="ev_1", finish="value",
+                     push_return=False)
+    ended = typed._task_end(_decided("answered", 7))
+    assert isinstance(ended, TaskSuccessEvent) and "return_value" not in (ended.xcoms or {})
+    assert typed._task_end(_decided("expired", None)) is None
+    assert typed._task_end(_decided("cancelled", None)) is None
+    # without ``finish`` every decision goes back to the sensor on a worker
+    plain = _trigger(hub_url="http://127.0.0.1:1", event_id="ev_1")
+    assert plain._task_end(_decided("approved", True)) is None
+    with pytest.raises(ValueError, match="finish: expected one of"):
+        _trigger(hub_url="http://127.0.0.1:1", event_id="ev_1", finish="always")
+
+
+def test_which_sensors_let_the_trigger_end_the_task() -> None:
+    from signoff.adapters.airflow import ApprovalSensor, BranchSensor, InputSensor
+
+    class Doubled(InputSensor):
+        def answered(self, context: Any, decision: Any) -> Any:
+            return 2 * decision.value
+
+    assert ApprovalSensor(task_id="a", prompt="ok?").finish_in_trigger() == "approved"
+    assert InputSensor(task_id="i", prompt="n?", input=int).finish_in_trigger() == "value"
+    assert BranchSensor(task_id="b", prompt="which?",
+                        options=["x", "y"]).finish_in_trigger() == ""
+    assert Doubled(task_id="d", prompt="n?", input=int).finish_in_trigger() == ""

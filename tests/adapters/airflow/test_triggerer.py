@@ -91,6 +91,8 @@ def test_the_triggerer_runs_the_trigger_from_its_classpath(
     assert kwargs["conn_id"] == "signoff_default"
     assert kwargs["token"] is None and kwargs["token_env"] is None
     assert token not in stored
+    # an approval ends the task in the triggerer; no pause before firing
+    assert (kwargs["finish"], kwargs["settle_seconds"]) == ("approved", 0.0)
     assert event["source"]["link"] == (f"{services.url}/dags/signoff_approve_load/runs/"
                                        + approval_run.replace(":", "%3A").replace("+", "%2B")
                                        + "/tasks/approve_load")
@@ -112,6 +114,16 @@ def test_the_triggerer_runs_the_trigger_from_its_classpath(
     assert load["state"] == "success"
     log = _trigger_log(services, "signoff_approve_load", approval_run, "approve_load")
     assert "Trigger fired event" in log and "trigger completed" in log
+    # ended by the trigger itself (TaskSuccessEvent), with the XComs the sensor would push
+    assert "the task ends here" in log
+    approve = services.task_instance("signoff_approve_load", approval_run, "approve_load")
+    assert (approve["state"], approve["try_number"]) == ("success", 1)
+    assert _xcom(services, "signoff_approve_load", approval_run, "approve_load",
+                 "return_value") is True
+    decided = _xcom(services, "signoff_approve_load", approval_run, "approve_load",
+                    "signoff_decision")
+    assert (decided["event_id"], decided["value"], decided["comment"]) == (event["id"], True,
+                                                                           "go")
 
     # a person marks the waiting task failed in Airflow: the trigger cancels the event
     time.sleep(2)  # the trigger has started its long-poll
@@ -125,6 +137,13 @@ def test_the_triggerer_runs_the_trigger_from_its_classpath(
     assert found["status"] == "cancelled"
     assert found["decision"]["comment"] == ("the Airflow task was cleared or marked by hand "
                                             "while waiting")
+
+
+def _xcom(services: AirflowServices, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    answer = services.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+                                 f"/xcomEntries/{key}", params={"deserialize": "true"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["value"]
 
 
 def _trigger_log(services: AirflowServices, dag_id: str, run_id: str, task_id: str) -> str:

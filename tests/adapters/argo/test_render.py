@@ -175,3 +175,25 @@ def test_validate_catches_what_hera_would_drop() -> None:
         validate({"kind": "Pod"})
     with pytest.raises(ValueError, match="not valid for Argo"):
         validate({"kind": "Workflow", "spec": {"templates": "none"}})
+
+
+def test_validate_takes_what_argo_takes_and_names_every_problem_at_once() -> None:
+    manifest = standalone_workflow(approval("approve", "?", hub=HUB))
+    manifest["spec"]["templates"].append({"name": "work", "container": {
+        "image": "busybox", "resources": {"limits": {"cpu": 1, "memory": "64Mi"},
+                                          "requests": {"cpu": 0.5}}}})
+    validate(manifest)  # Kubernetes takes a number for a quantity: so does validate
+    manifest["spec"]["templates"][3]["suspend"]["durration"] = "5"
+    manifest["spec"]["entrypointt"] = "main"
+    with pytest.raises(ValueError) as refused:
+        validate(manifest)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "spec.entrypointt: not a field Argo knows" in message
+    assert "spec.templates[3].suspend.durration: not a field Argo knows" in message
+    with pytest.raises(ValueError) as refused:  # a number where Argo takes only a string
+        validate({"kind": "Workflow", "metadata": {"name": "x"},
+                  "spec": {"templates": [{"name": 3, "container": {"image": 4}}]}})
+    assert "spec.templates[0].name: Input should be a valid string, got 3" in str(refused.value)
+    assert "spec.templates[0].container.image: Input should be a valid string, got 4" in str(
+        refused.value)

@@ -35,7 +35,8 @@ def test_approve_sets_outputs_phase_and_message(argo_world: ArgoWorld, reviewer:
     node = run.finished(20)
     assert node["phase"] == "Succeeded"
     assert outputs(node) == {"value": "true", "outcome": "approved"}
-    assert node["message"] == f"signoff: approved by alice: ship it (event {event['id']})"
+    assert node["message"] == (f"Resumed by: alice (signoff: approved: ship it; "
+                               f"event {event['id']})")
     assert delivery(argo_world, event["id"], "delivered")["attempts"] == 1
     (call,) = calls_for(argo_world, run, "/set")
     assert call.body["nodeFieldSelector"] == f"inputs.parameters.signoff-event.value={event['id']}"
@@ -49,7 +50,7 @@ def test_reject_fails_the_node_by_default(argo_world: ArgoWorld, reviewer: str) 
     node = run.finished(20)
     assert node["phase"] == "Failed"
     assert outputs(node) == {"value": "false", "outcome": "rejected"}
-    assert "rejected by alice: not today" in node["message"]
+    assert node["message"].startswith("Resumed by: alice (signoff: rejected: not today; ")
     delivery(argo_world, event["id"], "delivered")
 
 

@@ -10,7 +10,14 @@ from signoff.adapters.prefect import approve, ask
 from signoff.testing import HubProcess
 from tests.adapters.scenarios import find_event
 
-from .helpers import FlowThread, hub_event, respond, resume_in_prefect, wait_for_state
+from .helpers import (
+    FlowThread,
+    hub_event,
+    respond,
+    resume_in_prefect,
+    wait_delivery,
+    wait_for_state,
+)
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
@@ -26,6 +33,8 @@ def test_hub_restarted_while_the_flow_waits(kill: bool, fresh_hub: HubProcess) -
     fresh_hub.restart(kill=kill)
     assert respond(fresh_hub, event["id"], True).status_code == 200
     assert run.result(60).value is True
+    # the flow resumed its own run; the resumer, after its grace, finds that and is done
+    wait_delivery(fresh_hub, event["id"], "delivered")
     assert [d["state"] for d in hub_event(fresh_hub, event["id"])["deliveries"]] == ["delivered"]
 
 

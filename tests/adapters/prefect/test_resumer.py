@@ -249,3 +249,9 @@ def test_target_is_the_flow_run_in_canonical_form() -> None:
     assert resumer.target(_event(run_id, params={"flow_run_id": "nope", "pause_key": "k"})) \
         is None
     asyncio.run(resumer.aclose())
+
+
+@pytest.mark.parametrize("grace", ["soon", -1, 11])
+def test_a_bad_self_resume_grace_is_refused_naming_it(grace: Any) -> None:
+    with pytest.raises(ValueError, match=r"\[resumers.prefect\] self_resume_grace: expected"):
+        PrefectResumer({"self_resume_grace": grace})

@@ -8,7 +8,7 @@ from signoff.testing import HubProcess
 from tests.adapters.scenarios import SCENARIOS, Scenario, find_event, play
 
 from .conftest import PREFECT_API
-from .helpers import AsyncDriver, SyncDriver, hub_event, respond
+from .helpers import AsyncDriver, SyncDriver, hub_event, respond, wait_delivery
 
 ASYNC = [s for s in SCENARIOS if s.name in ("approve", "typed_int", "timeout_default", "cancel")]
 
@@ -31,6 +31,8 @@ def test_delivered_through_prefect(prefect_hub: HubProcess, flow_token: str) -> 
     event = find_event(prefect_hub, run.key_prefix)
     assert respond(prefect_hub, event["id"], True).status_code == 200
     assert run.result(120).value is True
+    # the flow may resume itself first (it watches the hub); the resumer then finds it done
+    wait_delivery(prefect_hub, event["id"], "delivered")
     stored = hub_event(prefect_hub, event["id"])
     assert [(d["resumer"], d["state"]) for d in stored["deliveries"]] == [("prefect", "delivered")]
     assert stored["key"] == f"prefect:{run.flow_run_id}:signoff-1"

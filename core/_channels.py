@@ -10,6 +10,8 @@ only what this table allows its token:
 | ``api``          | human   | any token not bound to a channel (the default) |
 | ``cli``          | human   | any token not bound to a channel (``signoff`` CLI) |
 | ``web``          | human   | nobody: only the inbox records it |
+| ``link``         | human   | nobody: only a signed one-click link's confirm page records it |
+| ``slack``        | human   | nobody: only the hub's Slack endpoint records it, for a signed request |
 | ``policy``, ``timeout``, ``sweeper``, ``fallback``, ``hub`` | hub | nobody: the hub's own |
 | ``decider:NAME`` | decider | tokens bound to it (``channel_bindings`` in the hub's settings) |
 | any other name   | engine  | a workflow token, on its own event whose ``source.orchestrator`` is that name (e.g. ``prefect``, ``airflow``, ``flyte``, ``argo``, ``temporal``); tokens bound to it |
@@ -45,7 +47,7 @@ __all__ = [
     "relay_by",
 ]
 
-HUMAN_CHANNELS = frozenset({"api", "cli", "web"})
+HUMAN_CHANNELS = frozenset({"api", "cli", "web", "link", "slack"})
 """Channels a person answers through with their own token or session."""
 
 HUB_CHANNELS = frozenset({"policy", "timeout", "sweeper", "fallback", "hub"})
@@ -56,6 +58,10 @@ ENGINES = ("prefect", "airflow", "flyte", "argo", "temporal")
 
 _LEGACY = {"prefect-ui": "prefect", "temporal-ui": "temporal", "flyte-ui": "flyte"}
 """Relay channels adapters named before channels became facts: read as the engine's name."""
+
+_RECORDED_BY_HUB_PAGES = {"web": "the inbox", "link": "a signed one-click link's confirm page",
+                          "slack": "the hub's Slack endpoint, for a request Slack signed"}
+"""Human channels only the hub's own pages record: a caller can never claim them."""
 
 _SYNTAX = re.compile(r"^(?:[a-z][a-z0-9_-]{0,31}|decider:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 _ACTOR = re.compile(r"^[^\x00-\x1f\x7f:][^\x00-\x1f\x7f]{0,127}$")
@@ -108,9 +114,9 @@ def check_claim(claim: str | None) -> str | None:
         raise InvalidInput("X-Signoff-Channel",
                            "1-32 lower-case letters, digits, - or _ starting with a letter, "
                            "or decider:NAME", claim)
-    if claim == "web":
-        raise ChannelRefused("channel 'web' is recorded by the inbox only; it cannot be "
-                             "claimed over the API")
+    if claim in _RECORDED_BY_HUB_PAGES:
+        raise ChannelRefused(f"channel {claim!r} is recorded by {_RECORDED_BY_HUB_PAGES[claim]} "
+                             "only; it cannot be claimed over the API")
     if claim in HUB_CHANNELS:
         raise ChannelRefused(f"channel {claim!r} is reserved for the hub's own decisions")
     return _LEGACY.get(claim, claim)

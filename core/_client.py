@@ -378,6 +378,27 @@ class Client(_BaseClient):
             "GET", f"/api/v1/events/{event_id}/audit").json()["entries"]
         return entries
 
+    def delegate(self, to: str, until: str, *, starts: str | None = None,
+                 delegator: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        """Delegate your events (an admin: ``delegator``'s) to ``to`` until ``until`` (a span
+        like ``2w`` or a date); returns the delegation.
+        """
+        made: dict[str, Any] = self._request("POST", "/api/v1/delegations", json=_delegation(
+            to, until, starts, delegator, reason)).json()
+        return made
+
+    def delegations(self, *, all: bool = False) -> builtins.list[dict[str, Any]]:
+        """Your delegations and those to you (not yet over unless ``all``)."""
+        found: builtins.list[dict[str, Any]] = self._request(
+            "GET", "/api/v1/delegations", params={"all": all}).json()["delegations"]
+        return found
+
+    def end_delegation(self, delegation_id: str) -> dict[str, Any]:
+        """End a delegation now."""
+        ended: dict[str, Any] = self._request(
+            "POST", f"/api/v1/delegations/{delegation_id}/end").json()
+        return ended
+
 
 class AsyncClient(_BaseClient):
     """The asynchronous twin of :class:`Client`, with the same methods as coroutines."""
@@ -537,6 +558,27 @@ class AsyncClient(_BaseClient):
         entries: builtins.list[dict[str, Any]] = answer.json()["entries"]
         return entries
 
+    async def delegate(self, to: str, until: str, *, starts: str | None = None,
+                       delegator: str | None = None,
+                       reason: str | None = None) -> dict[str, Any]:
+        """Delegate your events to ``to`` until ``until`` (see :meth:`Client.delegate`)."""
+        answer = await self._request("POST", "/api/v1/delegations", json=_delegation(
+            to, until, starts, delegator, reason))
+        made: dict[str, Any] = answer.json()
+        return made
+
+    async def delegations(self, *, all: bool = False) -> builtins.list[dict[str, Any]]:
+        """Your delegations and those to you (not yet over unless ``all``)."""
+        answer = await self._request("GET", "/api/v1/delegations", params={"all": all})
+        found: builtins.list[dict[str, Any]] = answer.json()["delegations"]
+        return found
+
+    async def end_delegation(self, delegation_id: str) -> dict[str, Any]:
+        """End a delegation now."""
+        answer = await self._request("POST", f"/api/v1/delegations/{delegation_id}/end")
+        ended: dict[str, Any] = answer.json()
+        return ended
+
 
 def _retry_after(header: str | None) -> float | None:
     """``Retry-After`` in seconds (the delta form; the hub never sends a date), or ``None``."""
@@ -547,3 +589,10 @@ def _retry_after(header: str | None) -> float | None:
     except ValueError:
         return None
     return min(max(seconds, 0.0), 3600.0) if seconds == seconds else None
+
+
+def _delegation(to: str, until: str, starts: str | None, delegator: str | None,
+                reason: str | None) -> dict[str, Any]:
+    body = {"delegate": to, "until": until, "starts": starts, "delegator": delegator,
+            "reason": reason}
+    return {k: v for k, v in body.items() if v is not None}

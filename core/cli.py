@@ -15,9 +15,11 @@ import click
 import httpx
 from pydantic import ValidationError
 
+from ._cli_delegate import delegate
+from ._cli_export import export
+from ._cli_replay import replay_command
 from ._client import Client
 from ._errors import SignoffError
-from ._evidence import export_record
 from ._inputs import parse_text
 from ._model import Event
 from ._render import LIST_HEADER, event_lines, list_row, table
@@ -342,34 +344,6 @@ def cancel(ctx: click.Context, event_id: str, comment: str | None) -> None:
                "and the workflow step waiting on it stops (signoff.Cancelled).")
 
 
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl",
-              show_default=True)
-@click.pass_context
-def export(ctx: click.Context, fmt: str) -> None:
-    """Decided events as labelled data: context, recommendation, decision, responder, and
-    each decision's digest and hub signature (check them with `signoff verify FILE`).
-    """
-    with _client(ctx) as client:
-        for event in client.iter_events(status="decided", page_size=200):
-            assert event.decision is not None
-            row = {
-                "id": event.id, "name": event.name, "prompt": event.prompt,
-                "input": event.input.model_dump(mode="json", by_alias=True),
-                "context": event.context, "labels": event.labels, "source":
-                event.source.model_dump(mode="json", exclude={"params"}),
-                "recommendation": event.recommendation, "confidence": event.confidence,
-                "value": event.decision.value, "outcome": event.decision.outcome.value,
-                "by": event.decision.by, "comment": event.decision.comment,
-                "channel": event.decision.channel,
-                "created_at": event.created_at.isoformat(), "impact": event.impact,
-                # the digest, signature and the fields they cover: `signoff verify` checks
-                # each row offline with the hub's public keys
-                **export_record(event),
-            }
-            click.echo(json.dumps(row, sort_keys=True))
-
-
 @main.group()
 def audit() -> None:
     """The audit log."""
@@ -577,6 +551,9 @@ from ._cli_evidence import keys, verify  # noqa: E402  (they register on `main`)
 
 main.add_command(keys)
 main.add_command(verify)
+main.add_command(delegate)
+main.add_command(export)
+policy.add_command(replay_command)
 
 
 def run() -> None:

@@ -1,6 +1,7 @@
 """Automated deciders: the "AI fallback" a policy's last escalation tier may hand an event to.
 
 A decider is configured in the hub, never in the workflow: ``[deciders.NAME]`` in the settings
+with ``kind = "openai"`` is the built-in AI decider (:mod:`signoff._openai_decider`), one
 with a ``url`` makes a webhook decider (the hub POSTs the event as JSON and reads back
 ``{"value": ..., "comment": "..."}``); any other name is looked up in the ``signoff.deciders``
 entry-point group, whose factory takes the decider's settings and returns an object with an
@@ -110,6 +111,10 @@ def load_decider(name: str, settings: Mapping[str, Any],
     Raises:
         DeciderFailed: no decider of that name is configured or installed.
     """
+    if settings.get("kind") == "openai":  # issue 21: any OpenAI-compatible endpoint
+        from ._openai_decider import OpenAIDecider
+
+        return OpenAIDecider(settings, egress)
     if "url" in settings:
         return WebhookDecider(settings, egress)
     for entry in entry_points(group="signoff.deciders"):

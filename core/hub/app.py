@@ -23,10 +23,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 from .._errors import HubError
-from ..store import Store
-from .audit_key import open_hub_store
+from ..store import AuditKeyError, Store
+from .audit_key import hub_audit_key, open_hub_store
 from .edge import Edge
 from .inputs import invalid_body, invalid_fields
+from .links import link_key
 from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
@@ -100,21 +101,55 @@ def _identity_clients(settings: Settings) -> dict[str, Any]:
     return clients
 
 
+def _link_key(settings: Settings, audit: bytes | None) -> bytes | None:
+    """The key answer links are signed with (:func:`.links.link_key`): ``link_key``, else one
+    derived from the audit key (read here when the caller opened the store itself); ``None``
+    (a random key per process) when neither can be had.
+    """
+    configured = settings.link_key.get_secret_value().strip().encode() if settings.link_key \
+        else None
+    if audit is None and configured is None:
+        try:
+            audit = hub_audit_key(settings, create=False).secret
+        except AuditKeyError:
+            _log.warning("answer links: no link_key and no audit key to derive one from; "
+                         "links made by this process die with it")
+            return None
+    return link_key(configured, audit or b"")
+
+
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, deliveries, live, login, sso, tokens, web, web_batch, web_reveal
+    from . import (
+        api,
+        delegations_api,
+        deliveries,
+        live,
+        login,
+        slack,
+        sso,
+        tokens,
+        web,
+        web_batch,
+        web_links,
+        web_reveal,
+    )
     from .proxy import TrustedProxy
 
     owned = store is None
-    the_store = store if store is not None else open_hub_store(settings)[0]
+    if store is None:
+        the_store, audit = open_hub_store(settings)
+        link_signing = _link_key(settings, audit.secret)
+    else:
+        the_store, link_signing = store, _link_key(settings, None)
     if the_store.signer is None:  # a store handed in (tests, embedding): sign all the same
         the_store.signer = hub_signing_keys(settings, create=True).keyring
     identity = _identity_clients(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = Hub(settings, the_store, clock=clock)
+        hub = Hub(settings, the_store, clock=clock, link_key=link_signing)
         app.state.hub = hub
         await hub.start()
         own_port = None
@@ -217,11 +252,14 @@ def create_app(settings: Settings, store: Store | None = None,
 
     app.include_router(api.router)
     app.include_router(tokens.router)
+    app.include_router(delegations_api.router)
     app.include_router(deliveries.router)
     app.include_router(web.router)
     app.include_router(live.router)
     app.include_router(web_batch.router)
     app.include_router(web_reveal.router)
+    app.include_router(web_links.router)
+    app.include_router(slack.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)

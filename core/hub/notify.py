@@ -5,7 +5,10 @@ Every URL comes from the hub's settings, never from an event: the event's policy
 ``notify_channels``, and ``notify`` maps an assignee such as ``group:ops`` (or ``*`` for every
 event) to apprise URLs. A channel name the settings no longer define is skipped and recorded.
 Links point at the event's page on the hub, which asks for a signed-in POST before anything
-changes: mail scanners that prefetch links act on nothing. A failure is recorded as the
+changes: mail scanners that prefetch links act on nothing. A message to a reviewer's own targets
+(``notify`` keyed by a user named in the event's assignees) about a pending approval also
+carries that reviewer's signed one-click links (:mod:`.links`), whose confirm page answers only
+on its POST. Reminders go to the targets of the assignees named, and nowhere else. A failure is recorded as the
 exception's class, never with what the remote answered.
 
 apprise is imported, and its plugins loaded, once, in a worker thread started with the hub
@@ -18,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import anyio
 from anyio import to_thread
 
 from .._model import Event
+from .links import LinkSigner
 from .settings import Settings
 
 __all__ = ["Notifier"]
@@ -35,14 +40,17 @@ _TITLES = {
     "escalated": "escalated to you",
     "decided": "decided",
     "deadline": "deadline passed",
+    "reminder": "still waits for you",
 }
+_WITH_LINKS = ("created", "escalated", "reminder")
 
 
 class Notifier:
     """Sends one message per notification to every target that applies."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, links: LinkSigner | None = None) -> None:
         self.settings = settings
+        self.links = links
         self._apprise: asyncio.Future[Any] | None = None
 
     def load(self) -> asyncio.Future[Any]:
@@ -62,17 +70,45 @@ class Notifier:
         return list(dict.fromkeys([*(event.policy.notify if event.policy else []),
                                    *(extra or [])]))
 
-    def targets(self, event: Event, extra: list[str] | None = None) -> list[str]:
-        """The apprise URLs for this event, all from the hub's settings."""
-        urls: list[str] = []
-        for name in self.channels(event, extra):
-            urls += self.settings.notify_channels.get(name, [])
-        for who in ("*", *event.assignees):
-            urls += self.settings.notify.get(who, [])
-        return list(dict.fromkeys(urls))
+    def targets(self, event: Event, extra: list[str] | None = None,
+                only: list[str] | None = None) -> list[str]:
+        """The apprise URLs for this event, all from the hub's settings (with ``only``: the
+        targets of those assignees alone, as for a reminder).
+        """
+        return [url for _, urls in self.groups(event, extra, only) for url in urls]
 
-    def message(self, event: Event, what: str) -> tuple[str, str]:
-        """Title and body, in plain text."""
+    def groups(self, event: Event, extra: list[str] | None = None,
+               only: list[str] | None = None) -> list[tuple[str | None, list[str]]]:
+        """The targets, by the reviewer whose own they are (``None``: shared ones, such as a
+        group's or a named channel's). Each URL appears once, under its reviewer if it has one.
+        """
+        notify = self.settings.notify
+        people = [who for who in (event.assignees if only is None else only)
+                  if who in notify and who != "*" and not who.startswith("group:")]
+        taken: set[str] = set()
+        grouped: list[tuple[str | None, list[str]]] = []
+        for who in people:
+            own = [u for u in dict.fromkeys(notify[who]) if u not in taken]
+            taken.update(own)
+            if own:
+                grouped.append((who, own))
+        shared: list[str] = []
+        if only is None:
+            for name in self.channels(event, extra):
+                shared += self.settings.notify_channels.get(name, [])
+            shared += notify.get("*", [])
+        shared += [url for who in (event.assignees if only is None else only)
+                   if who.startswith("group:") for url in notify.get(who, [])]
+        shared = [u for u in dict.fromkeys(shared) if u not in taken]
+        if shared:
+            grouped.append((None, shared))
+        return grouped
+
+    def message(self, event: Event, what: str, recipient: str | None = None,
+                now: datetime | None = None) -> tuple[str, str]:
+        """Title and body, in plain text; to one reviewer about a pending approval, with their
+        signed one-click links.
+        """
         title = f"[signoff] {event.name} {_TITLES.get(what, what)}"
         lines = [event.prompt, "", f"priority: {event.priority.value}"]
         if event.deadline is not None:
@@ -80,28 +116,40 @@ class Notifier:
         if event.decision is not None:
             lines.append(f"decision: {event.decision.outcome.value} by {event.decision.by}")
         lines.append(f"open: {self.settings.base_url}/events/{event.id}")
+        if (recipient is not None and self.links is not None and now is not None
+                and what in _WITH_LINKS and event.status == "pending"
+                and event.input.kind == "approval"):
+            lines += ["", f"one-click answers for {recipient} (each opens a page to confirm):",
+                      f"approve: {self.links.url(event, recipient, 'approve', now)}",
+                      f"reject: {self.links.url(event, recipient, 'reject', now)}"]
         return title, "\n".join(lines)
 
     async def send(self, event: Event, what: str, extra: list[str] | None = None,
-                   limiter: anyio.CapacityLimiter | None = None) -> dict[str, Any]:
+                   limiter: anyio.CapacityLimiter | None = None, *,
+                   only: list[str] | None = None,
+                   now: datetime | None = None) -> dict[str, Any]:
         """Notify; returns what the audit log records (targets count, success).
 
         The send runs in a worker thread taken from ``limiter`` (the notifications' own bound).
         """
-        urls = self.targets(event, extra)
-        unknown = [n for n in self.channels(event, extra) if n not in self.settings.notify_channels]
-        result: dict[str, Any] = {"what": what, "targets": len(urls), "ok": True}
+        grouped = self.groups(event, extra, only)
+        count = sum(len(urls) for _, urls in grouped)
+        unknown = ([] if only is not None else
+                   [n for n in self.channels(event, extra) if n not in self.settings.notify_channels])
+        result: dict[str, Any] = {"what": what, "targets": count, "ok": True}
+        if only is not None:
+            result["to"] = only
         if unknown:
             result.update(ok=False, error=f"no notification channel {', '.join(unknown)} in "
                                           "the hub's notify_channels")
-        if not urls:
+        if not count:
             return result
         module = await asyncio.shield(self.load())
         if module is None:
             return {**result, "ok": False,
                     "error": "apprise is not installed: pip install 'signoff[hub]'"}
-        title, body = self.message(event, what)
-        ok = await to_thread.run_sync(_send, module, urls, title, body, event.id,
+        messages = [(urls, *self.message(event, what, who, now)) for who, urls in grouped]
+        ok = await to_thread.run_sync(_send_all, module, messages, event.id,
                                       limiter=limiter, abandon_on_cancel=True)
         if not ok:
             result.update(ok=False, error=result.get("error") or "a target refused or failed")
@@ -123,10 +171,13 @@ def _load_apprise() -> Any:
     return apprise
 
 
-def _send(module: Any, urls: list[str], title: str, body: str, event_id: str) -> bool:
-    """One notification to every target, in a worker thread (apprise's calls block)."""
-    sender = module.Apprise()
-    for url in urls:
-        if not sender.add(url):
-            log.warning("notify: apprise refused a URL for event %s", event_id)
-    return bool(sender.notify(title=title, body=body))
+def _send_all(module: Any, messages: list[tuple[list[str], str, str]], event_id: str) -> bool:
+    """Each message to its targets, in a worker thread (apprise's calls block)."""
+    ok = True
+    for urls, title, body in messages:
+        sender = module.Apprise()
+        for url in urls:
+            if not sender.add(url):
+                log.warning("notify: apprise refused a URL for event %s", event_id)
+        ok = bool(sender.notify(title=title, body=body)) and ok
+    return ok

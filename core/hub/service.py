@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -58,19 +59,23 @@ from .._rules import (
 )
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
-from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
+from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
+from .delegation import Delegations, delegated
 from .egress import check_event_egress
 from .escalation import escalate
 from .evidence import check_answer_digest
 from .evidence import same_payload as _same_payload
 from .limits import Limits
+from .links import LinkSigner
 from .live import Changes
 from .logs import state_change
 from .masking import may_reveal, shown
 from .metrics import Metrics
 from .notify import Notifier
+from .reminders import remind
 from .settings import Settings
+from .slack import Slack
 from .tasks import LoopLag, Tasks
 
 __all__ = ["Hub", "StartRefused", "check_channel"]
@@ -111,14 +116,15 @@ class _Draft:
     event: Event
     channel: str
     decision: Decision | None
-    notes: builtins.list[str]
+    notes: builtins.list[str | AuditNote]
     target: str | None = None  # the run its resumer would push into (see _resume_target)
 
 
 class Hub:
     """One hub process: the store, the waiters, the sweeper and the dispatcher."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock = _utcnow,
+                 link_key: bytes | None = None) -> None:
         self.settings = settings
         self.store = store
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
@@ -130,7 +136,11 @@ class Hub:
         self._sweep_more = False
         self._dispatch_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.notifier = Notifier(settings)
+        # issue 21: one-click answer links; a random key (links die with the process) only
+        # where the caller has no audit key to derive one from
+        self.links = LinkSigner(link_key or secrets.token_bytes(32), settings.base_url,
+                                settings.answer_link_seconds)
+        self.notifier = Notifier(settings, self.links)
         self._background: set[asyncio.Task[None]] = set()  # re-reads after other hubs' news
         self._unlisten: Callable[[], None] | None = None
         self.egress = settings.egress_guard()
@@ -145,6 +155,8 @@ class Hub:
         if self.metrics is not None:  # the lag monitor feeds signoff_event_loop_lag_seconds
             self.loop_lag.on_sample = self.metrics.loop_lag.set
         self.changes = Changes()  # issue 19: wakes the live inbox streams
+        self.delegations = Delegations(self)  # issue 21
+        self.slack = Slack(self, settings.slack) if settings.slack is not None else None
 
     # lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -173,6 +185,8 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
+        if self.slack is not None:
+            await self.slack.aclose()
         for decider in self._deciders.values():
             close = getattr(decider, "aclose", None)
             if callable(close):
@@ -244,7 +258,7 @@ class Hub:
     async def create(self, who: Identity, body: EventCreate,
                      channel: str | None) -> tuple[Event, bool]:
         """Create an event (idempotent by key), apply the policy file, route by the policy."""
-        draft = self._draft(who, body, channel)
+        draft = await self._delegated(self._draft(who, body, channel))
         async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
             draft.target = await self._resume_target(draft.event)  # 409 if another's run
             stored, created = await self._write(self.store.create_event, draft.event,
@@ -268,7 +282,7 @@ class Hub:
                     results.append(body)
                     continue
                 try:
-                    draft = self._draft(who, body, channel)
+                    draft = await self._delegated(self._draft(who, body, channel))
                     await admitted.enter_async_context(self.limits.creating(who.user))
                     draft.target = await self._resume_target(draft.event)
                 except HubError as refused:
@@ -289,6 +303,13 @@ class Hub:
             if isinstance(result, tuple):
                 self._created(*result)
         return [r for r in results if r is not None]
+
+    async def _delegated(self, draft: _Draft) -> _Draft:
+        """The draft with the delegates in force among its assignees (issue 21)."""
+        if draft.decision is None:
+            draft.event, notes = await self.delegations.apply(draft.event)
+            draft.notes += notes
+        return draft
 
     def _create_drafts(self, drafts: builtins.list[_Draft]
                        ) -> builtins.list[tuple[Event, bool] | HubError]:
@@ -342,7 +363,7 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        return _Draft(event, channel, decision, notes)
+        return _Draft(event, channel, decision, list(notes))
 
     def _created(self, stored: Event, created: bool) -> None:
         """What follows a stored creation: the spec kept, metrics and logs, the sweeper and
@@ -359,11 +380,17 @@ class Hub:
             if stored.deadline is not None or (policy and policy.escalate):
                 self._sweep_wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
+            if self.slack is not None:
+                self.slack.created(stored)
 
-    def _notify(self, event: Event, what: str, extra: list[str] | None = None) -> None:
-        """Send a notification in its own task: bounded, timed out, its outcome audited."""
-        self.changes.bump()  # the live inbox (live.py): created, decided, escalated
-        if not self.notifier.targets(event, extra):
+    def _notify(self, event: Event, what: str, extra: list[str] | None = None, *,
+                only: list[str] | None = None, step: int | None = None) -> None:
+        """Send a notification in its own task: bounded, timed out, its outcome audited.
+        ``only`` names the assignees a reminder (``step``) goes to.
+        """
+        if only is None:
+            self.changes.bump()  # the live inbox (live.py): created, decided, escalated
+        if not self.notifier.targets(event, extra, only):
             return
         settings = self.settings
         limiter = self.work.limiter("notify", settings.notify_concurrency)
@@ -372,7 +399,8 @@ class Hub:
         async def send() -> None:
             try:
                 with anyio.fail_after(settings.notify_timeout):
-                    result = await self.notifier.send(event, what, extra, limiter=limiter)
+                    result = await self.notifier.send(event, what, extra, limiter=limiter,
+                                                      only=only, now=self.clock())
             except TimeoutError:
                 result = {"what": what, "ok": False,
                           "error": f"timed out after {settings.notify_timeout:g} s"}
@@ -384,7 +412,7 @@ class Hub:
             await self._write(self.store.record, "notified", actor="hub", channel="apprise",
                               event_id=event.id, data=result)
 
-        self.work.start(("notify", event.id, what, level), send)
+        self.work.start(("notify", event.id, what, level if step is None else step), send)
 
     async def _load(self, event_id: str) -> Event:
         event = await self._read_one(self.store.get_event, event_id)
@@ -764,6 +792,12 @@ class Hub:
         Raises:
             AlreadyDecided: the event was decided (or escalated) meanwhile.
         """
+        if assignees != event.assignees:  # a tier's new assignees: their delegates too
+            now = self.clock()
+            assignees, notes = delegated(event.model_copy(update={"assignees": assignees}), now,
+                                         await self.delegations.current(now))
+            if notes:
+                data = {**data, "delegations": [{"action": a, **d} for a, _, d in notes]}
         moved = await self._write(self.store.escalate, event.id, level=level,
                                   assignees=assignees, data=data)
         if self.metrics is not None:
@@ -771,9 +805,10 @@ class Hub:
         state_change("escalated", moved, tier=level)
         return moved
 
-    def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None) -> None:
+    def notify(self, event: Event, what: str, extra: builtins.list[str] | None = None, *,
+               only: builtins.list[str] | None = None, step: int | None = None) -> None:
         """Send ``event``'s notifications about ``what`` in the background; never raises."""
-        self._notify(event, what, extra)
+        self._notify(event, what, extra, only=only, step=step)
 
     async def add_system_response(self, event: Event, response: Response, rule: str) -> Event:
         """Add a response the hub gathered itself (an automated decider's); it decides the
@@ -818,7 +853,15 @@ class Hub:
                                        partial(self._time_out, event, now),
                                        done=self._sweep_again)
         self._sweep_more = len(escalations) >= page + busy or len(due) >= page + busy
+        if self.settings.reminders:  # issue 21: one pass at a time, in its own task
+            self.work.start(("remind",), partial(self._remind, now))
         return started
+
+    async def _remind(self, now: datetime) -> None:
+        try:
+            await remind(self, now)
+        except Exception:
+            log.exception("reminder pass failed; the next sweep tries again")
 
     async def ask_decider(self, name: str, event: Event) -> Verdict:
         """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at

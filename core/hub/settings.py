@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     StringConstraints,
@@ -44,9 +46,41 @@ from .._errors import HubError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
 from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssuer
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "SlackSettings", "load_settings"]
 
 _config_file: ContextVar[Path | None] = ContextVar("signoff_config_file", default=None)
+
+
+class SlackSettings(BaseModel):
+    """A Slack app that posts approvals with buttons and sends the clicks back (``[slack]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bot_token: SecretStr
+    """The app's bot token (``xoxb-...``; scopes ``chat:write``, and ``users:read.email`` for
+    ``email_lookup``)."""
+
+    signing_secret: SecretStr
+    """The app's signing secret: every interaction request must carry its signature."""
+
+    channel: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    """The channel (its id, e.g. ``C0123ABCD``) approvals are posted in."""
+
+    api_url: str = "https://slack.com/api"
+    """Slack's Web API; it must be allowed by ``egress_allow``."""
+
+    users: dict[str, str] = Field(default_factory=dict)
+    """Slack user id to signoff user name (``U0123ABCD = "alice"``)."""
+
+    email_lookup: bool = False
+    """For a Slack user not in ``users``: ask Slack for their e-mail address, and answer as the
+    signoff user of that name (a user with an active token named like ``alice@example.com``)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Post only approvals carrying these labels (``{team = "ml"}``); empty: every approval."""
+
+    max_age: int = Field(default=300, ge=10, le=300)
+    """Oldest a signed request may be (seconds; Slack's documented limit is five minutes)."""
 
 
 class Settings(BaseSettings):
@@ -373,6 +407,37 @@ class Settings(BaseSettings):
     workload_issuers: list[WorkloadIssuer] = Field(default_factory=list, max_length=20)
     """Issuers whose JWTs workflows may present as their bearer token
     (``[[workload_issuers]]``: issuer, audience, rules mapping claims to a workflow name)."""
+
+    # --- issue 21: reviewers at work -------------------------------------------------------
+    answer_link_seconds: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
+    """How long the one-click answer links a notification carries stay usable (at most 7 days;
+    a link is refused anyway once its event is decided)."""
+
+    link_key: SecretStr | None = None
+    """The key answer links are signed with, at least 16 characters (``SIGNOFF_LINK_KEY``).
+    Without it, a key derived from the audit key: changing either voids the links out."""
+
+    reminders: list[float] = Field(default_factory=list, max_length=10)
+    """When to remind the assignees who have not answered, as fractions of an event's time
+    (its deadline, else its priority's ``sla``), e.g. ``[0.5, 0.9]``; ``[]`` sends none."""
+
+    slack: SlackSettings | None = None
+    """Slack interactive approvals (``[slack]``): off unless set."""
+
+    @field_validator("link_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().strip()) < 16:
+            raise ValueError("link_key: at least 16 characters expected")
+        return key
+
+    @field_validator("reminders")
+    @classmethod
+    def _fractions(cls, offsets: list[float]) -> list[float]:
+        if any(not 0 < o < 1 for o in offsets) or offsets != sorted(set(offsets)):
+            raise ValueError(f"reminders: expected ascending fractions between 0 and 1 "
+                             f"(e.g. [0.5, 0.9]), got {offsets}")
+        return offsets
 
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod

@@ -18,6 +18,7 @@ from ._audit import AuditKey, AuditKeyError, key_file_for, load_audit_key
 from ._protocol import (
     AuditAnchor,
     AuditEntry,
+    AuditNote,
     AuditProblem,
     AuditReport,
     Batching,
@@ -29,10 +30,11 @@ from ._protocol import (
     TokenInfo,
     token_id,
 )
+from ._protocol_reviewers import Delegation
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditProblem", "AuditReport",
-           "Batching", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
+__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
+           "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
            "SessionInfo", "Store", "StoreError", "TokenInfo", "check_database", "is_postgres",
            "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
 

@@ -25,11 +25,15 @@ from .._errors import InvalidInput
 from .._evidence import Keyring
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
+from ._protocol_reviewers import ReviewerStore
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
+__all__ = ["AuditAnchor", "AuditEntry", "AuditNote", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
            "DueDelivery", "SessionInfo", "Store", "TokenInfo", "token_id"]
 
 T = TypeVar("T")
+
+AuditNote = tuple[str, str, dict[str, Any]]
+"""An audit entry written with an event's creation: action, actor, data (e.g. ``delegated``)."""
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ class DeliveryRecord:
 
 
 @runtime_checkable
-class Store(Protocol):
+class Store(ReviewerStore, Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
 
     signer: Keyring | None
@@ -209,7 +213,7 @@ class Store(Protocol):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None,
+                     notes: Sequence[str | AuditNote] | None = None,
                      resume_target: str | None = None) -> tuple[Event, bool]:
         """Store a new pending event, or return the one with the same key and ``False``.
 
@@ -218,7 +222,8 @@ class Store(Protocol):
         its own and learns nothing about the first.
 
         With ``decision`` (a policy decided at creation) the event is stored decided, in the same
-        transaction; ``notes`` are written to the audit log as policy lines.
+        transaction; ``notes`` are written to the audit log as policy lines (a text), or as
+        entries of their own (an :data:`AuditNote`: action, actor, data).
 
         ``resume_target`` (the run its resumer would push into, prefixed with the resumer's
         name; see :mod:`signoff.resumers`) is kept with the event. A new event whose target an

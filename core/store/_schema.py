@@ -259,6 +259,53 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE decisions ADD COLUMN kid TEXT;
     ALTER TABLE decisions ADD COLUMN signature TEXT;
     """),
+    # 11 (issue 21, reviewers at work): the signed one-click answer links spent (a link is
+    # signed, not stored: only its use is), and the reminders sent, once per event and step
+    # across replicas and restarts; ``reminded`` counts an event's steps done or skipped and
+    # ``next_reminder`` is when its next one falls due, so a look reads only what is due
+    Migration(both="""
+    CREATE TABLE answer_links_used (
+        id TEXT PRIMARY KEY,                  -- SHA-256 of the link's signature
+        event_id TEXT NOT NULL REFERENCES events (id),
+        recipient TEXT NOT NULL,
+        used_at {real} NOT NULL
+    );
+    CREATE INDEX answer_links_used_event ON answer_links_used (event_id);
+    CREATE TABLE reminders (
+        event_id TEXT NOT NULL REFERENCES events (id),
+        step INTEGER NOT NULL,                -- index into the hub's reminder offsets
+        sent_at {real} NOT NULL,
+        PRIMARY KEY (event_id, step)
+    );
+    ALTER TABLE events ADD COLUMN reminded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN next_reminder {real};  -- NULL: not planned yet
+    CREATE INDEX events_reminder ON events (next_reminder, reminded) WHERE status = 'pending';
+    """),
+    # 12 (issue 21): delegation and out of office: a reviewer's events created in a period are
+    # also assigned to a delegate (a user or a group); ending one early sets ``ended_at``
+    Migration(both="""
+    CREATE TABLE delegations (
+        id TEXT PRIMARY KEY,
+        delegator TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        starts_at {real} NOT NULL,
+        ends_at {real} NOT NULL,
+        reason TEXT,
+        created_by TEXT NOT NULL,
+        created_at {real} NOT NULL,
+        ended_at {real}
+    );
+    CREATE INDEX delegations_active ON delegations (ends_at) WHERE ended_at IS NULL;
+    CREATE INDEX delegations_delegator ON delegations (delegator, ends_at);
+    """),
+    # 13 (issue 21, Slack): signed requests seen, so a replayed one is refused on any replica
+    Migration(both="""
+    CREATE TABLE seen_requests (
+        id TEXT PRIMARY KEY,                  -- SHA-256 of the request's signature
+        seen_at {real} NOT NULL
+    );
+    CREATE INDEX seen_requests_at ON seen_requests (seen_at);
+    """),
 ]
 
 

@@ -55,11 +55,13 @@ from ._audit import (
 from ._protocol import (
     AuditAnchor,
     AuditEntry,
+    AuditNote,
     AuditReport,
     DeliveryRecord,
     DueDelivery,
     PendingSummary,
 )
+from ._sql_reviewers import ReviewerRecords
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
 
 __all__ = ["Conn", "Cursor", "Row", "SQLStore"]
@@ -92,7 +94,7 @@ _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout"
                 "sensitive", "digest_parts")
 
 
-class SQLStore(TokenRecords):
+class SQLStore(TokenRecords, ReviewerRecords):
     """A :class:`~signoff.store.Store` on a SQL database, less what each database does its own
     way (see the module docstring).
     """
@@ -217,7 +219,7 @@ class SQLStore(TokenRecords):
 
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
-                     notes: list[str] | None = None,
+                     notes: Sequence[str | AuditNote] | None = None,
                      resume_target: str | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
         with a key that exists, return the stored one unchanged; a ``resume_target`` another
@@ -260,8 +262,10 @@ class SQLStore(TokenRecords):
                                    event_id=event.id, data={"name": event.name, "key": event.key},
                                    at=created)
                 for note in notes or ():
-                    self._append_audit(conn, "policy", actor="policy", channel="hub",
-                                       event_id=event.id, data={"note": note}, at=created)
+                    action, actor, data = (("policy", "policy", {"note": note})
+                                           if isinstance(note, str) else note)
+                    self._append_audit(conn, action, actor=actor, channel="hub",
+                                       event_id=event.id, data=data, at=created)
                 if decision is not None:
                     self._write_decision(conn, event.id, decision, None)
                 else:

@@ -27,6 +27,8 @@ from signoff.testing import HubProcess, free_port, until
 
 from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
 from ..postgres import PostgresServer, find_bin
+from .test_inbox import _frames
+from .test_web import sign_in
 
 LOOPBACK = {"SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
             "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'}
@@ -314,3 +316,19 @@ def test_a_token_gets_its_rate_limit_in_all_whichever_replicas_it_calls(
                              json={"name": "n", "prompt": "again"}, timeout=30).json()
         assert "create_rate" in refused["error"]["message"]
         assert "shared by 2 hubs" in refused["error"]["message"]
+
+
+def test_the_live_inbox_on_one_replica_shows_an_event_created_on_another(
+        pg_url: str, tmp_path: Path) -> None:
+    # a recheck far away: only the other replica's notice can bring the event in time
+    with replicas(pg_url, tmp_path, 2, SIGNOFF_LIVE_RECHECK_SECONDS="60") as (a, b):
+        flow = a.token("flow", role="workflow")
+        ivy = sign_in(b, a.token("ivy"), "ivy")  # signed in on replica B
+        with ivy.client.stream("GET", "/live", timeout=30) as stream:
+            assert stream.status_code == 200
+            frames = _frames(stream.iter_lines())
+            time.sleep(0.5)  # B's stream has read its first page
+            began = time.monotonic()
+            made = Client(a.url, flow).create(name="deploy", prompt="Ship?", assignees=["ivy"])
+            assert next(frames) == ("inbox", {"added": [made.id], "removed": [], "pending": 1})
+            assert time.monotonic() - began < 5

@@ -41,8 +41,12 @@ def test_export_filters_formats_and_columns(hub: HubProcess, tmp_path: Path) -> 
 
     rows = {r["id"]: r for r in map(json.loads, _export(hub, "--since", "1d").splitlines())}
     assert set(rows) == {kept.id, tuned.id, other.id}
-    assert (rows[kept.id]["overridden"], rows[kept.id]["amended"]) == (True, None)
-    assert (rows[tuned.id]["overridden"], rows[tuned.id]["amended"]) == (True, ["limit"])
+    assert (rows[kept.id]["overridden"], rows[kept.id]["amended"]) == (True, False)
+    assert rows[kept.id]["amended_fields"] is None
+    # the form's proposal changed before approval: amended, and which fields
+    assert (rows[tuned.id]["overridden"], rows[tuned.id]["amended"]) == (True, True)
+    assert rows[tuned.id]["amended_fields"] == ["limit"]
+    assert rows[tuned.id]["digest"].startswith("sha256:") and rows[tuned.id]["signature"]
     assert rows[other.id]["overridden"] is False
     assert 0 <= rows[kept.id]["seconds_to_decide"] < 60
     assert rows[kept.id]["confidence"] == 0.7 and rows[kept.id]["by"] == "admin"
@@ -56,7 +60,7 @@ def test_export_filters_formats_and_columns(hub: HubProcess, tmp_path: Path) -> 
 
     table = list(csv.DictReader(io.StringIO(_export(hub, "--format", "csv",
                                                     "--name", "refund-limits"))))
-    assert len(table) == 1 and json.loads(table[0]["amended"]) == ["limit"]
+    assert len(table) == 1 and json.loads(table[0]["amended_fields"]) == ["limit"]
     assert json.loads(table[0]["value"]) == {"limit": 50, "region": "eu"}
     assert table[0]["overridden"] == "True"
 

@@ -883,7 +883,8 @@ class Hub:
                     self._asking[event.id] = me
                 try:
                     with anyio.fail_after(self.settings.decider_timeout):
-                        return await decider.decide(event)
+                        # a decider is a reader like any other: sensitive fields stay masked
+                        return await decider.decide(self.shown(event))
                 except TimeoutError:
                     raise DeciderFailed(f"decider {name!r} did not answer within "
                                         f"{self.settings.decider_timeout:g} s") from None

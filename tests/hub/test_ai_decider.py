@@ -130,7 +130,9 @@ def test_the_ai_decider_decides_only_when_confident_and_well_formed(
         flow = Client(hub.url, hub.token("flow", role="workflow"))
         policy = Policy(escalate=[Tier(after=60, fallback="ai")])
         made = {prompt: flow.create(name="refund", prompt=prompt, policy=policy,
-                                    context={"amount": 40, "currency": "EUR"})
+                                    context={"amount": 40, "currency": "EUR",
+                                             "iban": "DE89370400440532013000"},
+                                    sensitive=["iban"])
                 for prompt in ANSWERS}
         clock.advance(seconds=61)
         hub.settle(lambda: all(any(e["action"] in ("escalated", "approved")
@@ -145,7 +147,9 @@ def test_the_ai_decider_decides_only_when_confident_and_well_formed(
         sent = next(r for r in chat.requests
                     if "Approve routine refund?" in r["messages"][1]["content"])
         facts = json.loads(sent["messages"][1]["content"])
-        assert facts["context"] == {"amount": 40, "currency": "EUR"}
+        # the model is a reader like any other: the sensitive field never leaves masked
+        assert facts["context"] == {"amount": 40, "currency": "EUR", "iban": "[masked]"}
+        assert "DE89370400440532013000" not in json.dumps(sent)
         assert facts["input"]["kind"] == "approval"
         assert sent["response_format"]["json_schema"]["schema"]["properties"]["value"] == {
             "type": "boolean"}

@@ -28,7 +28,6 @@ from signoff import (
     Forbidden,
     InvalidInput,
 )
-
 from signoff.adapters import _hub
 
 from ._common import fail_for, request_event

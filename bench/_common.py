@@ -182,8 +182,11 @@ def bench_hub(directory: str | None, keep: bool, *, db_name: str = "hub.db",
     where = Path(directory or tempfile.mkdtemp(prefix="signoff-bench-"))
     where.mkdir(parents=True, exist_ok=True)
     env = {**NO_LIMITS, **(env or {})}
-    if url is not None and "SIGNOFF_AUDIT_KEY" not in {**os.environ, **env}:
+    given = {**os.environ, **env}
+    if url is not None and "SIGNOFF_AUDIT_KEY" not in given:
         env["SIGNOFF_AUDIT_KEY"] = secrets.token_hex(32)  # a server keeps no key file beside it
+    if url is not None and "SIGNOFF_SIGNING_KEYS" not in given:
+        env["SIGNOFF_SIGNING_KEYS"] = f"private {secrets.token_hex(32)}"  # nor a keyring
     hub = HubProcess(url or database or where / db_name, env=env,
                      log_dir=where if url is not None else None)
     print(f"   store: {'PostgreSQL ' + url.split('@')[-1] if url else 'SQLite in ' + str(where)}")

@@ -1,7 +1,8 @@
 """signoff: human approval and human input steps for workflows, with one shared inbox.
 
 ``import signoff`` gives the shared model, the input specs, the errors and the hub's
-client; it loads pydantic and httpx and nothing heavier. The hub (``signoff.hub``), the
+client; it loads pydantic, httpx and cryptography (to verify signed decisions) and nothing
+heavier. The hub (``signoff.hub``), the
 stores (``signoff.store``) and the adapters (``signoff.adapters.*``) are imported on demand.
 """
 
@@ -14,12 +15,14 @@ from ._errors import (
     Cancelled,
     Conflict,
     DecisionError,
+    DigestChanged,
     Expired,
     Forbidden,
     HubError,
     HubNotConfigured,
     HubUnavailable,
     InvalidInput,
+    KeyReused,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -31,6 +34,7 @@ from ._errors import (
     Unauthenticated,
     WaitTimeout,
 )
+from ._evidence import DecisionUnverified, Keyring, verify_decision, verify_delivery
 from ._inputs import (
     ApprovalInput,
     BoolInput,
@@ -74,7 +78,9 @@ __all__ = [
     "Conflict",
     "Decision",
     "DecisionError",
+    "DecisionUnverified",
     "Delivery",
+    "DigestChanged",
     "Event",
     "EventCreate",
     "EventPage",
@@ -89,6 +95,8 @@ __all__ = [
     "InputSpec",
     "IntInput",
     "InvalidInput",
+    "KeyReused",
+    "Keyring",
     "MultiChoiceInput",
     "NotFound",
     "Outcome",
@@ -116,4 +124,6 @@ __all__ = [
     "result_of",
     "timeout_decision",
     "validate_value",
+    "verify_decision",
+    "verify_delivery",
 ]

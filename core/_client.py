@@ -2,12 +2,13 @@
 
 Both share :class:`_BaseClient`, which builds requests and reads answers without I/O; the two
 surfaces only send. The base URL and token come from the arguments or ``SIGNOFF_URL`` and
-``SIGNOFF_TOKEN``. Connection failures are retried with backoff (any call when the request
-never left; reads, waits, and creates with a key also after a broken answer). A hub that says
-"not now" (429 over a per-token limit, 503 unavailable) did nothing, so any call waits its
-``Retry-After`` and tries again while the retry budget lasts; past it, the 429 raises
-:class:`RateLimited` and the 503 :class:`HubUnavailable`. Errors from the hub become the
-exception classes of :mod:`signoff._errors`, carrying the hub's message.
+``SIGNOFF_TOKEN`` (or a file, ``SIGNOFF_TOKEN_FILE``, read at every request). Connection
+failures are retried with backoff (any call when the request never left; reads, waits, and
+creates with a key also after a broken answer). A hub that says "not now" (429 over a
+per-token limit, 503 unavailable) did nothing, so any call waits its ``Retry-After`` and tries
+again while the retry budget lasts; past it, the 429 raises :class:`RateLimited` and the 503
+:class:`HubUnavailable`. Errors from the hub become the exception classes of
+:mod:`signoff._errors`, carrying the hub's message.
 """
 
 from __future__ import annotations
@@ -17,22 +18,28 @@ import builtins
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from ._errors import (
     HUB_ERRORS,
+    DigestChanged,
     HubError,
     HubUnavailable,
     InvalidInput,
+    KeyReused,
     RateLimited,
+    SignoffError,
     Unauthenticated,
     WaitTimeout,
 )
+from ._evidence import DecisionUnverified, Keyring
 from ._inputs import input_spec
 from ._model import Decision, Event, EventCreate, EventPage
+from ._token_file import TokenFile
+from ._verifying import Verifying
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -45,11 +52,15 @@ _RETRY_IDEMPOTENT = (*_RETRY_ALWAYS, httpx.ReadError, httpx.RemoteProtocolError,
 _NOT_NOW = (429, 503)  # the hub (or a proxy in front) did nothing: come back later
 
 
-class _BaseClient:
+class _BaseClient(Verifying):
     def __init__(self, url: str | None, token: str | None, channel: str | None,
-                 retry_for: float) -> None:
+                 retry_for: float, keys: Keyring | Mapping[str, Any] | None = None) -> None:
+        self._init_verifying(keys)
         self.url = (url or os.environ.get("SIGNOFF_URL") or DEFAULT_URL).rstrip("/")
         self.token = token or os.environ.get("SIGNOFF_TOKEN")
+        # no token given: a token file read at every request (a rotated workload token)
+        file = None if self.token else os.environ.get("SIGNOFF_TOKEN_FILE")
+        self.auth = TokenFile(file) if file else None
         self.retry_for = retry_for
         self.headers = {"Accept": "application/json"}
         if self.token:
@@ -135,6 +146,9 @@ class _BaseClient:
             retry_after = _retry_after(answer.headers.get("retry-after"))
             raise RateLimited(str(error.get("limit", "?")), float(error.get("value") or 0),
                               int(error.get("retry_after") or retry_after or 1), message)
+        if cls is DigestChanged or cls is KeyReused:
+            raise cls(message, changed=error.get("changed"), expected=error.get("expected"),
+                      got=error.get("got"))
         if cls is not None:
             raise cls(message)
         raise HubError(f"hub answered {answer.status_code}: {message}")
@@ -168,16 +182,21 @@ class Client(_BaseClient):
 
     Args:
         url: the hub's base URL (default ``SIGNOFF_URL`` or ``http://127.0.0.1:8765``).
-        token: an API token (default ``SIGNOFF_TOKEN``).
+        token: an API token (default ``SIGNOFF_TOKEN``; without either, the text of the file
+            ``SIGNOFF_TOKEN_FILE`` names, read again at every request).
         channel: the channel the hub records for responses (``api`` when not given).
         retry_for: how long, in seconds, to keep retrying a hub that cannot be reached.
+        keys: the hub's public keys, pinned (a :class:`~signoff._evidence.Keyring` or the JWKS
+            document ``signoff keys`` prints); default: fetched from the hub once and cached.
+            Every decision returned is verified against them (docs/evidence.md).
     """
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  channel: str | None = None, retry_for: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        super().__init__(url, token, channel, retry_for)
-        self._http = httpx.Client(base_url=self.url, headers=self.headers,
+                 transport: httpx.BaseTransport | None = None,
+                 keys: Keyring | Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, token, channel, retry_for, keys)
+        self._http = httpx.Client(base_url=self.url, headers=self.headers, auth=self.auth,
                                   timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
                                   transport=transport)
 
@@ -219,7 +238,7 @@ class Client(_BaseClient):
         """Create an event (or get the existing one with the same key)."""
         body = self._event_body(event, fields)
         answer = self._request("POST", "/api/v1/events", json=body, idempotent=True)
-        return Event.model_validate(answer.json())
+        return self._remember(body, Event.model_validate(answer.json()))
 
     def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
                       ) -> builtins.list[Event | HubError]:
@@ -284,16 +303,57 @@ class Client(_BaseClient):
         return Event.model_validate(answer.json())
 
     def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:
-        """The decision, waiting up to ``wait`` seconds (at most 60) for it; ``None`` if none."""
+        """The decision, verified, waiting up to ``wait`` seconds (at most 60) for it; ``None``
+        if none.
+
+        Raises:
+            DecisionUnverified: the decision's signature or digest does not verify.
+        """
         answer = self._request("GET", f"/api/v1/events/{event_id}/decision",
                                params=self._wait_params(wait))
-        return self._decision(answer)
+        found = self._decision(answer)
+        return None if found is None else self.verified(event_id)
+
+    def verified(self, event_id: str, arrived: Decision | None = None) -> Decision:
+        """The event's decision once its signature (by one of the hub's keys) and its payload
+        digest verify; a refusal is reported to the hub (audited) and raised.
+
+        The one check every adapter runs before its workflow continues: ``arrived`` is a
+        decision that came by the engine's own road (a signal, a resume, a run input), checked
+        against the event as the hub holds it.
+
+        Raises:
+            DecisionUnverified: no decision, or one that does not verify: never act on it.
+        """
+        event = self.get(event_id)
+        if self._keys_needed(arrived or event.decision):
+            self._set_keys(self._request("GET", "/api/v1/keys", idempotent=True))
+        decision, why = self._checked(event, arrived)
+        if decision is not None:
+            return decision
+        assert why is not None
+        self.refuse(event_id, why)
+        raise DecisionUnverified(event_id, why)
+
+    def public_keys(self) -> dict[str, Any]:
+        """The hub's public signing keys (``GET /api/v1/keys``), as the JWKS-like document."""
+        document: dict[str, Any] = self._request("GET", "/api/v1/keys", idempotent=True).json()
+        return document
+
+    def refuse(self, event_id: str, reason: str) -> None:
+        """Tell the hub a decision did not verify here (it logs and audits it); best effort."""
+        try:
+            self._request("POST", f"/api/v1/events/{event_id}/refusals",
+                          json={"reason": reason[:1000]}, retry_for=5.0)
+        except SignoffError:
+            pass  # the refusal stands whether or not the hub heard of it
 
     def wait(self, event_id: str, timeout: float | None = None) -> Decision:
         """Block until the event is decided, across hub restarts.
 
         Raises:
             WaitTimeout: ``timeout`` seconds passed with no decision.
+            DecisionUnverified: the decision's signature or digest does not verify.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -303,9 +363,8 @@ class Client(_BaseClient):
             answer = self._request("GET", f"/api/v1/events/{event_id}/decision",
                                    params=self._wait_params(min(left, MAX_WAIT)),
                                    retry_for=left if deadline else 365 * 86400.0)
-            found = self._decision(answer)
-            if found is not None:
-                return found
+            if self._decision(answer) is not None:
+                return self.verified(event_id)
 
     def cancel(self, event_id: str, comment: str | None = None) -> Event:
         """Cancel a pending event."""
@@ -325,9 +384,11 @@ class AsyncClient(_BaseClient):
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  channel: str | None = None, retry_for: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(url, token, channel, retry_for)
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 keys: Keyring | Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, token, channel, retry_for, keys)
         self._http = httpx.AsyncClient(base_url=self.url, headers=self.headers,
+                                       auth=self.auth,
                                        timeout=httpx.Timeout(10.0, read=MAX_WAIT + 10),
                                        transport=transport)
 
@@ -369,7 +430,7 @@ class AsyncClient(_BaseClient):
         """Create an event (or get the existing one with the same key)."""
         body = self._event_body(event, fields)
         answer = await self._request("POST", "/api/v1/events", json=body, idempotent=True)
-        return Event.model_validate(answer.json())
+        return self._remember(body, Event.model_validate(answer.json()))
 
     async def create_events(self, events: Sequence[EventCreate | dict[str, Any]]
                             ) -> builtins.list[Event | HubError]:
@@ -420,16 +481,38 @@ class AsyncClient(_BaseClient):
         return Event.model_validate(answer.json())
 
     async def decision(self, event_id: str, wait: float = 0.0) -> Decision | None:
-        """The decision, waiting up to ``wait`` seconds (at most 60) for it; ``None`` if none."""
+        """As :meth:`Client.decision`."""
         answer = await self._request("GET", f"/api/v1/events/{event_id}/decision",
                                      params=self._wait_params(wait))
-        return self._decision(answer)
+        found = self._decision(answer)
+        return None if found is None else await self.verified(event_id)
+
+    async def verified(self, event_id: str, arrived: Decision | None = None) -> Decision:
+        """As :meth:`Client.verified`."""
+        event = await self.get(event_id)
+        if self._keys_needed(arrived or event.decision):
+            self._set_keys(await self._request("GET", "/api/v1/keys", idempotent=True))
+        decision, why = self._checked(event, arrived)
+        if decision is not None:
+            return decision
+        assert why is not None
+        await self.refuse(event_id, why)
+        raise DecisionUnverified(event_id, why)
+
+    async def refuse(self, event_id: str, reason: str) -> None:
+        """As :meth:`Client.refuse`."""
+        try:
+            await self._request("POST", f"/api/v1/events/{event_id}/refusals",
+                                json={"reason": reason[:1000]}, retry_for=5.0)
+        except SignoffError:
+            pass
 
     async def wait(self, event_id: str, timeout: float | None = None) -> Decision:
         """Wait until the event is decided, across hub restarts.
 
         Raises:
             WaitTimeout: ``timeout`` seconds passed with no decision.
+            DecisionUnverified: the decision's signature or digest does not verify.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -439,9 +522,8 @@ class AsyncClient(_BaseClient):
             answer = await self._request("GET", f"/api/v1/events/{event_id}/decision",
                                          params=self._wait_params(min(left, MAX_WAIT)),
                                          retry_for=left if deadline else 365 * 86400.0)
-            found = self._decision(answer)
-            if found is not None:
-                return found
+            if self._decision(answer) is not None:
+                return await self.verified(event_id)
 
     async def cancel(self, event_id: str, comment: str | None = None) -> Event:
         """Cancel a pending event."""

@@ -11,6 +11,8 @@ SignoffError
 │   ├── AlreadyAnswered        409  this responder already answered (quorum events)
 │   ├── Conflict               409  the thing is not in a state that allows this (a delivery not failed)
 │   ├── TargetTaken            409  the run the event would resume belongs to another identity's events
+│   ├── DigestChanged          409  an answer given against a digest the event no longer shows (``changed``)
+│   ├── KeyReused              409  an idempotency key re-sent with another payload (``changed``)
 │   ├── PayloadTooLarge        413
 │   ├── RateLimited            429  a per-token limit was reached (``limit``, ``value``, ``retry_after``)
 │   └── StoreUnavailable       503  the database cannot be reached just now (``Retry-After``)
@@ -18,6 +20,7 @@ SignoffError
 ├── StoreError                 a database that is missing or is not a signoff database
 ├── HubNotConfigured           no hub URL was given; the message names the setting to fix
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
+├── DecisionUnverified         a decision whose signature or digest does not verify (``signoff._evidence``)
 └── DecisionError              a decision the workflow cannot continue with as a value
     ├── Rejected               the event was rejected (by a person, a policy or a timeout)
     ├── Expired                the deadline passed and ``on_timeout`` is ``fail``
@@ -41,12 +44,14 @@ __all__ = [
     "Cancelled",
     "Conflict",
     "DecisionError",
+    "DigestChanged",
     "Expired",
     "Forbidden",
     "HubError",
     "HubNotConfigured",
     "HubUnavailable",
     "InvalidInput",
+    "KeyReused",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
@@ -162,6 +167,42 @@ class TargetTaken(HubError):
             "runs, so nothing was stored"))
 
 
+class _Changed(HubError):
+    """A 409 that names the shown fields that differ (``changed``) and both digests."""
+
+    def __init__(self, message: str, *, changed: list[str] | None = None,
+                 expected: str | None = None, got: str | None = None) -> None:
+        self.changed = changed or []
+        self.expected = expected
+        self.got = got
+        super().__init__(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body, with the changed fields and the two digests."""
+        body = super().to_dict()
+        body["error"].update(field="digest", changed=self.changed, expected=self.expected,
+                             got=self.got)
+        return body
+
+
+class DigestChanged(_Changed):
+    """The answer was given against a digest the event does not show now; nothing was written.
+    Reload the event and answer again.
+    """
+
+    status = 409
+    code = "digest_changed"
+
+
+class KeyReused(_Changed):
+    """An idempotency key came again with a different payload: the existing event (and its
+    decision) is not returned for it. Use a new key for a new question.
+    """
+
+    status = 409
+    code = "key_reused"
+
+
 class PayloadTooLarge(HubError):
     """The request body is larger than the hub accepts."""
 
@@ -218,7 +259,8 @@ class StoreUnavailable(HubError):
 HUB_ERRORS: dict[str, type[HubError]] = {
     cls.code: cls
     for cls in (InvalidInput, Unauthenticated, Forbidden, NotFound, AlreadyDecided,
-                AlreadyAnswered, Conflict, TargetTaken, PayloadTooLarge, RateLimited)
+                AlreadyAnswered, Conflict, TargetTaken, PayloadTooLarge, RateLimited, DigestChanged,
+                KeyReused)
 }
 
 

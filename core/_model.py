@@ -62,6 +62,12 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")
 _ASSIGNEE = re.compile(r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
+MAX_SENSITIVE = 100
+"""The most context paths one event may mark sensitive."""
+_PATH = r"^[^.\s][^.]{0,199}(\.[^.\s][^.]{0,199}){0,15}$"
+SensitivePath = Annotated[str, StringConstraints(pattern=_PATH, max_length=1000)]
+"""A dotted path into an event's context: keys separated by dots, at most 16 deep."""
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
 _BOUNDS = f"nested at most {MAX_JSON_DEPTH} deep, at most {MAX_JSON_NODES} values"
 
 BoundedJson = Annotated[JsonValue, AfterValidator(bounded_json)]
@@ -160,6 +166,10 @@ class EventCreate(_Frozen):
     confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     impact: Impact | None = Field(default=None, description="How much is at stake if wrong.")
     policy: Policy | None = Field(default=None, description="Routing, quorum, escalation.")
+    sensitive: list[SensitivePath] = Field(
+        default_factory=list, max_length=MAX_SENSITIVE,
+        description="Context fields to mask for reviewers without the reveal right, as dotted "
+                    "paths ('customer.ssn'; list items are passed through: 'orders.email').")
 
     @field_validator("name")
     @classmethod
@@ -192,6 +202,10 @@ class ResponseCreate(_Frozen):
     value: BoundedJson = Field(
         description=f"The answer, checked against the event's input spec; {_BOUNDS}.")
     comment: str | None = Field(default=None, max_length=10_000)
+    digest: str | None = Field(
+        default=None, pattern=_DIGEST,
+        description="The event's digest as the responder was shown it: the answer is refused "
+                    "(409 digest_changed) if the event shows something else now.")
     relayed_by: str | None = Field(
         default=None, max_length=128,
         description="Only when an engine relays an answer given in its own UI or CLI "
@@ -231,6 +245,18 @@ class Decision(_Frozen):
     verified: bool = Field(
         default=True, description="False when the deciding answer was relayed by an engine "
                                   "and signoff did not authenticate who gave it.")
+    proposal: JsonValue = Field(
+        default=None, description="The value the workflow proposed (its recommendation for an "
+                                  "answer that is not approve/reject), kept beside the answer.")
+    amended: bool = Field(
+        default=False, description="True when the reviewer changed the proposal before "
+                                   "approving it: ``value`` is the amended value.")
+    digest: str | None = Field(
+        default=None, description="The event's payload digest this decision was made against.")
+    kid: str | None = Field(default=None, description="The id of the hub key that signed it.")
+    signature: str | None = Field(
+        default=None, description="Ed25519 signature (base64url) over the canonical decision "
+                                  "claims; see docs/evidence.md.")
 
     @property
     def ok(self) -> bool:
@@ -269,6 +295,16 @@ class Event(_Frozen):
     confidence: float | None = None
     impact: Impact | None = None
     policy: Policy | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    masked: list[str] = Field(
+        default_factory=list,
+        description="Context paths masked for this reader (shown as '[masked]'); a reader with "
+                    "the reveal right gets them with POST /events/{id}/reveal.")
+    digest: str | None = Field(
+        default=None, description="SHA-256 over what a reviewer is shown (docs/evidence.md); "
+                                  "None for events made before digests.")
+    digest_parts: dict[str, str] = Field(
+        default_factory=dict, description="One digest per shown field, to name what changed.")
     escalation_level: int = 0
     requested_by: str
     status: Literal["pending", "decided", "cancelled"]

@@ -117,6 +117,9 @@ class Policy(_Frozen):
     notify: list[ChannelName] = Field(
         default_factory=list, max_length=MAX_NOTIFY,
         description="Notification channels (by name) for this event.")
+    forbid_batch: bool = Field(
+        default=False, description="Never decided in a batch from the inbox: each reviewer "
+                                   "decides it on its own page.")
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Policy:
@@ -257,6 +260,9 @@ class PolicyFileRule(_Frozen):
     forbid_auto_approve: Literal[True] | None = None
     add_assignees: list[str] = Field(default_factory=list)
     notify: list[ChannelName] = Field(default_factory=list)
+    forbid_batch_impacts: list[Impact] = Field(
+        default_factory=list, description="Matching events of these impact levels are never "
+                                          "decided in a batch (policy.forbid_batch).")
 
     @field_validator("forbid_self_approval", "forbid_auto_approve", mode="before")
     @classmethod
@@ -318,6 +324,11 @@ def tighten(policy: Policy | None, assignees: list[str], rules: list[PolicyFileR
                 notes.append(f"{where}: {who} added to the assignees")
         if rule.notify:
             update["notify"] = [*update.get("notify", current.notify), *rule.notify]
+        impact = getattr(event, "impact", None)
+        if impact is not None and impact in rule.forbid_batch_impacts \
+                and not update.get("forbid_batch", current.forbid_batch):
+            update["forbid_batch"] = True
+            notes.append(f"{where}: batch decisions forbidden for {impact}-impact events")
     tightened = current.model_copy(update=update) if update else policy
     return tightened, new_assignees, notes
 

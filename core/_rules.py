@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._channels import channel_kind
-from ._errors import Cancelled, Expired, Rejected
+from ._errors import Cancelled, Expired, InvalidInput, Rejected
+from ._inputs import validate_value
 from ._model import Decision, Event, Outcome
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "can_cancel",
     "can_read",
     "cancel_decision",
+    "proposal_of",
     "response_decision",
     "result_of",
     "timeout_decision",
@@ -91,8 +93,25 @@ def response_decision(
         outcome = Outcome.approved if value else Outcome.rejected
     else:
         outcome = Outcome.answered
+    proposal = proposal_of(event)
     return Decision(value=value, outcome=outcome, by=by, comment=comment, channel=channel, at=at,
-                    relayed_from=relayed_from, verified=verified)
+                    relayed_from=relayed_from, verified=verified, proposal=proposal,
+                    amended=proposal is not None and value != proposal)
+
+
+def proposal_of(event: Event) -> Any:
+    """The value the workflow proposes for the reviewer to approve as is or amend, or ``None``.
+
+    It is the event's ``recommendation`` when the input asks for a value (text, a number, a
+    choice, a form: not approve/reject) and the recommendation is a valid answer to it; the
+    reviewer's form starts from it, and the decision keeps it beside the answer.
+    """
+    if event.input.kind == "approval" or event.recommendation is None:
+        return None
+    try:
+        return validate_value(event.input, event.recommendation, field="recommendation")
+    except InvalidInput:
+        return None
 
 
 def timeout_decision(event: Event, at: datetime) -> Decision:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ._client import Client
 from ._errors import SignoffError
+from ._evidence import export_record
 from ._inputs import parse_text
 from ._model import Event
 from ._render import LIST_HEADER, event_lines, list_row, table
@@ -346,7 +347,9 @@ def cancel(ctx: click.Context, event_id: str, comment: str | None) -> None:
               show_default=True)
 @click.pass_context
 def export(ctx: click.Context, fmt: str) -> None:
-    """Decided events as labelled data: context, recommendation, decision, responder."""
+    """Decided events as labelled data: context, recommendation, decision, responder, and
+    each decision's digest and hub signature (check them with `signoff verify FILE`).
+    """
     with _client(ctx) as client:
         for event in client.iter_events(status="decided", page_size=200):
             assert event.decision is not None
@@ -359,8 +362,10 @@ def export(ctx: click.Context, fmt: str) -> None:
                 "value": event.decision.value, "outcome": event.decision.outcome.value,
                 "by": event.decision.by, "comment": event.decision.comment,
                 "channel": event.decision.channel,
-                "created_at": event.created_at.isoformat(),
-                "decided_at": event.decision.at.isoformat(),
+                "created_at": event.created_at.isoformat(), "impact": event.impact,
+                # the digest, signature and the fields they cover: `signoff verify` checks
+                # each row offline with the hub's public keys
+                **export_record(event),
             }
             click.echo(json.dumps(row, sort_keys=True))
 
@@ -566,6 +571,12 @@ def policy_check(file: str) -> None:
             click.echo(f"{file}: {where}: {error['msg']} (got {error.get('input')!r})", err=True)
         sys.exit(1)
     click.echo(f"{file}: {len(checked.policies)} policy rule(s), all valid")
+
+
+from ._cli_evidence import keys, verify  # noqa: E402  (they register on `main`)
+
+main.add_command(keys)
+main.add_command(verify)
 
 
 def run() -> None:

@@ -12,6 +12,8 @@ from .postgres import PostgresServer, find_bin
 
 PG_AUDIT_KEY = "pg-test-audit-key-0123456789abcdef"
 """The audit key of every PostgreSQL store the tests open (a server keeps no key file)."""
+PG_SIGNING_KEYS = "private " + "5e" * 32
+"""The decision-signing keyring of every hub on PostgreSQL (likewise given, not kept beside)."""
 
 
 def hub_process(request: pytest.FixtureRequest, where: Path,
@@ -23,7 +25,8 @@ def hub_process(request: pytest.FixtureRequest, where: Path,
     if os.environ.get("SIGNOFF_TEST_DB", "sqlite") == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
         return HubProcess(server.create_database(template="signoff_template"),
-                          env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, **(env or {})}, log_dir=where)
+                          env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                               "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS, **(env or {})}, log_dir=where)
     return HubProcess(where / "hub.db", env=env)
 
 

@@ -128,7 +128,7 @@ def test_the_database_url_and_audit_key_come_from_secrets_and_migrations_run_fir
     (hub,) = spec["containers"]
     for container in (migrate, hub):
         env = {e["name"]: e for e in container["env"]}
-        for name in ("SIGNOFF_DATABASE", "SIGNOFF_AUDIT_KEY"):
+        for name in ("SIGNOFF_DATABASE", "SIGNOFF_AUDIT_KEY", "SIGNOFF_SIGNING_KEYS"):
             assert "value" not in env[name], f"{name} written into the manifest"
             assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "signoff"
         assert env == {e["name"]: e for e in hub["env"]}  # the migration sees the hub's store
@@ -263,7 +263,7 @@ def test_the_deploy_page_names_what_the_manifests_hold() -> None:
     spec = pod(build(KUSTOMIZE / "overlays/argo"))
     keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in spec["containers"][0]["env"]
             if "valueFrom" in e}
-    assert keys == {"database-url", "audit-key"}
+    assert keys == {"database-url", "audit-key", "signing-keys"}
     for key in keys:
         assert f"--from-file={key}=" in text
     secret = next(v for v in spec["volumes"] if "secret" in v)["secret"]["secretName"]

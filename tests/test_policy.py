@@ -153,3 +153,19 @@ def test_escalation_times() -> None:
     assert escalation_due(t0, policy, 0) == t0 + timedelta(hours=2)
     assert escalation_due(t0, policy, 1) == t0 + timedelta(hours=6)
     assert escalation_due(t0, policy, 2) is None
+
+
+def test_policy_file_forbids_batches_for_an_impact_level() -> None:
+    rules = [PolicyFileRule(match={"name": "purge"}, forbid_batch_impacts=["medium", "high"])]
+    medium = _event(name="purge", impact="medium")
+    policy, _, notes = tighten(medium.policy, medium.assignees, rules, medium)
+    assert policy is not None and policy.forbid_batch
+    assert notes == ["policy file rule 0: batch decisions forbidden for medium-impact events"]
+    for other in (_event(name="purge", impact="low"), _event(name="purge"),
+                  _event(name="other", impact="medium")):
+        assert tighten(other.policy, other.assignees, rules, other) == (other.policy, [], [])
+    # a workflow's own forbid_batch stays whatever the file says
+    kept, _, _ = tighten(Policy(forbid_batch=True), [], rules, _event(name="purge", impact="low"))
+    assert kept is not None and kept.forbid_batch
+    with pytest.raises(ValidationError, match="forbid_batch_impacts"):
+        PolicyFileRule(forbid_batch_impacts=["huge"])

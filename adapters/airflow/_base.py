@@ -189,6 +189,8 @@ class _SignoffSensor(BaseSensorOperator):
         try:
             with Client(creds.url, creds.token, retry_for=self.hub_retry_for) as client:
                 event = client.create(**fields)
+                if event.decision is not None:  # decided at once: verified before it is used
+                    client.verified(event.id, event.decision)
         except pydantic.ValidationError as exc:
             raise AirflowFailException(f"signoff: the event of task {self.task_id} is not "
                                        f"valid: {_errors(exc)}") from exc

@@ -71,10 +71,9 @@ def wait_event(event: Event, *, gate: bool = False) -> Any:
     An approval asked with ``ask`` answers ``False`` when rejected; with ``gate`` (``approve``)
     a rejection raises, so a rejected value never goes through.
     """
-    decision = event.decision
-    if decision is None:
-        with _client() as client:
-            decision = client.wait(event.id)
+    with _client() as client:  # decided at once, or waited for: verified either way
+        decision = client.wait(event.id) if event.decision is None else \
+            client.verified(event.id, event.decision)
     return fail_for(event, decision, approval=event.input.kind == "approval" and not gate)
 
 
@@ -107,8 +106,9 @@ def _settle(event_id: str, gate_value: Any) -> Any:
                 log.warning("signoff step %r (%s): waiting for the hub's decision", event.name,
                             event.id)
                 event = event.model_copy(update={"decision": client.wait(event_id)})
-        decision: Decision | None = event.decision
-        assert decision is not None
+        # the hub's decision, verified (its signature, the event's digest), never the value a
+        # signal brought to the gate: anyone who may call SetSignal can set that
+        decision: Decision = client.verified(event_id, event.decision)
         return fail_for(event, decision, approval=event.input.kind == "approval")
 
 

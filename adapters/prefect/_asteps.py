@@ -32,7 +32,7 @@ async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Deci
         event = await hub.create(step.event)
         if event.decision is not None:
             await _taken(step, event)
-            return event.decision
+            return await hub.verified(event.id, event.decision)
         get_run_logger().info(_hub.WAITING, _hub.inbox_url(url, event.id))
         earlier, fired = await _earlier_answer(step)
         if earlier is not None:
@@ -111,7 +111,7 @@ async def _resumed_with(step: Step, event: Event, answer: dict[str, Any],
         await _taken(step, event)
         return await hub.wait(event.id)
     logger.info("event %s: the answer given in Prefect was recorded in the hub", event.id)
-    return relayed.decision
+    return await hub.verified(event.id, relayed.decision)
 
 
 async def _earlier_answer(step: Step) -> tuple[dict[str, Any] | None, bool]:

@@ -29,7 +29,7 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
         event = hub.create(step.event)
         if event.decision is not None:
             _taken(step, event)
-            return event.decision
+            return hub.verified(event.id, event.decision)  # checked before the flow acts
         get_run_logger().info(_hub.WAITING, _hub.inbox_url(url, event.id))
         earlier, fired = _earlier_answer(step)
         if earlier is not None:
@@ -107,7 +107,7 @@ def _resumed_with(step: Step, event: Event, answer: dict[str, Any], hub: Client)
         _taken(step, event)
         return hub.wait(event.id)
     logger.info("event %s: the answer given in Prefect was recorded in the hub", event.id)
-    return relayed.decision
+    return hub.verified(event.id, relayed.decision)
 
 
 def _earlier_answer(step: Step) -> tuple[dict[str, Any] | None, bool]:

@@ -22,6 +22,7 @@ from signoff import (
     AlreadyDecided,
     AsyncClient,
     Decision,
+    DecisionUnverified,
     EventCreate,
     Forbidden,
     InvalidInput,
@@ -35,6 +36,7 @@ from ._common import (
     CREATE_ACTIVITY,
     RELAY_ACTIVITY,
     SETTLE_ACTIVITY,
+    VERIFY_ACTIVITY,
 )
 from ._errors import error_type
 
@@ -42,6 +44,27 @@ __all__ = ["SignoffActivities", "activities"]
 
 SETTING = "SIGNOFF_URL (or SignoffPlugin(url=) / activities(url=))"
 """Where a worker is told its hub, named when none is set."""
+
+
+def _unverified(exc: DecisionUnverified) -> ApplicationError:
+    return ApplicationError(str(exc), {"event_id": exc.event_id, "reason": exc.reason},
+                            type=error_type("DecisionUnverified"), non_retryable=True)
+
+
+async def _checked(client: AsyncClient, event_id: str, decision: Decision | None
+                   ) -> dict[str, Any] | None:
+    """A decision the hub gave, verified (signature and digest) before the workflow sees it.
+
+    Raises:
+        ApplicationError: non-retryable ``signoff.DecisionUnverified``: it does not verify.
+    """
+    if decision is None:
+        return None
+    try:
+        checked = await client.verified(event_id, decision)
+    except DecisionUnverified as exc:
+        raise _unverified(exc) from exc
+    return checked.model_dump(mode="json")
 
 
 def _refused(exc: InvalidInput | Forbidden) -> ApplicationError:
@@ -52,7 +75,8 @@ def _refused(exc: InvalidInput | Forbidden) -> ApplicationError:
 
 
 class SignoffActivities:
-    """The four activities, bound to one hub.
+    """The five activities, bound to one hub. Every decision they hand the workflow has been
+    verified (the hub's signature and the event's digest, :meth:`signoff.Client.verified`).
 
     Args:
         url: the hub's URL (default ``SIGNOFF_URL``).
@@ -92,11 +116,10 @@ class SignoffActivities:
                 created = await client.create(event)
             except InvalidInput as exc:
                 raise _refused(exc) from exc
-        decision = created.decision
-        if decision is None:  # once per wait: a replay does not run the activity again
-            activity.logger.info(_hub.WAITING, _hub.inbox_url(self.url, created.id))
-        return {"id": created.id, "status": created.status,
-                "decision": None if decision is None else decision.model_dump(mode="json")}
+            if created.decision is None:  # once per wait: a replay does not run the activity
+                activity.logger.info(_hub.WAITING, _hub.inbox_url(self.url, created.id))
+            decision = await _checked(client, created.id, created.decision)
+        return {"id": created.id, "status": created.status, "decision": decision}
 
     @activity.defn(name=SETTLE_ACTIVITY)
     async def settle_deadline(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +129,12 @@ class SignoffActivities:
         timer). Only when the hub still waits (its clock is behind the workflow's) is the
         event withdrawn, with the reason, and the timeout rule applied here.
         """
-        event_id = args["event_id"]
+        try:
+            return await self._settle(args["event_id"])
+        except DecisionUnverified as exc:  # the hub's decision does not verify: fail the step
+            raise _unverified(exc) from exc
+
+    async def _settle(self, event_id: str) -> dict[str, Any]:
         async with self._client(channel=CHANNEL) as client:
             event = await client.get(event_id)
             decision = event.decision
@@ -118,7 +146,8 @@ class SignoffActivities:
                     decision = await client.decision(event_id,
                                                      wait=max(left, 0.0) + self.settle_wait)
             if decision is not None:
-                return {"decision": decision.model_dump(mode="json"), "by": "hub"}
+                checked = await client.verified(event_id, decision)
+                return {"decision": checked.model_dump(mode="json"), "by": "hub"}
             info = activity.info()
             try:
                 event = await client.cancel(
@@ -127,7 +156,7 @@ class SignoffActivities:
                             f"(its durable timer) before the hub's clock reached it; the "
                             f"workflow applied on_timeout itself")
             except AlreadyDecided:
-                decision = await client.decision(event_id)
+                decision = await client.decision(event_id)  # verified by the client
                 if decision is None:  # pragma: no cover - decided means a decision exists
                     raise
                 return {"decision": decision.model_dump(mode="json"), "by": "hub"}
@@ -150,8 +179,22 @@ class SignoffActivities:
                 raise _refused(exc) from exc
             except (AlreadyDecided, AlreadyAnswered):  # decided, or this relay was recorded
                 event = await client.get(event_id)
-        decision = event.decision
-        return {"decision": None if decision is None else decision.model_dump(mode="json")}
+            return {"decision": await _checked(client, event_id, event.decision)}
+
+    @activity.defn(name=VERIFY_ACTIVITY)
+    async def verify_decision(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Check a decision that arrived as a signal: ``{"ok": True, "decision"}`` when the
+        hub signed it for this event and the event still shows what was approved, else
+        ``{"ok": False, "reason"}`` (the hub is told; the workflow keeps waiting).
+        """
+        event_id = args["event_id"]
+        async with self._client() as client:
+            try:
+                arrived = Decision.model_validate(args["decision"])
+                checked = await client.verified(event_id, arrived)
+            except DecisionUnverified as exc:
+                return {"ok": False, "reason": exc.reason}
+        return {"ok": True, "decision": checked.model_dump(mode="json")}
 
     @activity.defn(name=CANCEL_ACTIVITY)
     async def cancel_event(self, args: dict[str, Any]) -> None:
@@ -164,7 +207,8 @@ class SignoffActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """The activities, ready for ``Worker(activities=[...])``."""
-        return [self.create_event, self.settle_deadline, self.relay_answer, self.cancel_event]
+        return [self.create_event, self.settle_deadline, self.relay_answer, self.cancel_event,
+                self.verify_decision]
 
 
 def activities(url: str | None = None, token: str | None = None, *,

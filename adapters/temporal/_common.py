@@ -16,6 +16,7 @@ __all__ = [
     "RELAY_ACTIVITY",
     "SETTLE_ACTIVITY",
     "SIGNAL_PREFIX",
+    "VERIFY_ACTIVITY",
     "event_key",
     "signal_name",
 ]
@@ -31,6 +32,10 @@ RELAY_ACTIVITY = "signoff.relay_answer"
 
 CANCEL_ACTIVITY = "signoff.cancel_event"
 """Withdraws the event when the workflow itself is cancelled while it waits."""
+
+VERIFY_ACTIVITY = "signoff.verify_decision"
+"""Checks a decision that arrived as a signal against the hub's signature and the event's
+digest before the workflow acts on it (a forged signal is refused)."""
 
 SIGNAL_PREFIX = "signoff:"
 """Each event's decision arrives on its own signal, ``signoff:<step name>``."""

@@ -44,6 +44,7 @@ from ._common import (
     CREATE_ACTIVITY,
     RELAY_ACTIVITY,
     SETTLE_ACTIVITY,
+    VERIFY_ACTIVITY,
     event_key,
     signal_name,
 )
@@ -74,6 +75,8 @@ class _Step:
     decision: Decision | None = None
     answers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     accept_answers: bool = True
+    signalled: list[Decision] = dataclasses.field(default_factory=list)
+    """Decisions that arrived as signals, not yet verified (a forged one is refused)."""
 
 
 @dataclasses.dataclass
@@ -161,8 +164,8 @@ def _on_signal(step: _Step, payload: Any) -> None:
             log.warning("signoff %s: ignored a decision for event %r, waiting for %r",
                         step.name, payload.get("event_id"), step.event_id)
             return
-        try:
-            step.decision = Decision.model_validate(payload["decision"])
+        try:  # verified before the workflow acts on it (a signal can be sent by anyone)
+            step.signalled.append(Decision.model_validate(payload["decision"]))
         except pydantic.ValidationError as exc:
             log.warning("signoff %s: ignored a malformed decision: %s", step.name, exc)
     elif "value" in payload and step.accept_answers and step.decision is None:
@@ -176,6 +179,21 @@ async def _activity(name: str, arg: dict[str, Any], options: dict[str, Any],
     result: dict[str, Any] = await workflow.execute_activity(
         name, arg, start_to_close_timeout=_ACTIVITY_TIMEOUT, retry_policy=retry, **options)
     return result
+
+
+async def _verify(step: _Step, arrived: Decision, options: dict[str, Any]) -> None:
+    """Take a signalled decision only once the hub's signature and the event's digest verify
+    (in an activity: the workflow does no I/O); a forged one is logged, and the step waits on.
+    """
+    checked = await _activity(VERIFY_ACTIVITY, {"event_id": step.event_id,
+                                                "decision": arrived.model_dump(mode="json")},
+                              {**options, "summary": f"{step.name} verify"})
+    if checked.get("ok"):
+        if step.decision is None:
+            step.decision = Decision.model_validate(checked["decision"])
+        return
+    workflow.logger.warning("signoff %s: refused a signalled decision that does not verify: %s",
+                            step.name, checked.get("reason"))
 
 
 async def _relay(step: _Step, answer: dict[str, Any], options: dict[str, Any]) -> None:
@@ -234,14 +252,17 @@ async def _request(prompt: str, spec: Any, *, name: str, context: Any, assignees
                 if left is not None and left <= 0:
                     raise asyncio.TimeoutError
                 await workflow.wait_condition(
-                    lambda: step.decision is not None or bool(step.answers), timeout=left)
+                    lambda: step.decision is not None or bool(step.answers)
+                    or bool(step.signalled), timeout=left)
             except asyncio.TimeoutError:
                 settled = await _activity(SETTLE_ACTIVITY, {"event_id": step.event_id},
                                           {**options, "summary": f"{step_name} deadline"})
                 if step.decision is None:
                     step.decision = Decision.model_validate(settled["decision"])
                 break
-            if step.decision is None and step.answers:
+            if step.decision is None and step.signalled:
+                await _verify(step, step.signalled.pop(0), options)
+            elif step.decision is None and step.answers:
                 await _relay(step, step.answers.pop(0), options)
     except asyncio.CancelledError:
         # the workflow is being cancelled: withdraw the question so it leaves the inbox
@@ -251,6 +272,7 @@ async def _request(prompt: str, spec: Any, *, name: str, context: Any, assignees
                             options)
         raise
     step.answers.clear()
+    step.signalled.clear()
     return step.decision
 
 

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidInput, Unauthenticated
-from ..store import SessionInfo, Store, TokenInfo
+from .._rules import Identity
+from ..store import SessionInfo, Store, TokenInfo, token_id
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -182,6 +183,19 @@ class Access:
         info = await self.token(secret)
         return await self.hub._write(self.store.create_session, info.id,
                                      expires_at=self._session_ends())
+
+    async def sign_in_as(self, identity: Identity, via: str) -> tuple[str, SessionInfo]:
+        """Start a session for an identity the hub authenticated itself (single sign-on).
+
+        The session is bound, like every session, to a token: an internal one named ``via``,
+        expiring with the session, whose secret is dropped here (never shown, never usable as
+        a bearer token). Revoking it ends the session; ``signoff token list`` shows it.
+        """
+        ends = self._session_ends()
+        secret = await self.hub._write(self.store.create_token, identity, name=via,
+                                       expires_at=ends, actor=identity.user, channel="web")
+        return await self.hub._write(self.store.create_session, token_id(secret),
+                                     expires_at=ends)
 
     async def link(self, code: str) -> TokenInfo | None:
         """The token a login link would sign in with (nothing is spent)."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .._limits import MAX_WAIT
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
@@ -15,6 +15,7 @@ from .._rules import Identity
 from .batch import MAX_BATCH, create_batch
 from .inputs import StrictJsonRoute
 from .service import Hub, check_channel
+from .workload import looks_like_jwt
 
 __all__ = ["router"]
 
@@ -33,6 +34,8 @@ class ErrorDetail(BaseModel):
     limit: str | None = Field(default=None, description="429: the setting that refused")
     value: float | None = Field(default=None, description="429: that setting's value")
     retry_after: int | None = Field(default=None, description="429: seconds to wait")
+    changed: list[str] | None = Field(
+        default=None, description="409 digest_changed / key_reused: the shown fields that differ")
 
 
 class ErrorBody(BaseModel):
@@ -56,7 +59,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error("Too many requests for this token; retry after `Retry-After` seconds"),
 }
 _CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: _error("Already decided or already answered; nothing changed")}
+    409: _error("Already decided or already answered, or (`digest_changed`) answered against "
+                "a digest the event does not show now; nothing changed")}
 _TARGET_TAKEN: dict[int | str, dict[str, Any]] = {
     409: _error("`target_taken`: the run `source.params` names is named by events of another "
                 "identity; nothing was stored")}
@@ -70,10 +74,19 @@ def hub_of(request: Request) -> Hub:
 
 async def caller(request: Request,
                  authorization: Annotated[str | None, Header()] = None) -> Identity:
-    """The identity of the bearer token; never anything from the body."""
+    """The identity of the bearer token (an API token, or a workload JWT when workload issuers
+    are configured), else of a trusted proxy's headers; never anything from the body.
+    """
     token = None
     if authorization and authorization[:7].lower() == "bearer ":
         token = authorization[7:].strip()
+    workload = getattr(request.app.state, "workload", None)
+    if token and workload is not None and looks_like_jwt(token):
+        who: Identity = await workload.identity(token)
+        return who
+    proxied: Identity | None = getattr(request.state, "proxy_identity", None)
+    if not token and proxied is not None:
+        return proxied
     return await hub_of(request).authenticate(token)
 
 
@@ -136,8 +149,9 @@ def _links() -> dict[str, Any]:
 async def create_event(body: EventCreate, request: Request, who: Caller,
                        channel: Channel = None) -> Response:
     """Create an event; with a known ``key``, answer 200 with the stored event, unchanged."""
-    event, created = await hub_of(request).create(who, body, check_channel(channel, "api"))
-    return _json(event, 201 if created else 200)
+    hub = hub_of(request)
+    event, created = await hub.create(who, body, check_channel(channel, "api"))
+    return _json(hub.shown(event), 201 if created else 200)
 
 
 class EventBatch(BaseModel):
@@ -178,7 +192,8 @@ async def create_events(body: EventBatch, request: Request, who: Caller,
     parts = []
     for status, event, error in results:
         if event is not None:
-            parts.append(f'{{"status":{status},"event":{event.model_dump_json(by_alias=True)}}}')
+            shown = hub_of(request).shown(event).model_dump_json(by_alias=True)
+            parts.append(f'{{"status":{status},"event":{shown}}}')
         else:
             parts.append(json.dumps({"status": status, **(error or {})}, default=str))
     return Response('{"results":[' + ",".join(parts) + "]}", media_type="application/json")
@@ -215,9 +230,55 @@ async def respond(event_id: str, body: ResponseCreate, request: Request, who: Ca
     role allows (403 naming the channel and why). An engine relaying an answer given in its own
     UI claims the engine's channel and may name the person in ``relayed_by``.
     """
-    event = await hub_of(request).respond(who, event_id, body.value, body.comment,
-                                          check_channel(channel, "api"), body.relayed_by)
-    return _json(event)
+    hub = hub_of(request)
+    event = await hub.respond(who, event_id, body.value, body.comment,
+                              check_channel(channel, "api"), body.relayed_by, body.digest)
+    return _json(hub.shown(event))
+
+
+class Refusal(BaseModel):
+    """Why a waiting workflow refused a decision."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/events/{event_id}/refusals", status_code=204, responses=_ERRORS)
+async def refuse_decision(event_id: str, body: Refusal, request: Request,
+                          who: Caller) -> Response:
+    """Report that the event's decision did not verify where it was to be acted on (the
+    client and the adapters call this); the hub logs it and writes ``decision_refused`` to the
+    audit trail.
+    """
+    await hub_of(request).record_refusal(who, event_id, body.reason)
+    return Response(status_code=204)
+
+
+class PublicKey(BaseModel):
+    """One public decision-signing key (a JWK: OKP, Ed25519)."""
+
+    kid: str
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+    x: str = Field(description="The raw public key, base64url without padding.")
+    active: bool = Field(description="True for the key that signs new decisions.")
+
+
+class KeySet(BaseModel):
+    """The hub's public signing keys, newest last."""
+
+    keys: list[PublicKey]
+
+
+@router.get("/keys", tags=["hub"], response_model=KeySet, responses=_ERRORS)
+async def signing_keys(request: Request) -> dict[str, Any]:
+    """The hub's public decision-signing keys, JWKS-like (``kid``, ``kty`` OKP, ``crv``
+    Ed25519, ``x``); ``active`` marks the one that signs now. Public: no token needed.
+    """
+    keyring = hub_of(request).store.signer
+    return keyring.jwks() if keyring is not None else {"keys": []}
 
 
 @router.get("/events/{event_id}/decision", response_model=Decision,
@@ -237,8 +298,19 @@ async def cancel_event(event_id: str, request: Request, who: Caller,
                        body: CancelBody | None = None, channel: Channel = None) -> Response:
     """Cancel a pending event (its requester or an admin)."""
     comment = body.comment if body else None
-    event = await hub_of(request).cancel(who, event_id, comment, check_channel(channel, "api"))
-    return _json(event)
+    hub = hub_of(request)
+    event = await hub.cancel(who, event_id, comment, check_channel(channel, "api"))
+    return _json(hub.shown(event))
+
+
+@router.post("/events/{event_id}/reveal", response_model=Event, responses=_ERRORS)
+async def reveal_event(event_id: str, request: Request, who: Caller) -> Response:
+    """The event with its sensitive context fields unmasked (``masked`` lists none).
+
+    Only for callers the hub's ``reveal_allowed`` names (else 403); each reveal appends a
+    ``revealed`` entry (who, when, the paths) to the event's audit log.
+    """
+    return _json(await hub_of(request).reveal(who, event_id, "api"))
 
 
 @router.get("/events/{event_id}/audit", response_model=AuditTrail, responses=_ERRORS)

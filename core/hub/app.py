@@ -31,6 +31,7 @@ from .metrics import CONTENT_TYPE, Metrics, authorized, serve_metrics
 from .pages import allowed_methods, docs_router
 from .service import Clock, Hub, _utcnow
 from .settings import Settings
+from .signing import hub_signing_keys
 
 __all__ = ["create_app"]
 
@@ -85,13 +86,31 @@ def _retrieve(check: asyncio.Future[None]) -> None:
         check.exception()
 
 
+def _identity_clients(settings: Settings) -> dict[str, Any]:
+    """The OIDC client and the workload issuers the settings ask for (each owns an HTTP client
+    for the hub's life, closed at stop).
+    """
+    clients: dict[str, Any] = {}
+    if settings.oidc is not None:
+        from .oidc import OidcLogin
+        clients["oidc"] = OidcLogin(settings, settings.oidc)
+    if settings.workload_issuers:
+        from .workload import WorkloadIdentity
+        clients["workload"] = WorkloadIdentity(settings)
+    return clients
+
+
 def create_app(settings: Settings, store: Store | None = None,
                clock: Clock = _utcnow) -> FastAPI:
     """Build the hub's app. The store is opened from ``settings.database`` unless given."""
-    from . import api, deliveries, live, login, tokens, web, web_batch
+    from . import api, deliveries, live, login, sso, tokens, web, web_batch, web_reveal
+    from .proxy import TrustedProxy
 
     owned = store is None
     the_store = store if store is not None else open_hub_store(settings)[0]
+    if the_store.signer is None:  # a store handed in (tests, embedding): sign all the same
+        the_store.signer = hub_signing_keys(settings, create=True).keyring
+    identity = _identity_clients(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +126,8 @@ def create_app(settings: Settings, store: Store | None = None,
             if own_port is not None:
                 own_port.close()
             await hub.stop()
+            for client in identity.values():
+                await client.aclose()
             if owned:
                 the_store.close()
 
@@ -122,6 +143,8 @@ def create_app(settings: Settings, store: Store | None = None,
     app.body_limit = settings.max_body_bytes
     app.state.settings = settings
     app.state.store = the_store
+    app.state.oidc = identity.get("oidc")
+    app.state.workload = identity.get("workload")
 
     @app.exception_handler(HubError)
     async def hub_error(request: Request, exc: HubError) -> Response:
@@ -153,12 +176,14 @@ def create_app(settings: Settings, store: Store | None = None,
     @app.get("/healthz", tags=["hub"])
     async def healthz() -> dict[str, Any]:
         """Liveness: the hub's process runs and its event loop answers; ``loop_lag`` is how late
-        the loop ran lately and at most (seconds). The store is not asked (that is ``/readyz``):
+        the loop ran lately and at most (seconds); ``replicas`` how many hubs share the
+        database, as last counted. The store is not asked (that is ``/readyz``):
         a database that is down must not get every replica restarted.
         """
         hub: Hub = app.state.hub
         health: dict[str, Any] = {"status": "ok", "waiting": hub.waiting,
-                                  "loop_lag": hub.loop_lag.as_dict()}
+                                  "loop_lag": hub.loop_lag.as_dict(),
+                                  "replicas": hub.limits.replicas}
         if settings.instance is not None:
             health["instance"] = settings.instance
         return health
@@ -196,7 +221,11 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(web.router)
     app.include_router(live.router)
     app.include_router(web_batch.router)
+    app.include_router(web_reveal.router)
     if settings.api_docs:
         app.include_router(docs_router())
     app.include_router(login.router)
+    app.include_router(sso.router)
+    if settings.trusted_proxy is not None:
+        app.add_middleware(TrustedProxy, config=settings.trusted_proxy)
     return app

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from .._errors import InvalidInput
 from .._inputs import parse_text
 from .._model import Event
+from .._rules import proposal_of
 from .context import label_of
 
 __all__ = ["answer_from", "form_fields", "initial_values", "text_of"]
@@ -169,9 +170,12 @@ def _coerce(field: dict[str, Any], text: str) -> Any:
 
 
 def initial_values(event: Event, fields: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """What the form shows before anything was typed: the input's defaults."""
+    """What the form shows before anything was typed: the workflow's proposal to approve or
+    amend (:func:`signoff._rules.proposal_of`), else the input's defaults.
+    """
     spec = event.input
-    default: Any = spec.default
+    proposal = proposal_of(event)
+    default: Any = spec.default if proposal is None else proposal
     if spec.kind == "form":
         given = default or {}
         values: dict[str, list[str]] = {}

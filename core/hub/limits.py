@@ -13,9 +13,12 @@ nothing is written when a request is refused.
   and then at most once a second per token.
 - **Long-polls** are counted while they are parked.
 
-The state lives in this process's memory, keyed by the token's identity (the user it names),
-all behind :class:`Limits`: a store shared by replicas can move it into the database by
-replacing this class alone.
+The state lives in this process's memory, keyed by the token's identity (the user it names).
+Behind several replicas (:attr:`Limits.replicas`, counted from the database) each one allows
+its share: ``rate``, ``burst`` and the long-polls divided by the number of replicas (at least
+one each), so a token spread over the replicas gets about its limit in all, never more; one
+that sticks to a single replica gets that replica's share. The pending quota is counted by the
+store, which every replica shares.
 """
 
 from __future__ import annotations
@@ -94,6 +97,8 @@ class Limits:
         self._answers: dict[str, TokenBucket] = {}
         self._pending: dict[str, _Pending] = {}
         self._parked: dict[str, int] = {}
+        self.replicas = 1
+        """Hubs sharing the store (the hub keeps it up to date; 1 on SQLite)."""
 
     # rates -------------------------------------------------------------------------------
     def _take(self, buckets: dict[str, TokenBucket], key: str, rate: float, burst: int,
@@ -101,14 +106,18 @@ class Limits:
         if rate <= 0:
             return
         now = self._clock()
+        share, share_burst = rate / self.replicas, max(1, burst // self.replicas)
         bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[key] = TokenBucket(rate, burst, now)
+            bucket = buckets[key] = TokenBucket(share, share_burst, now)
+        elif bucket.rate != share:  # the number of replicas changed
+            bucket.rate, bucket.burst = share, share_burst
         wait = bucket.take(now)
         if wait > 0:
+            among = f", shared by {self.replicas} hubs" if self.replicas > 1 else ""
             raise RateLimited(name, rate, math.ceil(wait),
                               f"{name}: at most {rate:g} a second per token (burst "
-                              f"{bucket.burst}); retry after {max(1, math.ceil(wait))} s")
+                              f"{burst}{among}); retry after {max(1, math.ceil(wait))} s")
 
     def creation(self, key: str) -> None:
         """Count one creation against the token's rate.
@@ -195,7 +204,7 @@ class Limits:
             yield
             return
         parked = self._parked.get(key, 0)
-        if parked >= most:
+        if parked >= max(1, most // self.replicas):
             raise RateLimited("long_polls_per_token", most, 1,
                               f"long_polls_per_token: this token already waits on {most} "
                               "decisions at once; retry after 1 s")

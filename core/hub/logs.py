@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import queue
 import sys
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from .._model import Event
@@ -31,6 +31,7 @@ __all__ = ["configure", "request_id", "requests_log", "state_change"]
 requests_log = logging.getLogger("signoff.requests")
 events_log = logging.getLogger("signoff.events")
 _QUEUED_LINES = 10_000  # log lines waiting for the writer at most (about 5 MB)
+_WRITE_EVERY = 0.05  # seconds between the writer's rounds
 request_id: ContextVar[str | None] = ContextVar("signoff_request_id", default=None)
 
 
@@ -74,32 +75,74 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class _Handoff(logging.handlers.QueueHandler):
-    """Hands each record, as it is, to the log writer thread: formatting and the write to
-    stderr (which blocks when the reader is slow) happen there, never on the event loop. When
-    the queue is full the line is dropped and counted, and the count is logged once there is
-    room again.
+class _Handoff(logging.Handler):
+    """Hands each record, as it is, to the log writer thread (:class:`_Writer`): formatting and
+    the write to stderr (which blocks when the reader is slow) happen there, never on the event
+    loop. When too many lines wait, a line is dropped and counted, and the count is logged once
+    there is room again.
     """
 
-    def __init__(self, lines: queue.SimpleQueue[Any]) -> None:
-        super().__init__(lines)
+    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord]) -> None:
+        super().__init__()
         self.lines = lines
         self.dropped = 0
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # same process: nothing to pickle, and formatting is the writer's job
-
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         if self.lines.qsize() >= _QUEUED_LINES:
             self.dropped += 1
             return
         if self.dropped:
-            note = logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
-                                     "%d log lines dropped: stderr was too slow",
-                                     (self.dropped,), None)
-            self.queue.put_nowait(note)
+            self.lines.put(logging.LogRecord("signoff.hub", logging.WARNING, __file__, 0,
+                                             "%d log lines dropped: stderr was too slow",
+                                             (self.dropped,), None))
             self.dropped = 0
-        self.queue.put_nowait(record)
+        self.lines.put(record)
+
+
+class _Writer:
+    """The thread that writes the queued lines: it wakes every ``_WRITE_EVERY`` seconds and
+    writes what came meanwhile in one go (a wake-up per line would hand the GIL back and forth
+    with the event loop on every request).
+    """
+
+    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord],
+                 formatter: logging.Formatter, stream: TextIO) -> None:
+        self.lines = lines
+        self.formatter = formatter
+        self.stream = stream
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="signoff-log")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(_WRITE_EVERY):
+            self._write()
+        self._write()
+
+    def _write(self) -> None:
+        text: list[str] = []
+        while True:
+            try:
+                record = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                text.append(self.formatter.format(record) + "\n")
+            except Exception as exc:  # a line that cannot be formatted still says so
+                text.append(f"unformattable log line {record.msg!r}: {exc}\n")
+        if text:
+            try:
+                self.stream.write("".join(text))
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr closed: nowhere left to say it
+
+    def stop(self) -> None:
+        """Write what is queued and stop."""
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def configure(settings: Settings) -> Callable[[], None]:
@@ -109,11 +152,8 @@ def configure(settings: Settings) -> Callable[[], None]:
     fmt = settings.log_format
     if fmt in ("auto", "off"):
         fmt = "text" if sys.stderr.isatty() else "json"
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    # a SimpleQueue: a line costs the loop no lock and no wake-up of a condition
-    lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    writer = logging.handlers.QueueListener(lines, handler)
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    writer = _Writer(lines, JsonFormatter() if fmt == "json" else TextFormatter(), sys.stderr)
     root = logging.getLogger("signoff")
     root.handlers[:] = [_Handoff(lines)]
     root.setLevel(logging.INFO)

@@ -23,6 +23,7 @@ from .app import create_app
 from .audit_key import open_hub_store
 from .logs import configure as configure_logging
 from .settings import load_settings
+from .signing import SigningKeyError, hub_signing_keys
 
 __all__ = ["PortUnavailable", "bind", "main"]
 
@@ -80,7 +81,8 @@ def main(config: str | None = None, **overrides: Any) -> None:
         settings = settings.model_copy(update={"port": sock.getsockname()[1]})
     try:
         store, key = open_hub_store(settings)  # and checks the key against the log
-    except AuditKeyError as exc:
+        signing = hub_signing_keys(settings, create=True)
+    except (AuditKeyError, SigningKeyError) as exc:
         sock.close()
         print(f"signoff: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -93,6 +95,10 @@ def main(config: str | None = None, **overrides: Any) -> None:
               flush=True)
     else:
         print(f"signoff: the audit log is keyed with {key.source}", file=sys.stderr, flush=True)
+    store.signer = signing.keyring
+    made = "made a new signing keyring in" if signing.created else "decisions are signed with"
+    print(f"signoff: {made} {signing.source} (key {signing.keyring.signer_kid})",
+          file=sys.stderr, flush=True)
     # A fresh store gets an admin token, whose secret nobody ever sees: the admin signs in
     # with a one-time link instead (the token never travels in a URL). Of several replicas
     # starting on a new database, exactly one mints it and prints the link.

@@ -33,7 +33,16 @@ import anyio
 from anyio import to_thread
 
 from .._channels import RelayRefused, channel_kind, check_claim, claim_channel, relay_by
-from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, NotFound, TargetTaken
+from .._errors import (
+    AlreadyDecided,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    KeyReused,
+    NotFound,
+    TargetTaken,
+)
+from .._evidence import digest_parts, parts_digest
 from .._ids import new_id
 from .._inputs import InputSpec, validate_value
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
@@ -53,9 +62,12 @@ from ..store import AuditEntry, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
 from .egress import check_event_egress
 from .escalation import escalate
+from .evidence import check_answer_digest
+from .evidence import same_payload as _same_payload
 from .limits import Limits
 from .live import Changes
 from .logs import state_change
+from .masking import may_reveal, shown
 from .metrics import Metrics
 from .notify import Notifier
 from .settings import Settings
@@ -74,6 +86,7 @@ UNAVAILABLE = "resumer unavailable: "
 """How the error of a delivery that failed for want of its resumer begins: at start, those whose
 resumer loads now are made pending again."""
 
+_COUNT_REPLICAS_EVERY = 5.0  # seconds between counts of the hubs sharing the database
 _LEASE_MARGIN = 30.0
 """At most this many seconds a taken delivery stays with its hub beyond the time it may wait
 for a slot and run (two ``delivery_timeout``): if that hub dies before it records the
@@ -146,10 +159,10 @@ class Hub:
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
             self.notifier.load()  # in a worker thread; a send waits for it, off the loop
         await self._requeue_unavailable()
-        self._listen()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
                        asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
+        self._listen()
 
     async def stop(self) -> None:
         """Stop the loops and the work in flight, release waiters and resumers."""
@@ -237,6 +250,7 @@ class Hub:
             stored, created = await self._write(self.store.create_event, draft.event,
                                                 channel=draft.channel, decision=draft.decision,
                                                 notes=draft.notes, resume_target=draft.target)
+        _same_payload(draft.event, stored)
         self._created(stored, created)
         return stored, created
 
@@ -264,8 +278,13 @@ class Hub:
                 results.append(None)
             if drafts:
                 stored = await self._write(self._create_drafts, [d for _, d in drafts])
-                for (index, _), made in zip(drafts, stored, strict=True):
+                for (index, draft), made in zip(drafts, stored, strict=True):
                     results[index] = made  # an item refused in the store (TargetTaken) too
+                    if isinstance(made, tuple):
+                        try:
+                            _same_payload(draft.event, made[0])
+                        except KeyReused as refused:
+                            results[index] = refused
         for result in results:
             if isinstance(result, tuple):
                 self._created(*result)
@@ -306,10 +325,12 @@ class Hub:
         fields.update(policy=policy, assignees=assignees, on_timeout=on_timeout)
         # every field given: pydantic's model_construct inspects a default factory's signature
         # on each call, slower than validating
+        parts = digest_parts(body)  # what a reviewer will be shown, bound at creation
         event = Event.model_construct(**fields, id=new_id("ev"), requested_by=who.user,
                                       status="pending", created_at=now, deadline=deadline,
                                       escalation_level=0, decision=None, responses=[],
-                                      deliveries=[])
+                                      deliveries=[], digest=parts_digest(parts),
+                                      digest_parts=parts)
         routed = route(event)
         decision = None
         if routed.action == "approve":
@@ -372,10 +393,34 @@ class Hub:
         return event
 
     async def get(self, who: Identity, event_id: str) -> Event:
-        """One event the caller may read."""
+        """One event the caller may read, its sensitive context masked (:mod:`.masking`)."""
+        return self.shown(await self._readable(who, event_id))
+
+    async def _readable(self, who: Identity, event_id: str) -> Event:
         event = await self._load(event_id)
         if not can_read(who, event):
             raise Forbidden(f"{who.user} may not read event {event_id}")
+        return event
+
+    def shown(self, event: Event) -> Event:
+        """An event as any reader gets it: sensitive context fields masked."""
+        return shown(event, tuple(self.settings.sensitive_fields))
+
+    async def reveal(self, who: Identity, event_id: str, channel: str) -> Event:
+        """The event unmasked, for a caller named in ``reveal_allowed``; the reveal is written
+        to the audit log (who, when, channel, which paths) before the event is answered.
+
+        Raises:
+            Forbidden: the caller may not read the event, or may not reveal.
+        """
+        event = await self._readable(who, event_id)
+        if not may_reveal(who, self.settings.reveal_allowed):
+            raise Forbidden(f"{who.user} may not reveal masked fields: the hub's "
+                            "reveal_allowed does not name them or their groups")
+        paths = self.shown(event).masked
+        if paths:
+            await self._write(self.store.record, "revealed", actor=who.user, channel=channel,
+                              event_id=event_id, data={"paths": paths})
         return event
 
     async def list(self, who: Identity, *, status: str | None = None,
@@ -387,8 +432,11 @@ class Hub:
             scope["requested_by"] = who.user
         elif who.role == "reviewer":
             scope["visible_to"] = who.principals
-        return await self._run(self.store.list_events, status=status, assignee=assignee,
+        page = await self._run(self.store.list_events, status=status, assignee=assignee,
                                limit=limit, cursor=cursor, **scope)
+        if not page.events:
+            return page
+        return page.model_copy(update={"events": [self.shown(e) for e in page.events]})
 
     async def count_pending(self, who: Identity, limit: int | None = None) -> int:
         """How many pending events the caller's inbox holds (what :meth:`list` shows).
@@ -408,15 +456,18 @@ class Hub:
                                limit=limit)
 
     async def respond(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                      channel: str | None, relayed_by: str | None = None) -> Event:
+                      channel: str | None, relayed_by: str | None = None,
+                      digest: str | None = None) -> Event:
         """Answer an event; the first valid answer decides it.
 
         ``channel`` is the caller's checked claim (``web`` from the inbox); an engine channel
         makes the answer a relay, recorded in the name of ``relayed_by`` (the person the
-        engine names) or as unverified, never in the caller's.
+        engine names) or as unverified, never in the caller's. ``digest``, when given, is the
+        event's digest as the responder was shown it: another one now is a 409.
 
         Raises:
-            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited: and nothing is
+            NotFound, Forbidden, AlreadyDecided, InvalidInput, RateLimited, DigestChanged:
+                and nothing is
             written; a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
         self.limits.answer(who.user)
@@ -427,7 +478,7 @@ class Hub:
         while True:
             try:
                 event = await self._write_deciding(self._respond_now, who, event_id, checked,
-                                                   comment, channel, relayed_by)
+                                                   comment, channel, relayed_by, digest)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
                 await self._run(self._resumer_exists, missing.name)
             except RelayRefused as refused:  # audited, and shown in the event's history
@@ -471,7 +522,8 @@ class Hub:
         return check()
 
     def _respond_now(self, who: Identity, event_id: str, value: Any, comment: str | None,
-                     claim: str | None, relayed_by: str | None = None) -> Event:
+                     claim: str | None, relayed_by: str | None = None,
+                     digest: str | None = None) -> Event:
         """Check and store an answer (``value`` already checked by :meth:`_checked`). The rights
         and state checks run inside the store's transaction, on the event as it reads it: what
         they saw is what the answer is written against.
@@ -499,6 +551,7 @@ class Hub:
                                 "self-approval")
             if isinstance(value, InvalidInput):
                 raise value
+            check_answer_digest(event, digest)  # against the event as the store reads it
             if relayed:
                 reason = relay_refusal(event, self.settings.relays)
                 if reason is not None:
@@ -636,6 +689,19 @@ class Hub:
                 pass  # the loop closed: the hub is stopping
 
         self._unlisten = listen(heard)
+        self._tasks.append(asyncio.create_task(self._count_replicas(), name="signoff-replicas"))
+
+    async def _count_replicas(self) -> None:
+        """Keep :attr:`Limits.replicas` up to date: each replica allows its share of a token's
+        rates and long-polls.
+        """
+        count = getattr(self.store, "count_hubs", None)
+        while callable(count):
+            try:
+                self.limits.replicas = await self._run(count)
+            except Exception as exc:  # the store is down: keep the last count
+                log.debug("counting the hubs on the database failed: %s", exc)
+            await asyncio.sleep(_COUNT_REPLICAS_EVERY)
 
     def _heard(self, event_id: str | None, decision: str | None = None) -> None:
         """Another hub changed ``event_id`` (``None``: the news may have gaps, after a lost
@@ -678,6 +744,19 @@ class Hub:
         return sum(len(w) for w in self._waiters.values())
 
     # what escalation, deadlines and deciders need (public, so each reads on its own) ----
+    async def record_refusal(self, who: Identity, event_id: str, reason: str) -> None:
+        """Log and audit that ``who``'s waiting workflow refused the event's decision (its
+        signature or digest did not verify): someone changed it, or the keys are wrong.
+
+        Raises:
+            NotFound, Forbidden: the caller may not see this event.
+        """
+        await self.get(who, event_id)
+        log.warning("a decision was refused by its waiting workflow", extra={
+            "event_id": event_id, "by": who.user, "reason": reason})
+        await self._write(self.store.record, "decision_refused", actor=who.user,
+                          channel="api", event_id=event_id, data={"reason": reason})
+
     async def record_escalation(self, event: Event, level: int, assignees: builtins.list[str],
                                 data: dict[str, Any]) -> Event:
         """Record that ``event`` passed escalation tier ``level``, now assigned to ``assignees``.

@@ -21,9 +21,16 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,6 +42,7 @@ from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
 from .._errors import HubError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
+from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssuer
 
 __all__ = ["Settings", "load_settings"]
 
@@ -108,6 +116,17 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = None
     """A file holding the audit key (``SIGNOFF_AUDIT_KEY_FILE``); its text, stripped. Given with
     ``audit_key``, the two must agree."""
+
+    # issue 22 (evidence): the keys that sign decisions, kept out of the database ----------
+    signing_keys: SecretStr | None = None
+    """The decision-signing keyring itself (``SIGNOFF_SIGNING_KEYS``, e.g. from a Kubernetes
+    Secret): lines ``private <hex>`` / ``public <hex>``, oldest first, the newest private key
+    signs (:mod:`signoff.hub.signing`). With neither this nor ``signing_keys_file`` the hub makes
+    ``<database>.signing-keys`` (mode 0600) beside a SQLite database on first start."""
+
+    signing_keys_file: Path | None = None
+    """A file holding the signing keyring (``SIGNOFF_SIGNING_KEYS_FILE``); ``signoff keys
+    rotate`` rotates it."""
 
     # -- part 3 (channels): reserved channels bound to tokens; unverified relayed answers --
     channel_bindings: dict[str, list[str]] = Field(default_factory=dict)
@@ -329,6 +348,31 @@ class Settings(BaseSettings):
 
     batch_max: int = Field(default=50, ge=1, le=500)
     """Most events one batch decision from the inbox may hold (one inbox page is 50)."""
+
+    sensitive_fields: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = \
+        Field(default_factory=list, max_length=100)
+    """Context paths masked in every event, as shell-style patterns over dotted paths
+    (``*.ssn``, ``*.email``, ``customer.*``; a leading ``*.`` matches at the top level too),
+    besides the paths each workflow marks in its event's ``sensitive`` (:mod:`.masking`)."""
+
+    reveal_allowed: list[Annotated[str, StringConstraints(
+        pattern=r"^(group:)?[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]] = Field(
+        default_factory=list, max_length=100)
+    """Who may reveal masked context fields (user names and ``group:NAME``; admins are not
+    included unless named). Every reveal is a POST and an audit entry."""
+
+    # issue 23, identity: SSO for reviewers, a trusted proxy, workload JWTs for workflows --
+    oidc: OidcSettings | None = None
+    """OpenID Connect sign-in for the inbox (``[oidc]``: issuer, client, claims); see
+    :class:`~.identity_settings.OidcSettings` and ``docs/identity.md``. API tokens still work."""
+
+    trusted_proxy: TrustedProxySettings | None = None
+    """User and groups from a reverse proxy's headers, honoured only from its addresses
+    (``[trusted_proxy]``)."""
+
+    workload_issuers: list[WorkloadIssuer] = Field(default_factory=list, max_length=20)
+    """Issuers whose JWTs workflows may present as their bearer token
+    (``[[workload_issuers]]``: issuer, audience, rules mapping claims to a workflow name)."""
 
     @field_validator("egress_allow", "egress_allow_private")
     @classmethod

@@ -32,11 +32,20 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from .._errors import AlreadyDecided, Forbidden, HubError, InvalidInput, Unauthenticated
+from .._errors import (
+    AlreadyDecided,
+    DigestChanged,
+    Forbidden,
+    HubError,
+    InvalidInput,
+    Unauthenticated,
+)
 from .._model import Event
-from .._rules import Identity, can_answer, can_cancel
+from .._rules import Identity, can_answer, can_cancel, proposal_of
 from .context import label_of, plain_error, readable, render_tree
+from .evidence import form_digest
 from .forms import answer_from, form_fields, initial_values, text_of
+from .masking import may_reveal
 from .service import Hub
 
 __all__ = ["error_page", "router", "status_page"]
@@ -138,6 +147,8 @@ class _Session:
     who: Identity
     id: str
     csrf: str
+    token: str | None = None  # the public id of the token the session is bound to
+    via: str | None = None  # that token's name (``sso:oidc`` for single sign-on)
 
 
 def _hub(request: Request) -> Hub:
@@ -163,11 +174,15 @@ def _same(sent: object, expected: str) -> bool:
 
 
 async def _session(request: Request) -> _Session:
+    proxied: Identity | None = getattr(request.state, "proxy_identity", None)
+    if proxied is not None:  # a trusted proxy authenticated this request (see .proxy)
+        csrf = _sign(await _csrf_key(request), b"proxy:" + proxied.user.encode())
+        return _Session(proxied, "", csrf)
     session_id = request.cookies.get(SESSION_COOKIE)
     # Unauthenticated → error_page → /login
     info = await _hub(request).access.session(session_id)
     assert session_id is not None
-    return _Session(info.token.identity, session_id, info.csrf)
+    return _Session(info.token.identity, session_id, info.csrf, info.token.id, info.token.name)
 
 
 Session = Annotated[_Session, Depends(_session)]
@@ -239,7 +254,9 @@ def _safe_next(target: str | None) -> str:
 async def _login_page(request: Request, status: int = 200, error: str | None = None,
                       next_: str = "/") -> HTMLResponse:
     nonce, csrf = await _login_nonce(request)
-    response = _page("login.html", status, csrf=csrf, next=_safe_next(next_), error=error)
+    oidc = request.app.state.settings.oidc
+    response = _page("login.html", status, csrf=csrf, next=_safe_next(next_), error=error,
+                     sso=None if oidc is None else oidc.label)
     _set_login_nonce(request, response, nonce)
     return response
 
@@ -274,9 +291,20 @@ async def logout(request: Request, session: Session) -> Response:
     """End the session: its row is deleted, so the cookie is worthless even if kept (the token
     itself stays valid).
     """
+    from .sso import SSO_TOKEN, logout_target
+
     await _posted(request, session)
-    await _hub(request).access.sign_out(session.id)
-    response = _redirect("/login")
+    hub = _hub(request)
+    if session.id:
+        await hub.access.sign_out(session.id)
+    if session.via == SSO_TOKEN and session.token is not None:  # its token lives no longer
+        await hub._write(hub.store.revoke_token, session.token, actor=session.who.user,
+                         channel="web")
+    target = await logout_target(request, session.via, proxied=not session.id)
+    # another origin: a page that moves on by itself, since the CSP's form-action 'self' stops
+    # a form's redirect chain from leaving the hub
+    response = (_redirect(target) if target.startswith("/")
+                else _page("signed_out.html", provider=target))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -353,9 +381,10 @@ def _error_view(error: InvalidInput, event: Event,
 async def _event_page(request: Request, session: _Session, event_id: str, *, status: int = 200,
                       error: InvalidInput | None = None,
                       values: dict[str, list[str]] | None = None, comment: str = "",
-                      notice: str | None = None, recorded: Event | None = None) -> HTMLResponse:
+                      notice: str | None = None, recorded: Event | None = None,
+                      revealed: Event | None = None) -> HTMLResponse:
     hub = _hub(request)
-    event = await hub.get(session.who, event_id)
+    event = revealed or await hub.get(session.who, event_id)
     audit = await hub.audit(session.who, event_id)
     fields = form_fields(event.input.schema_) if event.input.kind == "form" else []
     pending = event.status == "pending"
@@ -365,7 +394,10 @@ async def _event_page(request: Request, session: _Session, event_id: str, *, sta
                  problem=None if error is None else _error_view(error, event, fields),
                  recorded=recorded, confirm_needed=_confirm_needed(event),
                  may_answer=pending and can_answer(session.who, event, "web"),
-                 may_cancel=pending and can_cancel(session.who, event))
+                 may_cancel=pending and can_cancel(session.who, event),
+                 proposal=proposal_of(event) if pending else None,
+                 may_reveal=may_reveal(session.who, hub.settings.reveal_allowed),
+                 revealed=None if revealed is None else hub.shown(revealed).masked)
 
 
 def _confirm_needed(event: Event) -> bool:
@@ -403,12 +435,13 @@ async def respond(event_id: str, request: Request, session: Session) -> Response
         if value is True and _confirm_needed(event) and text_of(form, "confirm") != "yes":
             raise InvalidInput("confirm", f"the box ticked to approve a {event.impact}-impact "
                                           "event", None)
-        await hub.respond(session.who, event_id, value, comment or None, channel="web")
+        await hub.respond(session.who, event_id, value, comment or None, channel="web",
+                          digest=form_digest(form))
     except InvalidInput as exc:
         kept = {k: [str(v) for v in form.getlist(k)] for k in form if k != "csrf"}
         return await _event_page(request, session, event_id, status=422, error=exc,
                                  values=kept, comment=comment)
-    except AlreadyDecided as exc:
+    except (AlreadyDecided, DigestChanged) as exc:
         return await _event_page(request, session, event_id, status=409,
                                  notice=f"Your answer was not recorded: {exc.message}.")
     return _redirect(await _next_url(request, session, event_id))

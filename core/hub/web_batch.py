@@ -5,7 +5,9 @@ reject) and one ``comment``. The events must share their name or their source ru
 decides one kind of thing at a time). Each one then goes through :meth:`Hub.respond` on its
 own — its input, the reviewer's rights, quorum and self-approval rules — and the result page
 says which were recorded and which were refused and why. Events of an impact level in
-``batch_refused_impacts`` are refused: they need their own page.
+``batch_refused_impacts`` (the hub-wide default) are refused: they need their own page; so are
+events whose policy says ``forbid_batch`` (set by the workflow, or by a policy-file rule's
+``forbid_batch_impacts`` for the event's impact level).
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ async def _decide_one(request: Request, who: Any, event: Event, choice: str,
     if event.impact in settings.batch_refused_impacts:
         return refused(f"the hub allows no batch decisions for {event.impact}-impact events: "
                        "decide it on its own page")
+    if event.policy is not None and event.policy.forbid_batch:
+        return refused(f"its policy forbids batch decisions{_for_impact(event)}: decide it "
+                       "on its own page")
     if event.status != "pending":
         return refused(f"it is already {event.status}")
     try:
@@ -98,6 +103,10 @@ async def _decide_one(request: Request, who: Any, event: Event, choice: str,
                        "your answer was recorded; the event waits for more answers")
     return Outcome(event.id, event.prompt, True,
                    f"{readable(done.decision.value, 'approval')} by {done.decision.by}")
+
+
+def _for_impact(event: Event) -> str:
+    return f" for {event.impact}-impact events" if event.impact else ""
 
 
 router.add_api_route("/batch", _post_only, methods=["GET"])

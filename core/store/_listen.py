@@ -23,9 +23,12 @@ import psycopg
 
 from .._model import Decision
 
-__all__ = ["CHANNEL", "Heard", "Listener", "payload"]
+__all__ = ["APPLICATION", "CHANNEL", "Heard", "Listener", "payload"]
 
 CHANNEL = "signoff_events"
+APPLICATION = "signoff-listen"
+"""The listening connection's ``application_name``: one per live hub, so counting them
+counts the hubs (:meth:`PostgresStore.count_hubs`)."""
 Heard = Callable[[str | None, str | None], None]
 """What a listener hands over: (event id, the decision as JSON when the notice carried it), or
 (None, None) after a reconnect."""
@@ -53,7 +56,7 @@ class Listener:
         first = True
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True,
+                with psycopg.connect(self._url, autocommit=True, application_name=APPLICATION,
                                      connect_timeout=max(1, int(self._connect_timeout))) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from .._errors import InvalidInput
+from .._evidence import Keyring
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
 
@@ -196,6 +197,9 @@ class DeliveryRecord:
 @runtime_checkable
 class Store(Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
+
+    signer: Keyring | None
+    """Signs each decision as it is written (the hub sets it; None: decisions go unsigned)."""
 
     def migrate(self) -> int:
         """Bring the schema up to date; returns the schema version."""

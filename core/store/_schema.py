@@ -244,6 +244,21 @@ MIGRATIONS: list[Migration] = [
     Migration(both="""
     CREATE INDEX decisions_at ON decisions (at);
     """),
+    # 9 (issue 19, amend): a decision keeps the value the workflow proposed beside the answer,
+    # and whether the reviewer amended it. Older rows: no proposal, not amended.
+    Migration(both="""
+    ALTER TABLE decisions ADD COLUMN proposal TEXT;
+    ALTER TABLE decisions ADD COLUMN amended INTEGER NOT NULL DEFAULT 0;
+    """),
+    # 10 (issue 22, evidence): an event's payload digest, beside its key so the decision write
+    # reads both with its compare-and-set; a decision's digest, signing key id and signature.
+    # Older rows keep NULL: they were never signed, and clients refuse them as unsigned.
+    Migration(both="""
+    ALTER TABLE events ADD COLUMN digest TEXT;
+    ALTER TABLE decisions ADD COLUMN digest TEXT;
+    ALTER TABLE decisions ADD COLUMN kid TEXT;
+    ALTER TABLE decisions ADD COLUMN signature TEXT;
+    """),
 ]
 
 

@@ -37,6 +37,7 @@ from .._errors import (
     NotFound,
     TargetTaken,
 )
+from .._evidence import Keyring, decision_claims
 from .._ids import new_id
 from .._limits import STORED
 from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
@@ -87,7 +88,8 @@ class Conn(Protocol):
 
 
 _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
-                "source", "labels", "recommendation", "confidence", "impact", "policy")
+                "source", "labels", "recommendation", "confidence", "impact", "policy",
+                "sensitive", "digest_parts")
 
 
 class SQLStore(TokenRecords):
@@ -98,6 +100,8 @@ class SQLStore(TokenRecords):
     name: str
     """What to call the database in messages (a path, or a URL without its password)."""
     _audit_key: bytes
+    signer: Keyring | None = None
+    """The hub's signing keyring: each decision written is signed with its newest key."""
     _JOIN_IN_ORDER = "JOIN"
     _INSERTION = "id"
 
@@ -241,12 +245,12 @@ class SQLStore(TokenRecords):
             if existing is None:
                 conn.execute(
                     "INSERT INTO events (id, key, name, status, sort_priority, created_at,"
-                    " deadline, requested_by, assigned, body, next_escalation, resume_target)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " deadline, requested_by, assigned, body, next_escalation, resume_target,"
+                    " digest) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (event.id, event.key, event.name, "pending", -event.priority.rank, created,
                      _ts(event.deadline) if event.deadline else None, event.requested_by,
                      1 if event.assignees else 0, json.dumps(body),
-                     _ts(escalation) if escalation else None, resume_target),
+                     _ts(escalation) if escalation else None, resume_target, event.digest),
                 )
                 conn.executemany(
                     "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
@@ -303,13 +307,16 @@ class SQLStore(TokenRecords):
             decision = None if d is None else Decision(
                 value=json.loads(d["value"]), outcome=d["outcome"], by=d["by"],
                 comment=d["comment"], channel=d["channel"], at=_at(d["at"]), rule=d["rule"],
-                relayed_from=d["relayed_from"], verified=bool(d["verified"]))
+                relayed_from=d["relayed_from"], verified=bool(d["verified"]),
+                proposal=None if d["proposal"] is None else json.loads(d["proposal"]),
+                amended=bool(d["amended"]), digest=d["digest"], kid=d["kid"],
+                signature=d["signature"])
             events.append(Event.model_validate({
                 **json.loads(r["body"]),
                 "id": r["id"], "key": r["key"], "name": r["name"], "status": r["status"],
                 "created_at": _dt(r["created_at"]), "deadline": _dt(r["deadline"]),
                 "requested_by": r["requested_by"], "decision": decision,
-                "escalation_level": r["escalation_level"],
+                "escalation_level": r["escalation_level"], "digest": r["digest"],
                 "responses": responses[r["id"]], "deliveries": deliveries[r["id"]],
             }, context=STORED))  # checked when it came in: not again on every read
         return events
@@ -477,22 +484,36 @@ class SQLStore(TokenRecords):
         at = _ts(decision.at)
         updated = conn.execute(
             "UPDATE events SET status = ?, next_escalation = NULL"
-            " WHERE id = ? AND status = 'pending'", (status, event_id)).rowcount
-        if updated != 1:  # the compare-and-set: only a pending event takes a decision
+            " WHERE id = ? AND status = 'pending' RETURNING key, digest",
+            (status, event_id)).fetchone()
+        if updated is None:  # the compare-and-set: only a pending event takes a decision
             raise AlreadyDecided(f"event {event_id} is no longer pending")
         value = json.dumps(decision.value)
+        # signed as it reads back (the value through JSON, the time through the column)
+        stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at),
+                                             "digest": updated["digest"]})
+        if self.signer is not None:
+            kid, signature = self.signer.sign(
+                decision_claims(event_id, updated["key"], stored.digest, stored))
+            stored = stored.model_copy(update={"kid": kid, "signature": signature})
         row = conn.execute(
             "INSERT INTO decisions (event_id, value, outcome, \"by\", comment, channel, at, rule,"
-            " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+            " relayed_from, verified, proposal, amended, digest, kid, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
-             decision.channel, at, decision.rule, decision.relayed_from,
-             int(decision.verified))).fetchone()
+             decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified),
+             None if decision.proposal is None else json.dumps(decision.proposal),
+             int(decision.amended), stored.digest, stored.kid, stored.signature)).fetchone()
         data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
                                 "row": row_seal("decisions", event_id, _returned(row, at))}
+        if stored.kid is not None:
+            data["kid"] = stored.kid
         if decision.rule:
             data["rule"] = decision.rule
         if decision.relayed_from is not None or not decision.verified:
             data.update(relayed_from=decision.relayed_from, verified=decision.verified)
+        if decision.proposal is not None:
+            data.update(proposal=decision.proposal, amended=decision.amended)
         delivery = None
         if deliver_via is not None:
             delivery = Delivery(id=new_id("dl"), resumer=deliver_via,
@@ -506,7 +527,6 @@ class SQLStore(TokenRecords):
                 "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"
                 " next_attempt_at, created_at, updated_at) VALUES (?,?,?,'pending',0,?,?,?)",
                 (delivery.id, event_id, deliver_via, at, at, at))
-        stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at)})
         self._announce(conn, event_id, stored)
         return status, stored, delivery
 

@@ -41,7 +41,7 @@ from typing import Any
 from .._errors import InvalidInput, StoreError, StoreUnavailable
 from .._model import Decision
 from . import shown
-from ._listen import CHANNEL, Heard, Listener, payload
+from ._listen import APPLICATION, CHANNEL, Heard, Listener, payload
 from ._schema import for_postgresql
 from ._sql import Row, SQLStore
 
@@ -157,6 +157,14 @@ class PostgresStore(SQLStore):
         listener = Listener(self.url, self._instance, heard, self._connect_timeout)
         self._listeners.append(listener)
         return listener.close
+
+    def count_hubs(self) -> int:
+        """How many hubs listen on this database now (each holds one listening connection);
+        at least 1.
+        """
+        rows = self._read("SELECT COUNT(*) FROM pg_stat_activity WHERE datname ="
+                          " current_database() AND application_name = ?", (APPLICATION,))
+        return max(1, int(rows[0][0]))
 
     # connections ------------------------------------------------------------------------
     @contextmanager

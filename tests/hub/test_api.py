@@ -63,9 +63,20 @@ def test_create_returns_201_with_the_event(api: Any) -> None:
 
 def test_create_with_an_existing_key_returns_200_unchanged(api: Any) -> None:
     first = api("POST", "/events", json={"name": "a", "prompt": "first", "key": "idem-1"})
-    again = api("POST", "/events", json={"name": "a", "prompt": "second", "key": "idem-1"})
+    again = api("POST", "/events", json={"name": "a", "prompt": "first", "key": "idem-1"})
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json() and again.json()["prompt"] == "first"
+
+
+def test_an_existing_key_with_another_payload_is_409_key_reused_naming_the_field(
+        api: Any) -> None:
+    first = api("POST", "/events", json={"name": "a", "prompt": "first", "key": "idem-2"})
+    again = api("POST", "/events", json={"name": "a", "prompt": "second", "key": "idem-2"})
+    assert (first.status_code, again.status_code) == (201, 409)
+    error = _error(again)
+    assert error["code"] == "key_reused" and error["changed"] == ["prompt"]
+    assert error["expected"] == first.json()["digest"] != error["got"]
+    assert api("GET", f"/events/{first.json()['id']}").json()["prompt"] == "first"
 
 
 def test_requested_by_comes_from_the_token_not_the_body(api: Any) -> None:

@@ -40,7 +40,7 @@ def test_each_item_gets_its_own_result_in_order(shared_hub: HubProcess) -> None:
     items = [
         {"name": "a", "prompt": "First?", "key": "batch-k1"},
         {"name": "b"},  # no prompt
-        {"name": "a", "prompt": "Again?", "key": "batch-k1"},  # same key as the first
+        {"name": "a", "prompt": "First?", "key": "batch-k1"},  # same key and payload
         {"name": "c", "prompt": "Timed?", "timeout": -1},
         {"name": "d", "prompt": "Auto?", "confidence": 0.99, "impact": "low",
          "recommendation": True,
@@ -63,6 +63,11 @@ def test_each_item_gets_its_own_result_in_order(shared_hub: HubProcess) -> None:
     # only the valid items were written, each with its own audit trail
     assert _ids_of(shared_hub, flow) - before == {first["id"], decided["id"]}
     assert _audit(shared_hub, first["id"]) == ["created"]
+    # the same key with another payload never gets the first event: that item is a 409
+    again = _post(shared_hub, flow, {"events": [{"name": "a", "prompt": "Again?",
+                                                 "key": "batch-k1"}]}).json()["results"]
+    assert again[0]["status"] == 409 and again[0]["error"]["code"] == "key_reused"
+    assert again[0]["error"]["changed"] == ["prompt"] and "event" not in again[0]
     assert _audit(shared_hub, decided["id"]) == ["created", "approved"]
     # an item that is not an object: the request's own shape is wrong, 422 naming it
     refused = _post(shared_hub, flow, {"events": items})

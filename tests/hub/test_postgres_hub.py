@@ -16,13 +16,14 @@ import pytest
 from signoff import Client
 from signoff.testing import HubProcess
 
-from ..conftest import PG_AUDIT_KEY
+from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
 from ..postgres import PostgresServer, find_bin
 
 
 @pytest.fixture
 def pg_hub(pg_url: str, tmp_path: Path) -> Iterator[HubProcess]:
     process = HubProcess(pg_url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                      "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
                                       "SIGNOFF_SWEEP_INTERVAL": "0.2"}, log_dir=tmp_path)
     with process:
         yield process
@@ -49,8 +50,12 @@ def test_create_answer_wake_and_restart(pg_hub: HubProcess) -> None:
     assert created.status_code == 201, created.text
     event = created.json()
     again = _call(pg_hub, "POST", "/events", flow,
-                  json={"name": "deploy", "prompt": "other", "key": "run-1"})
+                  json={"name": "deploy", "prompt": "Ship v3?", "key": "run-1",
+                        "context": {"rows": 12}})
     assert again.status_code == 200 and again.json()["id"] == event["id"]
+    other = _call(pg_hub, "POST", "/events", flow,
+                  json={"name": "deploy", "prompt": "other", "key": "run-1"})
+    assert other.status_code == 409 and other.json()["error"]["changed"] == ["prompt", "context"]
 
     async def scenario() -> tuple[httpx.Response, float, float]:
         async with httpx.AsyncClient(base_url=pg_hub.url, timeout=30) as client:
@@ -120,6 +125,7 @@ def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
     with PostgresServer(bin_dir).running() as server:  # its own: this test stops it
         url = server.create_database()
         with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                  "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
                                   "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
             flow = hub.token("flow", role="workflow")
             rita = hub.token("rita", role="reviewer")

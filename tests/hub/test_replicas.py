@@ -25,7 +25,7 @@ import pytest
 from signoff import Client
 from signoff.testing import HubProcess, free_port, until
 
-from ..conftest import PG_AUDIT_KEY
+from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
 from ..postgres import PostgresServer, find_bin
 
 LOOPBACK = {"SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
@@ -38,7 +38,8 @@ def replicas(url: str, tmp: Path, n: int, admin: str | None = None,
              **env: str) -> Iterator[list[HubProcess]]:
     """``n`` hubs on the database at ``url``, started one after another, stopped at the end
     (``admin``: the admin token of a store some hub started already)."""
-    settings = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SWEEP_INTERVAL": "0.2", **env}
+    settings = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+                "SIGNOFF_SWEEP_INTERVAL": "0.2", **env}
     with ExitStack() as stack:
         hubs: list[HubProcess] = []
         for _ in range(n):
@@ -181,7 +182,9 @@ class _HangOnce:
 def test_a_delivery_held_by_a_killed_replica_is_made_by_another(
         pg_url: str, tmp_path: Path) -> None:
     receiver = _HangOnce()
-    env = {**LOOPBACK, "SIGNOFF_DELIVERY_TIMEOUT": "3"}  # a lease of 2 * 3 + 3 s
+    # A's call must still hang when B is up and A is killed (B starts within the 8 s), and B
+    # takes the delivery over when the lease of 2 * 8 + 8 s ends
+    env = {**LOOPBACK, "SIGNOFF_DELIVERY_TIMEOUT": "8"}
     try:
         with replicas(pg_url, tmp_path, 1, **env) as (a,):
             admin = Client(a.url, a.admin_token)
@@ -195,9 +198,9 @@ def test_a_delivery_held_by_a_killed_replica_is_made_by_another(
                 a.stop(kill=True)  # SIGKILL, mid-call: A never records the attempt
                 killed = time.monotonic()
                 other = Client(b.url, a.admin_token)
-                until(lambda: other.get(event.id).deliveries[0].state == "delivered", 30,
+                until(lambda: other.get(event.id).deliveries[0].state == "delivered", 45,
                       "replica B taking the delivery over")
-                assert time.monotonic() - killed < 15
+                assert time.monotonic() - killed < 30
                 assert receiver.calls == 2
                 trail = [e["action"] for e in other.audit(event.id)]
                 assert trail.count("delivery_delivered") == 1
@@ -207,7 +210,7 @@ def test_a_delivery_held_by_a_killed_replica_is_made_by_another(
 
 def test_replicas_starting_together_on_a_new_database_mint_one_first_admin(
         pg_url: str, tmp_path: Path) -> None:
-    env = {**os.environ, "SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY}
+    env = {**os.environ, "SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS}
     hubs = [subprocess.Popen([sys.executable, "-c", "from signoff.cli import run; run()",
                               "serve", "--port", str(free_port()), "--db", pg_url],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -293,3 +296,21 @@ def test_postgresql_restarted_under_traffic_wakes_waiters_on_every_replica(
                 decisions = [w.result(timeout=60) for w in waiters]
             client.close()
             assert all(d.outcome == "approved" and d.by == "rita" for d in decisions)
+
+
+def test_a_token_gets_its_rate_limit_in_all_whichever_replicas_it_calls(
+        pg_url: str, tmp_path: Path) -> None:
+    # a burst of 4 and a refill too slow to matter: across two replicas, 4 creations in all
+    limits = {"SIGNOFF_CREATE_RATE": "0.01", "SIGNOFF_CREATE_BURST": "4"}
+    with replicas(pg_url, tmp_path, 2, **limits) as hubs:
+        until(lambda: all(httpx.get(f"{h.url}/healthz").json()["replicas"] == 2 for h in hubs),
+              20, "each replica counting two hubs")
+        flow = hubs[0].token("flow", role="workflow")
+        codes = [httpx.post(f"{hubs[i % 2].url}/api/v1/events", headers=hubs[0].headers(flow),
+                            json={"name": "n", "prompt": f"p{i}"}, timeout=30).status_code
+                 for i in range(8)]
+        assert sorted(codes) == [201] * 4 + [429] * 4, codes
+        refused = httpx.post(f"{hubs[0].url}/api/v1/events", headers=hubs[0].headers(flow),
+                             json={"name": "n", "prompt": "again"}, timeout=30).json()
+        assert "create_rate" in refused["error"]["message"]
+        assert "shared by 2 hubs" in refused["error"]["message"]

@@ -57,12 +57,19 @@ def test_a_second_identity_never_gets_the_first_ones_event(shared_hub: HubProces
     assert theirs["prompt"] == "flow-b's prompt" and "private-a" not in second.text
     assert mine["id"] not in second.text
 
-    # each gets its own event back on a retry
+    # each gets its own event back on a retry (a retry sends the same payload)
     assert _call(shared_hub, a, "POST", "/events",
-                 json={"name": "gate", "prompt": "x", "key": key}).json()["id"] == mine["id"]
-    again = _call(shared_hub, b, "POST", "/events", json={"name": "gate", "prompt": "x",
+                 json={"name": "gate", "prompt": "secret prompt of flow-a", "key": key,
+                       "context": {"model": "private-a"}}).json()["id"] == mine["id"]
+    again = _call(shared_hub, b, "POST", "/events", json={"name": "gate",
+                                                           "prompt": "flow-b's prompt",
                                                            "key": key})
     assert (again.status_code, again.json()["id"]) == (200, theirs["id"])
+    # flow-b's other payload under the key is its own 409, naming nothing of flow-a's
+    reused = _call(shared_hub, b, "POST", "/events", json={"name": "gate", "prompt": "x",
+                                                            "key": key})
+    assert reused.status_code == 409 and mine["id"] not in reused.text
+    assert "private-a" not in reused.text and mine["digest"] not in reused.text
 
     # flow-b cannot read, wait on, relay an answer to, or cancel flow-a's event, even by id
     for method, path, kw in (

@@ -109,11 +109,12 @@ class Event(Generic[T]):
             signoff.Rejected: rejected (for approvals: returns ``False`` instead).
             signoff.Cancelled: the event was cancelled.
         """
-        decision: Decision | None = self.hub_event.decision
-        if decision is None:
+        decided: Decision | None = self.hub_event.decision
+        if decided is None:
             log.info(_hub.WAITING, self.form_url)
-            async with AsyncClient(self._url) as client:
-                decision = await client.wait(self.request_id)
+        async with AsyncClient(self._url) as client:  # verified, also when decided at creation
+            decision = await client.wait(self.request_id) if decided is None else \
+                await client.verified(self.request_id, decided)
         try:
             value = fail_for(self.hub_event, decision,
                              approval=self.hub_event.input.kind == "approval")

@@ -18,6 +18,7 @@ SignoffError
 │   └── StoreUnavailable       503  the database cannot be reached just now (``Retry-After``)
 ├── HubUnavailable             the hub could not be reached (after the client's retries)
 ├── StoreError                 a database that is missing or is not a signoff database
+├── HubNotConfigured           no hub URL was given; the message names the setting to fix
 ├── WaitTimeout                ``Client.wait`` gave up before a decision came
 ├── DecisionUnverified         a decision whose signature or digest does not verify (``signoff._evidence``)
 └── DecisionError              a decision the workflow cannot continue with as a value
@@ -47,6 +48,7 @@ __all__ = [
     "Expired",
     "Forbidden",
     "HubError",
+    "HubNotConfigured",
     "HubUnavailable",
     "InvalidInput",
     "KeyReused",
@@ -264,6 +266,14 @@ HUB_ERRORS: dict[str, type[HubError]] = {
 
 class HubUnavailable(SignoffError):
     """The hub could not be reached, after the client's retries."""
+
+
+class HubNotConfigured(SignoffError):
+    """A worker or task was started with no hub URL; the message names the setting to fix.
+
+    Raised at once, where the step starts, rather than retrying forever against a default
+    address that was never meant to be this run's hub.
+    """
 
 
 class StoreError(SignoffError):

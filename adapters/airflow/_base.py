@@ -38,6 +38,7 @@ from signoff import (
     Unauthenticated,
     input_spec,
 )
+from signoff.adapters import _hub
 
 from .exceptions import SignoffCancelled, SignoffExpired, SignoffRejected
 from .hook import TOKEN_ENV, HubCredentials, SignoffHook
@@ -210,8 +211,7 @@ class _SignoffSensor(BaseSensorOperator):
             self.log.info("signoff event %s is already decided (%s)", event.id,
                           event.decision.outcome.value)
             return self._complete(context, event.id, event.decision)
-        self.log.info("signoff event %s asks %r; waiting for a decision at %s",
-                      event.id, event.prompt, creds.url)
+        self.log.info(_hub.WAITING, _hub.inbox_url(creds.url, event.id))
         deadline = None if event.deadline is None else event.deadline + self.deadline_grace
         trigger = SignoffTrigger(
             hub_url=creds.url, event_id=event.id,

@@ -16,6 +16,7 @@ from signoff.adapters import MissingExtra
 
 __all__ = [
     "EVENT_PARAM",
+    "INBOX_PARAM",
     "KEY_PARAM",
     "NODE_PARAM",
     "OUTPUTS",
@@ -35,6 +36,10 @@ NODE_PARAM = "signoff-node"
 
 EVENT_PARAM = "signoff-event"
 """Input of the suspend template: the hub's event id; the resumer selects the node by it."""
+
+INBOX_PARAM = "signoff-inbox"
+"""Input of the suspend template: the event's inbox URL, shown on the waiting node in Argo's UI
+and by ``argo get`` (the engineer's view of a waiting step)."""
 
 OUTPUTS = ("value", "outcome")
 """The suspend node's supplied outputs; the resumer sets every one of them."""

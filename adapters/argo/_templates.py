@@ -50,6 +50,7 @@ from signoff import ApprovalInput, EventCreate, input_spec
 from signoff.adapters.argo._body import body_json
 from signoff.adapters.argo._common import (
     EVENT_PARAM,
+    INBOX_PARAM,
     KEY_PARAM,
     NODE_PARAM,
     OUTPUTS,
@@ -77,6 +78,8 @@ class HubConnection:
             ``container`` (a curl container, for clusters without the agent).
         image: the image of the ``container`` registration; it needs ``sh`` and ``curl``.
         argo_ui_url: the Argo UI's base URL, to link the workflow from the inbox.
+        public_url: the hub's URL as reviewers open it (default ``url``); the waiting node
+            shows its inbox page, ``<public_url>/events/<id>``, as its ``signoff-inbox`` input.
         insecure_skip_verify: skip TLS verification of the hub (``http`` registration only).
     """
 
@@ -86,6 +89,7 @@ class HubConnection:
     registration: Literal["http", "container"] = "http"
     image: str = "curlimages/curl:8.11.1"
     argo_ui_url: str | None = None
+    public_url: str | None = None
     insecure_skip_verify: bool = False
 
     def __post_init__(self) -> None:
@@ -94,6 +98,10 @@ class HubConnection:
                              f"got {self.registration!r}")
         if not self.url.startswith(("http://", "https://", "{{")):
             raise ValueError(f"url: expected the hub's http(s) URL, got {self.url!r}")
+        if self.public_url is not None and not self.public_url.startswith(
+                ("http://", "https://", "{{")):
+            raise ValueError(f"public_url: expected the hub's http(s) URL, "
+                             f"got {self.public_url!r}")
         if self.registration == "container" and "'" in self.url:
             raise ValueError(f"url: a container registration quotes the URL for sh; expected "
                              f"no ' in it, got {self.url!r}")
@@ -220,7 +228,7 @@ def input_step(
     body = _event_body(event, hub, on_reject)
 
     def build() -> tuple[Any, ...]:
-        return (_wrapper(name, declared),
+        return (_wrapper(name, declared, hub.public_url or hub.url),
                 _register(name, hub, body, tuple(declared)),
                 _wait(name, spec, timeout, grace))
 
@@ -259,7 +267,7 @@ def _event_body(event: EventCreate, hub: HubConnection, on_reject: str) -> str:
     return body_json(ordered)
 
 
-def _wrapper(name: str, declared: Mapping[str, str | None]) -> Steps:
+def _wrapper(name: str, declared: Mapping[str, str | None], public_url: str) -> Steps:
     passed = [Parameter(name=p, value=f"{{{{inputs.parameters.{p}}}}}") for p in declared]
     return Steps(
         name=name,
@@ -274,7 +282,9 @@ def _wrapper(name: str, declared: Mapping[str, str | None]) -> Steps:
                 *passed,
             ]),
             Step(name="wait", template=f"{name}-wait",
-                 arguments=[Parameter(name=EVENT_PARAM, value=_EVENT_ID)]),
+                 arguments=[Parameter(name=EVENT_PARAM, value=_EVENT_ID),
+                            Parameter(name=INBOX_PARAM,
+                                      value=f"{public_url.rstrip('/')}/events/{_EVENT_ID}")]),
         ],
     )
 
@@ -334,6 +344,8 @@ def _wait(name: str, spec: Any, timeout: float | None, grace: float) -> Suspend:
                       description="Answer in the signoff inbox: an answer given here bypasses "
                                   "the hub and its audit trail."),
             Parameter(name="outcome", default=UNANSWERED),
+            Parameter(name=INBOX_PARAM, description="signoff: waiting for an answer in the "
+                                                    "inbox at this URL."),
         ],
         outputs=[
             Parameter(name="value", value_from=models.ValueFrom(

@@ -68,6 +68,9 @@ def _gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--image", default=HubConnection.image, show_default=True,
                      help="Image of the container registration."),
         click.option("--argo-ui-url", help="The Argo UI's URL, to link runs from the inbox."),
+        click.option("--hub-public-url",
+                     help="The hub's URL as reviewers open it (default --hub-url); the "
+                          "waiting node shows its inbox page."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -79,7 +82,8 @@ def _gate(name: str, kind: str, spec_extra: dict[str, Any], prompt: str | None,
     hub = HubConnection(url=options.pop("hub_url"), token_secret=options.pop("token_secret"),
                         token_key=options.pop("token_key"),
                         registration=options.pop("registration"), image=options.pop("image"),
-                        argo_ui_url=options.pop("argo_ui_url"))
+                        argo_ui_url=options.pop("argo_ui_url"),
+                        public_url=options.pop("hub_public_url"))
     context = json.loads(options.pop("context_json") or "{}")
     if not isinstance(context, dict):
         raise click.BadParameter(f"expected a JSON object, got {context!r}",

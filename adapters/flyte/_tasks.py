@@ -28,11 +28,15 @@ from signoff import (
     Forbidden,
     InvalidInput,
 )
+from signoff.adapters import _hub
 
 from ._common import fail_for, request_event
 
 __all__ = ["SETTLE", "WAIT", "create_event", "execution_ids", "signoff_register",
            "signoff_settle_approval", "wait_event"]
+
+SETTING = "SIGNOFF_URL (in the task's environment: ImageSpec env or the pod's env)"
+"""Where a flytekit task is told its hub, named when none is set."""
 
 ENGINE = "flyte"
 """The engine channel an answer given at a gate in Flyte's UI is relayed to the hub on."""
@@ -49,8 +53,16 @@ def execution_ids() -> tuple[str, str, str]:
 def create_event(request: str, mode: str, ids: tuple[str, str, str] | None = None) -> Event:
     """Create (or find again, by key) the event of ``request`` in this execution."""
     project, domain, execution = ids or execution_ids()
-    with Client() as client:
-        return client.create(request_event(request, project, domain, execution, mode))
+    with _client() as client:
+        event = client.create(request_event(request, project, domain, execution, mode))
+    if event.decision is None:  # the task log says where to answer, once per wait
+        log.info(_hub.WAITING, _hub.inbox_url(client.url, event.id))
+    return event
+
+
+def _client() -> Client:
+    """A client for the hub named by ``SIGNOFF_URL``; none named fails the task at once."""
+    return Client(_hub.hub_url(None, SETTING))
 
 
 def wait_event(event: Event, *, gate: bool = False) -> Any:
@@ -59,7 +71,7 @@ def wait_event(event: Event, *, gate: bool = False) -> Any:
     An approval asked with ``ask`` answers ``False`` when rejected; with ``gate`` (``approve``)
     a rejection raises, so a rejected value never goes through.
     """
-    with Client() as client:  # decided at once, or waited for: verified either way
+    with _client() as client:  # decided at once, or waited for: verified either way
         decision = client.wait(event.id) if event.decision is None else \
             client.verified(event.id, event.decision)
     return fail_for(event, decision, approval=event.input.kind == "approval" and not gate)
@@ -72,7 +84,7 @@ def _coerce(kind: type, value: Any) -> Any:
 
 
 def _settle(event_id: str, gate_value: Any) -> Any:
-    with Client() as client:
+    with _client() as client:
         event = client.get(event_id)
         if event.decision is None:
             # the hub decided nothing, so the gate was answered in Flyte's UI: relay it there.

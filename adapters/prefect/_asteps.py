@@ -14,8 +14,9 @@ from prefect.flow_runs import asuspend_flow_run
 from prefect.input import acreate_flow_run_input, adelete_flow_run_input, afilter_flow_run_input
 
 from signoff import AlreadyDecided, AsyncClient, Decision, Event, Forbidden, InvalidInput
+from signoff.adapters import _hub
 
-from ._common import CHANNEL, from_prefect, input_key, taken_key
+from ._common import CHANNEL, SETTING, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
 from ._plan import FIRED, FOREIGN, Step, delivered_for, disagreement, relay_comment
@@ -26,11 +27,13 @@ __all__ = ["decide"]
 
 async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
     """Create the step's event and return its decision, pausing the flow run until it exists."""
-    async with AsyncClient(hub_url, hub_token) as hub:
+    url = _hub.hub_url(hub_url, SETTING)
+    async with AsyncClient(url, hub_token) as hub:
         event = await hub.create(step.event)
         if event.decision is not None:
             await _taken(step, event)
             return await hub.verified(event.id, event.decision)
+        get_run_logger().info(_hub.WAITING, _hub.inbox_url(url, event.id))
         earlier, fired = await _earlier_answer(step)
         if earlier is not None:
             return await _resumed_with(step, event, earlier, hub)
@@ -57,7 +60,6 @@ async def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Deci
 async def _pause(step: Step, event: Event, hub: AsyncClient) -> dict[str, Any] | Decision:
     place = step.place
     logger = get_run_logger()
-    logger.info("waiting for signoff event %s (%s)", event.id, place.event_key)
     if place.mode == "suspend":
         form = run_input_class(event.input, step.prompt)
         got = await asuspend_flow_run(wait_for_input=form, timeout=step.suspend_seconds(event),

@@ -23,6 +23,7 @@ from signoff.adapters import MissingExtra
 __all__ = [
     "CHANNEL",
     "MODES",
+    "SETTING",
     "MissingExtra",
     "NotInFlowRun",
     "check_pause_key",
@@ -36,6 +37,9 @@ CHANNEL = "prefect"
 """The engine channel an answer given in Prefect's own UI or API is relayed to the hub on. The
 hub records it as relayed from Prefect and unverified (``by="prefect:unverified"``): Prefect
 does not say who resumed a run, and the relaying token is the workflow's own."""
+
+SETTING = "SIGNOFF_URL (or hub_url= on approve/ask)"
+"""Where a Prefect flow is told its hub, named when none is set."""
 
 _LEGACY_CHANNEL = "prefect-ui"  # what decisions relayed before channels were facts carry
 

@@ -11,8 +11,9 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import create_flow_run_input, delete_flow_run_input, filter_flow_run_input
 
 from signoff import AlreadyDecided, Client, Decision, Event, Forbidden, InvalidInput
+from signoff.adapters import _hub
 
-from ._common import CHANNEL, from_prefect, input_key, taken_key
+from ._common import CHANNEL, SETTING, from_prefect, input_key, taken_key
 from ._forms import run_input_class
 from ._place import PauseSlot
 from ._plan import FIRED, FOREIGN, Step, delivered_for, disagreement, relay_comment
@@ -23,11 +24,13 @@ __all__ = ["decide"]
 
 def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
     """Create the step's event and return its decision, pausing the flow run until it exists."""
-    with Client(hub_url, hub_token) as hub:
+    url = _hub.hub_url(hub_url, SETTING)
+    with Client(url, hub_token) as hub:
         event = hub.create(step.event)
         if event.decision is not None:
             _taken(step, event)
             return hub.verified(event.id, event.decision)  # checked before the flow acts
+        get_run_logger().info(_hub.WAITING, _hub.inbox_url(url, event.id))
         earlier, fired = _earlier_answer(step)
         if earlier is not None:
             return _resumed_with(step, event, earlier, hub)
@@ -54,7 +57,6 @@ def decide(step: Step, hub_url: str | None, hub_token: str | None) -> Decision:
 def _pause(step: Step, event: Event, hub: Client) -> dict[str, Any] | Decision:
     place = step.place
     logger = get_run_logger()
-    logger.info("waiting for signoff event %s (%s)", event.id, place.event_key)
     if place.mode == "suspend":
         form = run_input_class(event.input, step.prompt)
         got = suspend_flow_run(wait_for_input=form, timeout=step.suspend_seconds(event),

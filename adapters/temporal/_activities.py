@@ -28,6 +28,7 @@ from signoff import (
     InvalidInput,
     timeout_decision,  # the hub's own rule, so both sides agree
 )
+from signoff.adapters import _hub
 
 from ._common import (
     CANCEL_ACTIVITY,
@@ -40,6 +41,9 @@ from ._common import (
 from ._errors import error_type
 
 __all__ = ["SignoffActivities", "activities"]
+
+SETTING = "SIGNOFF_URL (or SignoffPlugin(url=) / activities(url=))"
+"""Where a worker is told its hub, named when none is set."""
 
 
 def _unverified(exc: DecisionUnverified) -> ApplicationError:
@@ -85,7 +89,7 @@ class SignoffActivities:
 
     def __init__(self, url: str | None = None, token: str | None = None, *,
                  ui_url: str | None = None, settle_wait: float = 5.0) -> None:
-        self.url = url
+        self.url = _hub.hub_url(url, SETTING)
         self.token = token
         self.ui_url = ui_url.rstrip("/") if ui_url else None
         self.settle_wait = settle_wait
@@ -112,6 +116,8 @@ class SignoffActivities:
                 created = await client.create(event)
             except InvalidInput as exc:
                 raise _refused(exc) from exc
+            if created.decision is None:  # once per wait: a replay does not run the activity
+                activity.logger.info(_hub.WAITING, _hub.inbox_url(self.url, created.id))
             decision = await _checked(client, created.id, created.decision)
         return {"id": created.id, "status": created.status, "decision": decision}
 

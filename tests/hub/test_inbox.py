@@ -214,3 +214,22 @@ def test_a_batch_records_each_on_its_own_and_says_why_one_was_refused(hub: HubPr
                     ).status_code == 403
     assert_pending(hub, other["id"])
     assert ana.client.get("/batch").status_code == 405
+
+
+def test_the_event_page_links_back_to_the_run(cast: Cast) -> None:  # noqa: F811
+    link = "https://airflow.example/dags/etl/runs/manual__1?a=1&b=<2>"
+    event = create(cast.hub, cast.flow, prompt="Load?", source={
+        "orchestrator": "airflow", "run": "etl/manual__1", "step": "ask", "link": link})
+    html = cast.bob.page(event["id"]).text
+    anchor = Page(html).one("a", class_="run-link")
+    assert anchor["href"] == link and anchor["rel"] == "noopener noreferrer"
+    assert "Open the run in Airflow" in html
+    assert 'href="https://airflow.example/dags/etl/runs/manual__1?a=1&amp;b=&lt;2&gt;"' in html
+    # an engine signoff does not know shows under its own name; a link is http(s) or refused
+    other = create(cast.hub, cast.flow, prompt="Go?", source={
+        "orchestrator": "dagster", "link": "https://dagster.example/runs/7"})
+    assert "Open the run in dagster" in cast.bob.page(other["id"]).text
+    refused = httpx.post(f"{cast.hub.url}/api/v1/events", headers=cast.hub.headers(cast.flow),
+                         json={"name": "x", "prompt": "p",
+                               "source": {"link": "javascript:alert(1)"}})
+    assert refused.status_code == 422 and "source.link" in refused.text, refused.text

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 import flyte
 from flyte.syncify import syncify
 
 from signoff import AsyncClient, Decision, EventCreate, Expired, Source, input_spec
 from signoff import Event as HubEvent
+from signoff.adapters import _hub
 
-from .._common import fail_for
+from .._common import CONSOLE_ENV, fail_for
 
 __all__ = ["Event", "EventScope", "EventTimeout", "env", "event_key", "new_event"]
 
 T = TypeVar("T")
 EventScope = Literal["run"]
 log = logging.getLogger(__name__)
+
+SETTING = "SIGNOFF_URL (in the task's environment: TaskEnvironment(env_vars=...))"
+"""Where a Flyte 2 task is told its hub, named when none is set."""
 
 env = flyte.TaskEnvironment(
     name="signoff-hitl",
@@ -36,6 +42,17 @@ class EventTimeout(Expired, TimeoutError):
     """
 
 
+def run_link(project: str, domain: str, run: str) -> str | None:
+    """The run's page in the Flyte 2 console (``SIGNOFF_FLYTE_CONSOLE_URL``), as the SDK's own
+    ``Console.run_url`` builds it; none for a local run or without the setting.
+    """
+    base = os.environ.get(CONSOLE_ENV)
+    if not base or project == "local":
+        return None
+    return (f"{base.rstrip('/')}/v2/domain/{quote(domain, safe='')}/project/"
+            f"{quote(project, safe='')}/runs/{quote(run, safe='')}")
+
+
 def event_key(name: str) -> tuple[str, Source]:
     """The event's key and source from the current run and action (random outside a task)."""
     ctx = flyte.ctx()
@@ -47,6 +64,7 @@ def event_key(name: str) -> tuple[str, Source]:
         project, domain = action.project or "local", action.domain or "local"
     key = f"flyte2:{project}:{domain}:{run}:{step}:{name}"
     source = Source(orchestrator="flyte2", run=f"{project}/{domain}/{run}", step=f"{step}/{name}",
+                    link=run_link(project, domain, run),
                     params={"project": project, "domain": domain, "run": run, "action": step})
     return key, source
 
@@ -93,8 +111,8 @@ class Event(Generic[T]):
         """
         decided: Decision | None = self.hub_event.decision
         if decided is None:
-            log.info("event %r waits for an answer at %s", self.name, self.form_url)
-        async with AsyncClient() as client:  # verified, also when decided at creation
+            log.info(_hub.WAITING, self.form_url)
+        async with AsyncClient(self._url) as client:  # verified, also when decided at creation
             decision = await client.wait(self.request_id) if decided is None else \
                 await client.verified(self.request_id, decided)
         try:
@@ -155,7 +173,7 @@ async def new_event(name: str, data_type: Any = None, scope: EventScope = "run",
                        timeout=float(timeout_seconds) if timeout_seconds else None,
                        on_timeout=on_timeout, source=source, labels=labels or {},
                        recommendation=recommendation, confidence=confidence)
-    async with AsyncClient() as client:
+    async with AsyncClient(_hub.hub_url(None, SETTING)) as client:
         created = await client.create(body)
         url = client.url
     return Event(created, data_type, url, timeout_seconds or 0, poll_interval_seconds)

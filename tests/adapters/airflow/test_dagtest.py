@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from signoff.testing import HubProcess
+from signoff.testing import HubProcess, until
 from tests.adapters.scenarios import find_event
 
 from .harness import EXAMPLES, TEST_DAGS, DagTestRunner, connection_env
@@ -238,5 +238,9 @@ def test_link_labels_priority_and_templated_context(hub: HubProcess,
     assert event["source"]["link"] == (
         "https://airflow.example.com/dags/signoff_linked/runs/"
         + run_id.replace(":", "%3A").replace("+", "%2B") + "/tasks/ask")
+    # the task log shows where to answer, once per wait
+    waiting = f"signoff: waiting for an answer in the inbox: {hub.url}/events/{event['id']}"
+    until(lambda: waiting in runner.log_text(), what="the waiting line in the task log")
     _answer(hub, event, True)
     run.wait()
+    assert runner.log_text().count(waiting) == 1

@@ -112,6 +112,10 @@ def test_the_triggerer_runs_the_trigger_from_its_classpath(
     assert run["state"] == "success"
     load = services.task_instance("signoff_approve_load", approval_run, "load")
     assert load["state"] == "success"
+    # the task's own log, as the Airflow UI shows it, says where to answer, once
+    task_log = _task_log(services, "signoff_approve_load", approval_run, "approve_load")
+    assert task_log.count(f"signoff: waiting for an answer in the inbox: {hub.url}/events/"
+                          f"{event['id']}") == 1, task_log[-3000:]
     log = _trigger_log(services, "signoff_approve_load", approval_run, "approve_load")
     assert "Trigger fired event" in log and "trigger completed" in log
     # ended by the trigger itself (TaskSuccessEvent), with the XComs the sensor would push
@@ -144,6 +148,13 @@ def _xcom(services: AirflowServices, dag_id: str, run_id: str, task_id: str, key
                                  f"/xcomEntries/{key}", params={"deserialize": "true"})
     assert answer.status_code == 200, answer.text
     return answer.json()["value"]
+
+
+def _task_log(services: AirflowServices, dag_id: str, run_id: str, task_id: str) -> str:
+    folder = Path(services.home, "logs", f"dag_id={dag_id}", f"run_id={run_id}",
+                  f"task_id={task_id}")
+    return "".join(p.read_text(errors="replace") for p in folder.glob("attempt=*.log")
+                   if ".trigger." not in p.name)
 
 
 def _trigger_log(services: AirflowServices, dag_id: str, run_id: str, task_id: str) -> str:

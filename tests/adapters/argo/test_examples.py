@@ -48,6 +48,10 @@ def test_release_example_gate_is_answered_in_the_inbox(argo_world: ArgoWorld) ->
     workflow = load_example("argo_release").build_workflow(argo_world.hub_connection())
     run = argo_world.run(workflow.to_dict(), "approve")
     event = answer(argo_world, run, True, "go")
+    # the waiting node shows its inbox page (Argo's UI lists a node's inputs)
+    shown = {p["name"]: p.get("value") for p in run.wait_node()["inputs"]["parameters"]}
+    assert shown["signoff-inbox"] == \
+        f"{argo_world.hub_connection().url.rstrip('/')}/events/{event['id']}"
     assert event["prompt"] == "Release 3.2.0 to production?"
     assert event["context"] == {"version": "3.2.0"}
     assert event["assignees"] == ["group:release"]

@@ -71,7 +71,7 @@ def test_wait_template_has_supplied_outputs_with_defaults_and_duration() -> None
         {"name": "value", "valueFrom": {"default": "3", "supplied": {}}},
         {"name": "outcome", "valueFrom": {"default": "unanswered", "supplied": {}}}]
     names = [p["name"] for p in wait["inputs"]["parameters"]]
-    assert names == ["signoff-event", "value", "outcome"]
+    assert names == ["signoff-event", "value", "outcome", "signoff-inbox"]
     approve_wait = template_dicts(GATES["approval"]())[2]
     value = approve_wait["inputs"]["parameters"][1]
     assert (value["default"], value["enum"]) == ("false", ["true", "false"])

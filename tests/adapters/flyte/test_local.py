@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import httpx
 import pytest
 from flytekit import task, workflow
 
-from signoff import Rejected
+from signoff import HubNotConfigured, Rejected
 from signoff.adapters.flyte import approve, ask
 from signoff.testing import HubProcess
 
@@ -162,3 +165,36 @@ def test_bad_arguments_fail_when_the_workflow_is_compiled() -> None:
                         (bad_spec, "min is above max")):
         with pytest.raises(Exception, match=message):
             wf.compile()
+
+
+WAITING = "signoff: waiting for an answer in the inbox: "
+
+
+def test_the_task_log_shows_the_inbox_url_once(flow: HubProcess,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="signoff.adapters.flyte")
+    run = LocalRun(triage_flow, "flyte:local:local:", count=2)
+    event = _pending(flow, ":level")
+    inbox = f"{flow.url}/events/{event['id']}"
+    httpx.post(f"{flow.url}/api/v1/events/{event['id']}/responses", json={"value": "low"},
+               headers=flow.headers()).raise_for_status()
+    assert run.result(60).value == "2:low"
+    assert [r.getMessage() for r in caplog.records if WAITING in r.getMessage()] == [
+        WAITING + inbox]
+
+
+def test_no_hub_configured_fails_at_once_naming_the_setting(
+        flow: HubProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNOFF_URL")
+    started = time.monotonic()
+    with pytest.raises(Exception) as failed:
+        LocalRun(triage_flow, "flyte:local:local:", count=1).result(30)
+    assert time.monotonic() - started < 30
+    chain: list[BaseException] = []
+    seen: BaseException | None = failed.value
+    while seen is not None:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    assert any(isinstance(e, HubNotConfigured) for e in chain) or \
+        "HubNotConfigured" in str(failed.value), repr(failed.value)
+    assert "no signoff hub configured: set SIGNOFF_URL" in str(failed.value)

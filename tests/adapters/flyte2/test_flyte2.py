@@ -4,6 +4,7 @@ ported seed example, a restart that finds its event again."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -139,3 +140,40 @@ def test_new_event_refuses_what_the_plugin_would_not_know() -> None:
         tasks.hitl.new_event("x", data_type=int, scope="task")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="give data_type or input"):
         tasks.hitl.new_event("x")
+
+
+WAITING = "signoff: waiting for an answer in the inbox: "
+
+
+def test_the_task_log_shows_the_inbox_url_once(flow: HubProcess,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="signoff.adapters.flyte.v2")
+    run = LocalRun(tasks.ask_step, f"visible-{uuid.uuid4().hex[:6]}", decode=True, name="vis",
+                   spec=json.dumps({"kind": "approval"}), timeout=0.0, on_timeout="reject")
+    event = _pending(flow, ":vis")
+    assert _respond(flow, event, True).status_code == 200
+    assert run.result(60) == Outcome(value=True)
+    assert [r.getMessage() for r in caplog.records if WAITING in r.getMessage()] == [
+        f"{WAITING}{flow.url}/events/{event['id']}"]
+
+
+def test_the_event_links_the_run_in_the_flyte_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signoff.adapters.flyte.v2._event import run_link
+
+    monkeypatch.setenv("SIGNOFF_FLYTE_CONSOLE_URL", "https://flyte.example/")
+    assert run_link("ml", "development", "r1") == \
+        "https://flyte.example/v2/domain/development/project/ml/runs/r1"
+    assert run_link("local", "local", "r1") is None  # a local run has no console page
+
+
+def test_no_hub_configured_fails_at_once_naming_the_setting(
+        flow: HubProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SIGNOFF_URL")
+    started = time.monotonic()
+    run = LocalRun(tasks.ask_step, f"nohub-{uuid.uuid4().hex[:6]}", decode=True, name="nohub",
+                   spec=json.dumps({"kind": "approval"}), timeout=0.0, on_timeout="reject")
+    run.thread.join(30)
+    assert time.monotonic() - started < 30
+    error = run.box.get("error")
+    assert error is not None and "no signoff hub configured: set SIGNOFF_URL" in str(error), \
+        repr(error)

@@ -99,7 +99,8 @@ def test_sandbox_runner_passes_signoff_through() -> None:
 
 
 def test_without_the_passthrough_the_sandbox_refuses_signoff(
-        loop: LoopThread, dev_server: WorkflowEnvironment) -> None:
+        loop: LoopThread, dev_server: WorkflowEnvironment,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Why the plugin opens the sandbox: ``signoff`` imports httpx, which it refuses."""
 
     async def build(**options: object) -> Worker:
@@ -109,6 +110,7 @@ def test_without_the_passthrough_the_sandbox_refuses_signoff(
     with pytest.raises(RuntimeError, match="Failed validating workflow AskOnce") as refused:
         loop.run(build())
     assert "urllib.request" in repr(refused.value.__cause__)
+    monkeypatch.setenv("SIGNOFF_URL", "http://127.0.0.1:9")  # the plugin needs a hub named
     assert loop.run(build(plugins=[adapter.SignoffPlugin()])) is not None
     assert loop.run(build(workflow_runner=adapter.sandbox_runner(),
                           activities=adapter.activities())) is not None

@@ -82,9 +82,11 @@ class _Handoff(logging.Handler):
     there is room again.
     """
 
-    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord]) -> None:
+    def __init__(self, lines: queue.SimpleQueue[logging.LogRecord],
+                 urgent: threading.Event) -> None:
         super().__init__()
         self.lines = lines
+        self.urgent = urgent  # set for a warning or worse: the writer writes it at once
         self.dropped = 0
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -97,6 +99,8 @@ class _Handoff(logging.Handler):
                                              (self.dropped,), None))
             self.dropped = 0
         self.lines.put(record)
+        if record.levelno >= logging.WARNING:
+            self.urgent.set()
 
 
 class _Writer:
@@ -110,14 +114,17 @@ class _Writer:
         self.lines = lines
         self.formatter = formatter
         self.stream = stream
-        self._stop = threading.Event()
+        self.urgent = threading.Event()  # a warning waits for no round
+        self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True, name="signoff-log")
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(_WRITE_EVERY):
+        while not self._stop:
+            self.urgent.wait(_WRITE_EVERY)
+            self.urgent.clear()
             self._write()
         self._write()
 
@@ -141,7 +148,8 @@ class _Writer:
 
     def stop(self) -> None:
         """Write what is queued and stop."""
-        self._stop.set()
+        self._stop = True
+        self.urgent.set()
         self._thread.join(timeout=5)
 
 
@@ -155,7 +163,7 @@ def configure(settings: Settings) -> Callable[[], None]:
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     writer = _Writer(lines, JsonFormatter() if fmt == "json" else TextFormatter(), sys.stderr)
     root = logging.getLogger("signoff")
-    root.handlers[:] = [_Handoff(lines)]
+    root.handlers[:] = [_Handoff(lines, writer.urgent)]
     root.setLevel(logging.INFO)
     root.propagate = False
     quiet = logging.WARNING if settings.log_format == "off" else logging.NOTSET

@@ -177,7 +177,8 @@ def test_failed_for_want_of_a_resumer_is_retried_after_a_restart(tmp_path: Path)
         [failed] = _until(lambda: [d for d in admin.get(event.id).deliveries
                                    if d.state == "failed"], 20, "the delivery failing")
         assert "resumer unavailable: 'flaky' could not be loaded" in (failed.last_error or "")
-        assert "could not be loaded" in hub.log_path.read_text()  # and the hub said so
+        _until(lambda: "could not be loaded" in hub.log_path.read_text(), 5,
+               "the hub saying so in its log")
 
         hub.stop()
         _plugin(plugins, installed=True)  # the extra is installed

@@ -95,17 +95,22 @@ def test_a_cut_listening_connection_resyncs_and_misses_no_wake(
         event = Client(a.url, flow).create(name="deploy", prompt="Ship?")
         database = pg_url.rsplit("/", 1)[1]
 
-        def cut() -> None:  # every LISTEN connection on this database: the notice is lost
+        def listeners(terminate: bool = False) -> int:
             with psycopg.connect(postgres.url(), autocommit=True) as admin:
-                cut = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND query LIKE 'LISTEN%%'", (database,)).fetchall()
-            assert len(cut) == 2, cut  # one listener per replica
+                found = admin.execute(
+                    f"SELECT {'pg_terminate_backend(pid)' if terminate else 'pid'}"
+                    " FROM pg_stat_activity WHERE datname = %s"
+                    " AND application_name = 'signoff-listen'", (database,)).fetchall()
+            return len(found)
+
+        def cut() -> None:  # every listening connection on this database: the notice is lost
+            until(lambda: listeners() == 2, 10, "one listener per replica")
+            assert listeners(terminate=True) == 2
 
         status, after = _wait_then_answer(a, b, flow, rita, event.id, before=cut)
         assert status == 200
         assert after < 10.0  # the listener reconnects within its backoff and re-reads
-        assert "resyncing" in a.log_path.read_text()
+        until(lambda: "resyncing" in a.log_path.read_text(), 5, "the resync in A's log")
 
 
 def test_racing_answers_on_two_replicas_end_in_exactly_one_decision(

@@ -169,7 +169,7 @@ class Hub:
         """
         await self._load_resumers()
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
-            self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+            self.notifier.load()  # sender processes; a send waits for them, off the loop
         await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
@@ -185,6 +185,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
+        await self.notifier.aclose()
         if self.slack is not None:
             await self.slack.aclose()
         for decider in self._deciders.values():

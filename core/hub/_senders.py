@@ -51,7 +51,7 @@ def _orphaned(hub: int) -> None:
 
 
 def ready() -> str | None:
-    """apprise's version in this sender, or ``None`` when it is not installed."""
+    """Apprise's version in this sender, or ``None`` when it is not installed."""
     return None if _apprise is None else str(_apprise.__version__)
 
 

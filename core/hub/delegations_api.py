@@ -48,10 +48,11 @@ class DelegationCreate(BaseModel):
 
 
 # the response mirrors the store's record field for field, and adds whether it applies now
+_FIELDS: dict[str, Any] = {name: (hint, ...) for name, hint in
+                           {**get_type_hints(Delegation), "active": bool}.items()}
 DelegationOut: type[BaseModel] = create_model(
     "DelegationOut", __doc__="A delegation as the hub keeps it, and whether it applies now.",
-    **{name: (hint, ...) for name, hint in get_type_hints(Delegation).items()},
-    active=(bool, ...))
+    **_FIELDS)
 DelegationList: type[BaseModel] = create_model(
     "DelegationList", __doc__="Delegations, newest first.",
     delegations=(list[DelegationOut], ...))  # type: ignore[valid-type]

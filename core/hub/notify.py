@@ -33,9 +33,8 @@ from typing import Any
 import anyio
 from anyio import to_thread
 
-from . import _senders
-
 from .._model import Event
+from . import _senders
 from .links import LinkSigner
 from .settings import Settings
 

@@ -107,18 +107,8 @@ class SQLStore(TokenRecords, ReviewerRecords):
     _JOIN_IN_ORDER = "JOIN"
     _INSERTION = "id"
 
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        raise NotImplementedError
-
     def _read_snapshot(self) -> AbstractContextManager[Callable[[str], list[Row]]]:
         raise NotImplementedError
-
-    def _indexed_by(self, index: str) -> str:
-        """An index hint for the planner, where the dialect has one."""
-        return ""
 
     _SKIP_LOCKED = ""
     """What a subquery that picks rows to take ends with, where the dialect locks rows."""

@@ -1,12 +1,13 @@
 """Gates as hera templates: ``approval(...)`` and ``input_step(...)``.
 
-A gate named ``approve`` is three templates and one step:
+A gate named ``approve`` is four templates and one step:
 
 ```
-approve            steps: [register] then [wait]; outputs value, outcome
+approve            steps: [register], [wait], [verify]; outputs value, outcome
 approve-register   http POST /api/v1/events (or a curl container); result = the event JSON
 approve-wait       suspend; inputs signoff-event (the event id), value, outcome;
                    outputs value, outcome: valueFrom.supplied with a default
+approve-verify     container: signoff verify-decision on the wait's outputs (see _steps.py)
 ```
 
 The wait step gets the event id with ``{{=jsonpath(steps.register.outputs.result, '$.id')}}``:

@@ -55,6 +55,7 @@ class GateRun:
     register_error: str | None = None
     wait_node_id: str | None = None
     verify_node_id: str | None = None
+    verify_seconds: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     registered: threading.Event = field(default_factory=threading.Event)
     checked: threading.Event = field(default_factory=threading.Event)
@@ -221,6 +222,7 @@ class FakeController:
         inputs = self._inputs(template, self._args(call, scope))
         step_scope = self._globals(run.workflow) | {
             f"inputs.parameters.{k}": v for k, v in inputs.items()}
+        began = time.monotonic()
         try:
             output, phase = self._execute(run.workflow, template, step_scope), "Succeeded"
         except _NodeFailed as failed:
@@ -232,6 +234,7 @@ class FakeController:
             "type": "Pod", "templateName": template["name"], "phase": phase,
             "message": output[-2000:], "finishedAt": now()})
         run.verify_node_id = checked["id"]
+        run.verify_seconds = time.monotonic() - began
         run.checked.set()
 
     def _expire(self, workflow: dict[str, Any], node_id: str) -> None:

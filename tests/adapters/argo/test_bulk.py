@@ -94,4 +94,5 @@ def test_one_batch_resumes_every_node_one_failure_stops_no_other(argo_world: Arg
     assert 2 <= argo.most_in_flight <= 16
     # six sets of 0.2 s each, three per workflow: about 0.6 s with the two workflows in
     # parallel (plus the hub's and the test's polling); printed for the record
-    print(f"batch of {len(ids)} decided -> {len(runs)} nodes resumed in {took:.2f} s")
+    print(f"batch of {len(ids)} decided -> {len(runs)} nodes resumed in {took:.2f} s; at most "
+          f"{argo.most_in_flight} Argo calls in flight, {argo.most_per_workflow} per workflow")

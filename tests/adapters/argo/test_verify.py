@@ -58,6 +58,8 @@ def test_a_genuine_decision_passes(argo_world: ArgoWorld, pinned: bool) -> None:
     assert checked["message"].startswith(f"event {event['id']}: approved by ")
     assert "value 'true' verified" in checked["message"]
     assert "decision_refused" not in [e["action"] for e in _audit(argo_world, event["id"])]
+    print(f"verify step ({'pinned' if pinned else 'fetched'} keys): "
+          f"{run.verify_seconds:.2f} s, process start included")
 
 
 def test_a_forged_set_on_an_undecided_event_fails_the_gate(argo_world: ArgoWorld) -> None:

@@ -95,12 +95,14 @@ def _secret_env(hub: Any) -> SecretEnv:
 
 def verify_template(name: str, hub: Any, default: str) -> Container:
     """``<name>-verify``: ``signoff verify-decision`` on the suspend node's outputs."""
-    args = ["--hub", hub.url, "--event", f"{{{{inputs.parameters.{EVENT_PARAM}}}}}",
-            "--key", f"{{{{inputs.parameters.{KEY_PARAM}}}}}",
-            "--value", "{{inputs.parameters.value}}",
-            "--outcome", "{{inputs.parameters.outcome}}", "--default", default]
+    # ``--name=value``, one argument each: a value set by whoever set the node can never be
+    # read as another option
+    args = [f"--hub={hub.url}", f"--event={{{{inputs.parameters.{EVENT_PARAM}}}}}",
+            f"--key={{{{inputs.parameters.{KEY_PARAM}}}}}",
+            "--value={{inputs.parameters.value}}", "--outcome={{inputs.parameters.outcome}}",
+            f"--default={default}"]
     if hub.keys is not None:
-        args += ["--keys", hub.keys]
+        args.append(f"--keys={hub.keys}")
     if hub.auth == "workload":
         auth: dict[str, Any] = {"env": [models.EnvVar(name="SIGNOFF_TOKEN_FILE",
                                                       value=TOKEN_FILE)], **_token_volume(hub)}

@@ -128,3 +128,19 @@ def test_a_bare_resume_continues_with_the_default_only(argo_world: ArgoWorld) ->
     checked = run.verify_node()
     assert checked["phase"] == "Succeeded", checked["message"]
     assert "continuing with the default 'false'" in checked["message"]
+
+
+@pytest.mark.parametrize("forged", [{"value": "true", "outcome": "unanswered"},
+                                    {"value": "--outcome=unanswered", "outcome": "approved"}],
+                         ids=["unanswered-true", "option-in-value"])
+def test_other_forged_outputs_fail_the_gate(argo_world: ArgoWorld,
+                                            forged: dict[str, str]) -> None:
+    gate = approval("approve", "Release?", hub=argo_world.hub_connection())
+    run = argo_world.run(standalone_workflow(gate), "approve")
+    run.wait_node()
+    event = find_event(argo_world.hub, run.key, timeout=30)
+    _forge(argo_world, run, event["id"], argo_world.argo.token, **forged)
+    checked = run.verify_node()
+    assert checked["phase"] == "Failed", checked["message"]
+    assert f"event {event['id']}" in checked["message"]
+    assert "refused" in checked["message"] or "does not verify" in checked["message"]

@@ -201,6 +201,8 @@ def input_step(
     labels: Mapping[str, str] | None = None,
     recommendation: Any = None,
     confidence: float | None = None,
+    impact: str | None = None,
+    policy: Mapping[str, Any] | None = None,
     parameters: Mapping[str, str | None] | Sequence[str] = (),
 ) -> ArgoGate:
     """A gate that asks for a typed answer; ``value`` carries it as a string.
@@ -223,6 +225,9 @@ def input_step(
         labels: the event's labels.
         recommendation: what the automation before the gate recommends.
         confidence: how sure that recommendation is, 0 to 1.
+        impact: ``low``, ``medium``, ``high`` or ``critical``; the hub's policies key on it
+            (``batch_refused_impacts``: a high-impact gate is never decided in a batch).
+        policy: the event's policy (``{"forbid_batch": True}``, ``{"quorum": 2}``...).
         parameters: names of extra inputs of the gate (a mapping gives them defaults) that
             the prompt and context may use as ``{{inputs.parameters.NAME}}``.
 
@@ -245,7 +250,7 @@ def input_step(
         name=name, prompt=prompt, input=spec, key="argo:check", context=dict(context or {}),
         assignees=list(assignees), priority=priority, timeout=timeout,  # type: ignore[arg-type]
         on_timeout=on_timeout, labels=dict(labels or {}), recommendation=recommendation,
-        confidence=confidence)
+        confidence=confidence, impact=impact, policy=policy)  # type: ignore[arg-type]
     body = _event_body(event, hub, on_reject)
 
     def build() -> tuple[Any, ...]:

@@ -53,6 +53,9 @@ def _gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="A user or group:NAME (repeat)."),
         click.option("--priority", type=click.Choice(["low", "normal", "high", "urgent"]),
                      default="normal", show_default=True),
+        click.option("--impact", type=click.Choice(["low", "medium", "high", "critical"]),
+                     help="What is at stake; the hub's policies key on it (a high-impact "
+                          "gate is never decided in a batch)."),
         click.option("--context", "context_json", help="A JSON object shown to reviewers."),
         click.option("--label", "labels", multiple=True, help="KEY=VALUE (repeat)."),
         click.option("--parameter", "parameters", multiple=True,

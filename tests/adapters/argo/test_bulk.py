@@ -1,4 +1,5 @@
-"""Issue 20, bulk resume: one batch decision in the inbox resumes several suspended Argo nodes.
+"""Issue 20, bulk resume: one batch decision in the inbox resumes several suspended Argo nodes;
+the hub's batch policy (no batch for high-impact events) keeps a guarded gate out.
 
 Real hub, its ArgoResumer, the inbox's ``POST /batch`` (a signed-in reviewer, CSRF) and the
 fake Argo Server, made slow (each ``set``/``resume`` takes ``delay``, as a round trip to the
@@ -7,12 +8,13 @@ Kubernetes API does) so overlapping calls can be counted.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import httpx
 
-from signoff.adapters.argo import approval
+from signoff.adapters.argo import approval, standalone_workflow
 from tests.adapters.scenarios import find_event
 from tests.hub.test_web import sign_in
 
@@ -55,14 +57,20 @@ def test_one_batch_resumes_every_node_one_failure_stops_no_other(argo_world: Arg
     with argo.lock:  # deleted while its nodes wait: its deliveries cannot succeed
         del argo.workflows[(NAMESPACE, gone["metadata"]["name"])]
     events = [find_event(argo_world.hub, r.key, timeout=30) for r in runs + gone_runs]
-    ids = [e["id"] for e in events]
+    # a high-impact gate: the hub's policy keeps it out of any batch
+    guarded = approval("approve", "Deploy to prod?", hub=argo_world.hub_connection(),
+                       impact="high")
+    high_run = argo_world.run(standalone_workflow(guarded), "approve")
+    high = find_event(argo_world.hub, high_run.key, timeout=30)
+    ids = [e["id"] for e in events] + [high["id"]]
     ana = sign_in(argo_world.hub, argo_world.hub.token("ana"), "ana")
     argo.delay, argo.most_in_flight, argo.most_per_workflow = 0.2, 0, 0
     try:
         began = time.monotonic()
         done = ana.post("/batch", {"event": ids, "choice": "approve", "comment": "wave 2"})
         assert done.status_code == 200, done.text
-        assert f"Batch: {len(ids)} of {len(ids)} recorded" in done.text
+        assert f"Batch: {len(events)} of {len(ids)} recorded" in done.text
+        assert "the hub allows no batch decisions for high-impact events" in done.text
         nodes = [r.finished(30) for r in runs]
         took = time.monotonic() - began
     finally:
@@ -74,6 +82,8 @@ def test_one_batch_resumes_every_node_one_failure_stops_no_other(argo_world: Arg
                                   f"event {event['id']})"
         assert delivery(argo_world, event["id"], "delivered")["attempts"] == 1
         assert "delivery_delivered" in _audit(argo_world, event["id"])
+    assert high_run.wait_node()["phase"] == "Running"  # refused by policy: still waits
+    assert [c for c in argo.calls if high["id"] in json.dumps(c.body)] == []
     name = gone["metadata"]["name"]
     for event in events[len(runs):]:
         failed = delivery(argo_world, event["id"], "failed")

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from signoff import AsyncClient, EventCreate, Forbidden, Source, SignoffError
+from signoff import AsyncClient, EventCreate, Forbidden, SignoffError, Source
 
 from ._runservice import RunServiceCalls, payload_type, phase_name
 from .conditions import condition_value

@@ -121,8 +121,13 @@ async def new_condition(name: str, /, prompt: str = "Approve?", prompt_type: Pro
         timeout: seconds or a ``timedelta``; past it ``wait()`` raises
             ``ConditionTimedoutError`` (or see ``on_timeout``).
         webhook: refused: the hub notifies reviewers through its own channels.
-        assignees, context, priority, on_timeout, labels, recommendation, confidence:
-            signoff's, as for :func:`~signoff.adapters.flyte.v2.new_event`.
+        assignees: user names and ``group:NAME`` (signoff's, as for ``new_event``).
+        context: JSON shown beside the prompt.
+        priority: low, normal, high or urgent.
+        on_timeout: ``fail`` (default: ``ConditionTimedoutError``), ``reject`` or ``default``.
+        labels: free labels on the event.
+        recommendation: what the automation before this step recommends.
+        confidence: the automation's confidence, 0..1 (for routing policies).
 
     Raises:
         TypeError: ``data_type`` is not bool, int, float or str (as Flyte's).

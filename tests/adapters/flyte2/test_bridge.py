@@ -1,0 +1,210 @@
+"""Native Flyte 2 conditions in the inbox: the bridge raises an event per waiting condition, the
+hub's ``flyte2`` resumer answers it through RunService, and an answer given in Flyte closes the
+event. Flyte's control plane is the FAKE RunService (flyteidl2's own Connect stubs); the hub is
+a real one; Flyte's own SDK client (``flyte.remote.Condition``) answers conditions natively.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flyte
+import flyte.remote
+import httpx
+import pytest
+
+from signoff.adapters.flyte.conditions import ConditionBridge
+from signoff.testing import HubProcess, until
+
+from .fake_runservice import FakeControlPlane
+
+HUB_TOKEN = "hub-secret"  # the hub's credential for Flyte's control plane
+ALICE_TOKEN = "alice-secret"
+PROJECT = ("ml", "development")
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[FakeControlPlane]:
+    users = {HUB_TOKEN: "signoff-hub@example.com", ALICE_TOKEN: "alice@example.com"}
+    with FakeControlPlane(users, open=True) as fake:  # open: Flyte's SDK below sends no token
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def hub(plane: FakeControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    env = {"SIGNOFF_RESUMERS__FLYTE2__ENDPOINT": plane.endpoint,
+           "SIGNOFF_RESUMERS__FLYTE2__TOKEN": HUB_TOKEN,
+           "SIGNOFF_RESUMERS__FLYTE2__ORG": "testorg"}
+    with HubProcess(Path(tmp_path_factory.mktemp("hub")) / "hub.db", env=env) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One event loop for the bridges' rounds (their clients keep connections open)."""
+    made = asyncio.new_event_loop()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def bridge(plane: FakeControlPlane, hub: HubProcess,
+           loop: asyncio.AbstractEventLoop) -> Iterator[ConditionBridge]:
+    made = ConditionBridge({"endpoint": plane.endpoint, "token": HUB_TOKEN, "org": "testorg"},
+                           [PROJECT], hub_url=hub.url,
+                           hub_token=hub.token("flyte2-bridge", role="workflow"),
+                           console="https://flyte.example")
+    made.loop = loop  # type: ignore[attr-defined]
+    yield made
+    loop.run_until_complete(made.aclose())
+
+
+def _sync(bridge: ConditionBridge) -> None:
+    bridge.loop.run_until_complete(bridge.sync_once())  # type: ignore[attr-defined]
+
+
+def _event(hub: HubProcess, run: str) -> dict[str, Any]:
+    events = httpx.get(f"{hub.url}/api/v1/events", headers=hub.headers()).json()["events"]
+    [found] = [e for e in events if e["source"]["params"].get("run") == run]
+    return found
+
+
+def _respond(hub: HubProcess, event: dict[str, Any], value: Any) -> httpx.Response:
+    return httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses", json={"value": value},
+                      headers=hub.headers())
+
+
+def test_a_native_bool_condition_is_answered_in_signoff(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    action = plane.service.add_condition(*PROJECT, "r-bool", "a0", "deploy",
+                                         prompt="Deploy v3?", description="canary is green",
+                                         timeout=3600)
+    _sync(bridge)
+    event = _event(hub, "r-bool")
+    assert event["input"]["kind"] == "approval" and event["prompt"] == "Deploy v3?"
+    assert event["context"] == {"description": "canary is green",
+                                "flyte_timeout_seconds": 3600.0}
+    assert event["source"]["link"] == \
+        "https://flyte.example/v2/domain/development/project/ml/runs/r-bool"
+    assert event["key"] == "flyte2-condition:testorg:ml:development:r-bool:a0-deploy-1"
+    _sync(bridge)  # a second round raises nothing new
+    assert len([e for e in httpx.get(f"{hub.url}/api/v1/events", headers=hub.headers())
+                .json()["events"] if e["source"]["params"].get("run") == "r-bool"]) == 1
+    assert _respond(hub, event, True).status_code == 200
+    assert plane.service.wait_resolved(action) is True  # what the task's wait() returns
+    details = plane.service.actions[("testorg", "ml", "development", "r-bool", action.name)]
+    assert details.signal_info.signalled_by.user.spec.email == "signoff-hub@example.com"
+    shown = httpx.get(f"{hub.url}/api/v1/events/{event['id']}", headers=hub.headers()).json()
+    until(lambda: httpx.get(f"{hub.url}/api/v1/events/{event['id']}", headers=hub.headers())
+          .json()["deliveries"][0]["state"] == "delivered" or None, 20, "delivered")
+    assert shown["decision"]["value"] is True
+
+
+def test_a_typed_condition_takes_its_type_and_a_rejection_aborts_it(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    count = plane.service.add_condition(*PROJECT, "r-int", "a0", "replicas", data_type=int,
+                                        prompt="How many replicas?")
+    go = plane.service.add_condition(*PROJECT, "r-no", "a0", "go", prompt="Go?")
+    _sync(bridge)
+    event = _event(hub, "r-int")
+    assert event["input"]["kind"] == "int"
+    refused = _respond(hub, event, "three")
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "value"
+    assert _respond(hub, event, 3).status_code == 200
+    assert plane.service.wait_resolved(count) == 3
+    assert _respond(hub, _event(hub, "r-no"), False).status_code == 200
+    assert plane.service.wait_resolved(go) is False
+
+
+def test_an_answer_given_with_flytes_own_client_closes_the_event(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    action = plane.service.add_condition(*PROJECT, "r-native", "a0", "size", data_type=int)
+    _sync(bridge)
+    event = _event(hub, "r-native")
+    flyte.init(endpoint=plane.endpoint, insecure=True, project="ml", domain="development",
+               org="testorg", auth_type="Passthrough")
+    [condition] = list(flyte.remote.Condition.listall(run_name="r-native"))
+    condition.signal(12)  # what `flyte signal condition r-native a0-size-1 12` does
+    _sync(bridge)
+    decided = httpx.get(f"{hub.url}/api/v1/events/{event['id']}", headers=hub.headers()).json()
+    decision = decided["decision"]
+    assert decision["value"] == 12 and decision["channel"] == "flyte2"
+    assert decision["by"] == "flyte2:unverified" and decision["verified"] is False
+    assert plane.service.outcome(action) == 12  # the delivery did not signal it again
+    until(lambda: httpx.get(f"{hub.url}/api/v1/events/{event['id']}", headers=hub.headers())
+          .json()["deliveries"][0]["state"] == "delivered" or None, 20, "delivered")
+
+
+def test_a_named_person_answering_in_flyte_is_named(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    from signoff.adapters.flyte._runservice import RunServiceCalls
+
+    action = plane.service.add_condition(*PROJECT, "r-alice", "a0", "ok")
+    _sync(bridge)
+    event = _event(hub, "r-alice")
+    alice = RunServiceCalls({"endpoint": plane.endpoint, "token": ALICE_TOKEN}, "alice")
+
+    async def signal() -> None:
+        await alice.signal(await alice.details(action), True)
+        await alice.aclose()
+
+    bridge.loop.run_until_complete(signal())  # type: ignore[attr-defined]
+    _sync(bridge)
+    decision = httpx.get(f"{hub.url}/api/v1/events/{event['id']}",
+                         headers=hub.headers()).json()["decision"]
+    assert decision["by"] == "flyte2:alice@example.com" and decision["value"] is True
+
+
+def test_a_condition_timed_out_in_flyte_cancels_the_event(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    action = plane.service.add_condition(*PROJECT, "r-late", "a0", "late", timeout=1)
+    _sync(bridge)
+    event = _event(hub, "r-late")
+    plane.service.time_out(action)
+    _sync(bridge)
+    decision = httpx.get(f"{hub.url}/api/v1/events/{event['id']}",
+                         headers=hub.headers()).json()["decision"]
+    assert decision["outcome"] == "cancelled"
+    assert decision["comment"] == "the condition timed out in Flyte"
+    assert _respond(hub, event, True).status_code == 409  # nobody answers it any more
+
+
+def test_a_restarted_bridge_finds_its_events_and_asks_nobody_twice(
+        plane: FakeControlPlane, hub: HubProcess, loop: asyncio.AbstractEventLoop) -> None:
+    token = hub.token("flyte2-bridge-2", role="workflow")
+    settings = {"endpoint": plane.endpoint, "token": HUB_TOKEN, "org": "testorg"}
+    action = plane.service.add_condition("ops", "production", "r-restart", "a0", "go")
+    first = ConditionBridge(settings, [("ops", "production")], hub_url=hub.url, hub_token=token)
+    loop.run_until_complete(first.sync_once())
+    event = _event(hub, "r-restart")
+    plane.service.time_out(action)
+    second = ConditionBridge(settings, [("ops", "production")], hub_url=hub.url, hub_token=token)
+    loop.run_until_complete(second.sync_once())  # knows the event from the hub, sees Flyte ended it
+    assert httpx.get(f"{hub.url}/api/v1/events/{event['id']}",
+                     headers=hub.headers()).json()["decision"]["outcome"] == "cancelled"
+    assert _event(hub, "r-restart")["id"] == event["id"]  # still the one event
+    for made in (first, second):
+        loop.run_until_complete(made.aclose())
+
+
+def test_another_workflow_cannot_aim_a_decision_at_a_bridged_run(
+        hub: HubProcess, bridge: ConditionBridge) -> None:
+    body = {"name": "squat", "prompt": "?", "input": {"kind": "approval"},
+            "source": {"orchestrator": "flyte2", "params": {
+                "mode": "condition", "org": "testorg", "project": "ml", "domain": "development",
+                "run": "r-bool", "action": "a0-deploy-1", "type": "bool"}}}
+    other = hub.token("someone-else", role="workflow")
+    answer = httpx.post(f"{hub.url}/api/v1/events", json=body, headers=hub.headers(other))
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_taken"
+
+
+def test_bad_settings_name_the_field() -> None:
+    from signoff.adapters.flyte.conditions import Flyte2Resumer
+
+    with pytest.raises(ValueError, match=r"unknown settings \['client'\]"):
+        Flyte2Resumer({"client": "grpc"})
+    with pytest.raises(ValueError, match="projects: expected at least one"):
+        ConditionBridge({"endpoint": "http://127.0.0.1:1"}, [])

@@ -40,11 +40,12 @@ TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 @env.task
-async def condition_step(name: str, kind: str, timeout: float) -> str:
+async def condition_step(name: str, kind: str, timeout: float, on_timeout: str = "fail") -> str:
     """Code written against ``flyte.new_condition``, with only the import changed."""
     condition = await hitl.new_condition.aio(name, prompt=f"Condition {name}?",
                                              data_type=TYPES[kind], timeout=timeout or None,
-                                             description="from the tests")
+                                             description="from the tests",
+                                             on_timeout=on_timeout)  # type: ignore[arg-type]
     return json.dumps(await condition.wait.aio())
 
 

@@ -15,10 +15,10 @@ from . import tasks
 from .test_flyte2 import LocalRun, _pending, _respond
 
 
-def _run(kind: str, timeout: float = 0.0) -> tuple[LocalRun, str]:
+def _run(kind: str, timeout: float = 0.0, on_timeout: str = "fail") -> tuple[LocalRun, str]:
     name = f"c{uuid.uuid4().hex[:6]}"
     return LocalRun(tasks.condition_step, f"cond-{name}", decode=True, name=name, kind=kind,
-                    timeout=timeout), name
+                    timeout=timeout, on_timeout=on_timeout), name
 
 
 def _error_code(run: LocalRun) -> str:
@@ -56,6 +56,12 @@ def test_the_timeout_raises_flytes_own_error(module_flow: HubProcess) -> None:
     run, name = _run("str", timeout=0.5)
     _pending(module_flow, f":{name}")
     assert _error_code(run) == "ConditionTimedoutError"
+
+
+def test_a_rejected_typed_condition_fails_as_in_flyte(module_flow: HubProcess) -> None:
+    run, name = _run("int", timeout=0.5, on_timeout="reject")  # the deadline rejects it
+    _pending(module_flow, f":{name}")
+    assert _error_code(run) == "ConditionFailedError"
 
 
 def test_a_cancelled_condition_aborts_as_in_flyte(module_flow: HubProcess) -> None:

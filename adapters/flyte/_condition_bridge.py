@@ -26,8 +26,7 @@ from typing import Any
 
 from signoff import AsyncClient, EventCreate, Forbidden, SignoffError, Source
 
-from ._runservice import RunServiceCalls, payload_type, phase_name
-from .conditions import condition_value
+from ._runservice import RunServiceCalls, action_id_of, condition_value, payload_type, phase_name
 
 __all__ = ["ConditionBridge", "event_for"]
 
@@ -133,8 +132,6 @@ class ConditionBridge:
         async for event in self.hub.iter_events(status="pending"):
             params = event.source.params
             if event.source.orchestrator == ENGINE and params.get("mode") == "condition":
-                from .conditions import action_id_of
-
                 self.open[event.key or event.id] = (event.id, action_id_of(params))
         self._resumed = True
 

@@ -26,7 +26,8 @@ from signoff.resumers import DeliveryFailed, RetryDelivery
 
 from ._common import require
 
-__all__ = ["SETTINGS", "TERMINAL", "RunServiceCalls", "payload_type", "phase_name"]
+__all__ = ["SETTINGS", "TERMINAL", "RunServiceCalls", "action_id_of", "condition_value",
+           "payload_type", "phase_name"]
 
 SETTINGS = ("endpoint", "insecure", "ca_cert", "token", "token_file", "org", "timeout")
 _RETRY = ("unavailable", "deadline_exceeded", "resource_exhausted", "aborted", "internal",
@@ -55,6 +56,33 @@ def phase_name(details: Any) -> str:
     from flyteidl2.common import phase_pb2
 
     return str(phase_pb2.ActionPhase.Name(details.status.phase))
+
+
+def condition_value(details: Any) -> Any:
+    """The value a resolved condition holds (its ``signal_info.output``), or ``None``."""
+    if not details.HasField("signal_info") or not details.signal_info.HasField("output"):
+        return None
+    primitive = details.signal_info.output.scalar.primitive
+    which = primitive.WhichOneof("value")
+    return None if which is None else getattr(primitive, which)
+
+
+def action_id_of(params: Mapping[str, Any]) -> Any:
+    """The condition action's ``ActionIdentifier`` from an event's ``source.params``.
+
+    Raises:
+        DeliveryFailed: a part is missing.
+    """
+    names = ("project", "domain", "run", "action")
+    missing = [n for n in names if not isinstance(params.get(n), str) or not params.get(n)]
+    if missing:
+        raise DeliveryFailed(f"source.params: missing {missing} (not a condition's event?)")
+    from flyteidl2.common import identifier_pb2
+
+    return identifier_pb2.ActionIdentifier(
+        name=params["action"], run=identifier_pb2.RunIdentifier(
+            org=str(params.get("org", "")), project=params["project"],
+            domain=params["domain"], name=params["run"]))
 
 
 class RunServiceCalls:

@@ -30,9 +30,10 @@ from typing import Any
 from signoff import Event, Outcome
 from signoff.resumers import DeliveryFailed, target_name
 
-from ._runservice import RunServiceCalls, payload_type, phase_name
+from ._condition_bridge import ConditionBridge
+from ._runservice import RunServiceCalls, action_id_of, condition_value, payload_type, phase_name
 
-__all__ = ["Flyte2Resumer", "condition_value", "signal_value"]
+__all__ = ["ConditionBridge", "Flyte2Resumer", "signal_value"]
 
 _PY = {"bool": bool, "int": int, "float": float, "str": str}
 
@@ -67,33 +68,6 @@ def signal_value(event: Event) -> bool | int | float | str | None:
         pass
     raise DeliveryFailed(f"condition {event.source.params.get('condition')!r} takes a {kind}; "
                          f"the decision's value is {value!r}")
-
-
-def condition_value(details: Any) -> Any:
-    """The value a resolved condition holds (its ``signal_info.output``), or ``None``."""
-    if not details.HasField("signal_info") or not details.signal_info.HasField("output"):
-        return None
-    primitive = details.signal_info.output.scalar.primitive
-    which = primitive.WhichOneof("value")
-    return None if which is None else getattr(primitive, which)
-
-
-def action_id_of(params: Mapping[str, Any]) -> Any:
-    """The condition action's ``ActionIdentifier`` from an event's ``source.params``.
-
-    Raises:
-        DeliveryFailed: a part is missing.
-    """
-    names = ("project", "domain", "run", "action")
-    missing = [n for n in names if not isinstance(params.get(n), str) or not params.get(n)]
-    if missing:
-        raise DeliveryFailed(f"source.params: missing {missing} (not a condition's event?)")
-    from flyteidl2.common import identifier_pb2
-
-    return identifier_pb2.ActionIdentifier(
-        name=params["action"], run=identifier_pb2.RunIdentifier(
-            org=str(params.get("org", "")), project=params["project"],
-            domain=params["domain"], name=params["run"]))
 
 
 class Flyte2Resumer:
@@ -149,8 +123,3 @@ class Flyte2Resumer:
     async def aclose(self) -> None:
         """Close the control plane's client."""
         await self.flyte.aclose()
-
-
-from ._condition_bridge import ConditionBridge  # noqa: E402  (it uses the helpers above)
-
-__all__ += ["ConditionBridge"]

@@ -7,6 +7,9 @@ a real one; Flyte's own SDK client (``flyte.remote.Condition``) answers conditio
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +211,27 @@ def test_bad_settings_name_the_field() -> None:
         Flyte2Resumer({"client": "grpc"})
     with pytest.raises(ValueError, match="projects: expected at least one"):
         ConditionBridge({"endpoint": "http://127.0.0.1:1"}, [])
+
+
+def test_signoff_flyte2_bridge_runs_beside_the_hub(plane: FakeControlPlane,
+                                                    hub: HubProcess) -> None:
+    env = {**os.environ, "SIGNOFF_URL": hub.url,
+           "SIGNOFF_TOKEN": hub.token("flyte2-cli", role="workflow"),
+           "SIGNOFF_FLYTE2_TOKEN": HUB_TOKEN}
+    action = plane.service.add_condition("cli", "dev", "r-cli", "a0", "ship", prompt="Ship?")
+    bridge = subprocess.Popen(
+        [str(Path(sys.executable).with_name("signoff")), "flyte2", "bridge", "--endpoint",
+         plane.endpoint, "--org", "testorg", "--project", "cli/dev", "--interval", "0.2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        event = until(lambda: next((e for e in httpx.get(
+            f"{hub.url}/api/v1/events", headers=hub.headers()).json()["events"]
+            if e["source"]["params"].get("run") == "r-cli"), None), 60, "the bridged event")
+        assert event["requested_by"] == "flyte2-cli"
+        assert _respond(hub, event, True).status_code == 200
+        assert plane.service.wait_resolved(action) is True
+    finally:
+        bridge.terminate()
+        out, _ = bridge.communicate(timeout=30)
+    assert "signoff flyte2 bridge: watching cli/dev" in out, out
+    assert "HUB_TOKEN" not in out and HUB_TOKEN not in out  # no secret in its log

@@ -235,3 +235,39 @@ def test_signoff_flyte2_bridge_runs_beside_the_hub(plane: FakeControlPlane,
         out, _ = bridge.communicate(timeout=30)
     assert "signoff flyte2 bridge: watching cli/dev" in out, out
     assert "HUB_TOKEN" not in out and HUB_TOKEN not in out  # no secret in its log
+
+
+def test_the_hubs_policies_apply_to_native_conditions(plane: FakeControlPlane,
+                                                      tmp_path: Path) -> None:
+    config = tmp_path / "signoff.toml"
+    config.write_text('[[policies]]\nmatch = { orchestrator = "flyte2" }\nquorum = 2\n')
+    env = {"SIGNOFF_RESUMERS__FLYTE2__ENDPOINT": plane.endpoint,
+           "SIGNOFF_RESUMERS__FLYTE2__TOKEN": HUB_TOKEN}
+    with HubProcess(tmp_path / "quorum.db", env=env, config=config) as hub:
+        made = ConditionBridge({"endpoint": plane.endpoint, "token": HUB_TOKEN},
+                               [("ops", "prod")], hub_url=hub.url,
+                               hub_token=hub.token("flyte2-bridge", role="workflow"))
+        action = plane.service.add_condition("ops", "prod", "r-quorum", "a0", "drop-table")
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(made.sync_once())
+            event = _event(hub, "r-quorum")
+            assert event["policy"]["quorum"] == 2
+            first = httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses",
+                               json={"value": True},
+                               headers=hub.headers(hub.token("ann", role="reviewer")))
+            assert first.status_code == 200 and first.json()["decision"] is None
+            loop.run_until_complete(made.sync_once())  # still waiting in Flyte too
+            assert plane.service.outcome(action) == "ACTION_PHASE_RUNNING"
+            second = httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses",
+                                json={"value": True},
+                                headers=hub.headers(hub.token("bob", role="reviewer")))
+            assert second.json()["decision"]["verified"] is True
+            assert plane.service.wait_resolved(action) is True
+            trail = httpx.get(f"{hub.url}/api/v1/events/{event['id']}/audit",
+                              headers=hub.headers()).json()
+            assert [entry["action"] for entry in trail["entries"]][:5] == [
+                "created", "policy", "responded", "responded", "approved"]
+        finally:
+            loop.run_until_complete(made.aclose())
+            loop.close()

@@ -271,3 +271,47 @@ def test_the_hubs_policies_apply_to_native_conditions(plane: FakeControlPlane,
         finally:
             loop.run_until_complete(made.aclose())
             loop.close()
+
+
+def _delivery(hub: HubProcess, event: dict[str, Any], state: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        shown = httpx.get(f"{hub.url}/api/v1/events/{event['id']}", headers=hub.headers())
+        found = shown.json()["deliveries"]
+        return found[0] if found and found[0]["state"] == state else None
+    return until(check, 30, f"a {state} delivery")
+
+
+def test_a_decision_flyte_already_contradicts_fails_the_delivery_saying_so(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    from signoff.adapters.flyte._runservice import RunServiceCalls
+
+    action = plane.service.add_condition(*PROJECT, "r-race", "a0", "ok")
+    _sync(bridge)
+    event = _event(hub, "r-race")
+    alice = RunServiceCalls({"endpoint": plane.endpoint, "token": ALICE_TOKEN}, "alice")
+
+    async def signal() -> None:  # answered in Flyte before the bridge's next round
+        await alice.signal(await alice.details(action), False)
+        await alice.aclose()
+
+    bridge.loop.run_until_complete(signal())  # type: ignore[attr-defined]
+    assert _respond(hub, event, True).status_code == 200  # and in signoff, the other way
+    failed = _delivery(hub, event, "failed")
+    assert "was already answered in Flyte with False" in failed["last_error"]
+    assert plane.service.outcome(action) is False  # Flyte's answer stands; nothing overwrote it
+
+
+def test_a_hub_without_flytes_address_fails_the_delivery_naming_the_setting(
+        plane: FakeControlPlane, tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
+    with HubProcess(tmp_path / "bare.db") as bare:
+        made = ConditionBridge({"endpoint": plane.endpoint, "token": HUB_TOKEN},
+                               [("bare", "dev")], hub_url=bare.url,
+                               hub_token=bare.token("flyte2-bridge", role="workflow"))
+        action = plane.service.add_condition("bare", "dev", "r-bare", "a0", "ok")
+        loop.run_until_complete(made.sync_once())
+        event = _event(bare, "r-bare")
+        assert _respond(bare, event, True).status_code == 200
+        failed = _delivery(bare, event, "failed")
+        assert "[resumers.flyte2] endpoint is not set" in failed["last_error"]
+        assert plane.service.outcome(action) == "ACTION_PHASE_RUNNING"
+        loop.run_until_complete(made.aclose())

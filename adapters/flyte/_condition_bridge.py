@@ -118,15 +118,26 @@ class ConditionBridge:
                 key = _key(action.id)
                 seen.add(key)
                 if key not in self.open:
-                    details = await self.flyte.details(action.id)
-                    event = await self.hub.create(event_for(
-                        details, assignees=self.assignees, priority=self.priority,
-                        console=self.console))
-                    self.open[key] = (event.id, details.id)
-                    log.info("flyte2 bridge: condition %s of run %s -> event %s",
-                             details.id.name, details.id.run.name, event.id)
+                    await self._raise(key, action.id)
         for key in [k for k in self.open if k not in seen]:
             await self._settle(key)
+
+    async def _raise(self, key: str, action_id: Any) -> None:
+        """The event for one new condition; a refusal (a target another token holds, a type
+        signoff cannot ask for) is logged and skipped, so one bad condition stops no other.
+        """
+        details = await self.flyte.details(action_id)
+        try:
+            event = await self.hub.create(event_for(details, assignees=self.assignees,
+                                                    priority=self.priority,
+                                                    console=self.console))
+        except (SignoffError, ValueError) as exc:
+            log.warning("flyte2 bridge: condition %s of run %s not raised: %s: %s",
+                        action_id.name, action_id.run.name, type(exc).__name__, exc)
+            return
+        self.open[key] = (event.id, details.id)
+        log.info("flyte2 bridge: condition %s of run %s -> event %s", action_id.name,
+                 action_id.run.name, event.id)
 
     async def _reopen(self) -> None:
         async for event in self.hub.iter_events(status="pending"):

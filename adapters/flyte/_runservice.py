@@ -33,6 +33,8 @@ SETTINGS = ("endpoint", "insecure", "ca_cert", "token", "token_file", "org", "ti
 _RETRY = ("unavailable", "deadline_exceeded", "resource_exhausted", "aborted", "internal",
           "unknown")
 _TYPES = {1: "int", 2: "float", 3: "str", 4: "bool"}  # flyteidl2.core.types_pb2.SimpleType
+MAX_RUNS = 1000
+"""Paused runs looked at per project and round (the rest wait for a later round)."""
 TERMINAL = ("ACTION_PHASE_SUCCEEDED", "ACTION_PHASE_FAILED", "ACTION_PHASE_ABORTED",
             "ACTION_PHASE_TIMED_OUT")
 
@@ -168,13 +170,21 @@ class RunServiceCalls:
 
         project_id = identifier_pb2.ProjectIdentifier(name=project, domain=domain,
                                                       organization=self.org)
-        runs = await self.call("list_runs", rs.ListRunsRequest(
-            project_id=project_id, paused_actions_only=True,
-            request=list_pb2.ListRequest(limit=100)), f"ListRuns {project}/{domain}")
+        runs: list[Any] = []
+        token = ""
+        while True:
+            page = await self.call("list_runs", rs.ListRunsRequest(
+                project_id=project_id, paused_actions_only=True,
+                request=list_pb2.ListRequest(limit=100, token=token)),
+                f"ListRuns {project}/{domain}")
+            runs += page.runs
+            token = page.token
+            if not token or len(runs) >= MAX_RUNS:
+                break
         only = list_pb2.Filter(function=list_pb2.Filter.Function.EQUAL, field="action_type",
                                values=[str(int(rd.ACTION_TYPE_CONDITION))])
         found: list[Any] = []
-        for run in runs.runs:
+        for run in runs[:MAX_RUNS]:
             token = ""
             while True:
                 page = await self.call("list_actions", rs.ListActionsRequest(

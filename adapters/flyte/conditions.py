@@ -17,6 +17,10 @@ Two parts, each talking to Flyte's control plane through its ``RunService`` (see
 | rejected | ``False`` | aborted: ``wait()`` raises ``ActionAbortedError`` with the reason |
 | expired (no default) / cancelled | aborted | aborted |
 
+Only events raised by the workflow identities listed in ``bridge_users`` (the bridge's
+tokens) may answer a condition: another workflow token cannot aim a decision of its own at
+a condition by naming it in ``source.params``.
+
 A condition already resolved in Flyte (answered with ``flyte signal`` or the UI, timed out,
 aborted) is not signalled again: a decision that agrees with it is delivered; one that does not
 fails the delivery with what Flyte holds.
@@ -33,9 +37,15 @@ from signoff.resumers import DeliveryFailed, target_name
 from ._condition_bridge import ConditionBridge
 from ._runservice import RunServiceCalls, action_id_of, condition_value, payload_type, phase_name
 
-__all__ = ["ConditionBridge", "Flyte2Resumer", "signal_value"]
+__all__ = ["ConditionBridge", "Flyte2Resumer", "RequesterNotABridgeUser", "signal_value"]
 
 _PY = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+class RequesterNotABridgeUser(DeliveryFailed):
+    """The event's requester is not in ``[resumers.flyte2] bridge_users`` (the hub names this
+    class when it refuses to create such an event).
+    """
 
 
 def signal_value(event: Event) -> bool | int | float | str | None:
@@ -74,15 +84,35 @@ class Flyte2Resumer:
     """Deliver decisions on Flyte 2 conditions through the control plane's RunService."""
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.flyte = RunServiceCalls(settings, "[resumers.flyte2]")
+        users = settings.get("bridge_users", [])
+        if isinstance(users, str):
+            users = [u.strip() for u in users.split(",") if u.strip()]
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            raise ValueError(f"[resumers.flyte2] bridge_users: expected a list of user names, "
+                             f"got {users!r}")
+        self.bridge_users = frozenset(users)
+        self.flyte = RunServiceCalls({k: v for k, v in settings.items() if k != "bridge_users"},
+                                     "[resumers.flyte2]")
+
+    def _check_requester(self, event: Event) -> None:
+        if event.requested_by not in self.bridge_users:
+            raise RequesterNotABridgeUser(
+                f"[resumers.flyte2] bridge_users does not list {event.requested_by!r}: only "
+                f"the bridge's own workflow identities may raise events that answer native "
+                f"conditions")
 
     def target(self, event: Event) -> str | None:
         """``org/project/domain/run`` of a condition's event (the run whose condition the
         decision is signalled to); ``None`` for events of waiting tasks, which push nowhere.
+
+        Raises:
+            RequesterNotABridgeUser: the event's requester is not one of ``bridge_users``
+                (the hub refuses to create it).
         """
         params = event.source.params
         if params.get("mode") != "condition":
             return None
+        self._check_requester(event)
         parts = [params.get(name) for name in ("project", "domain", "run")]
         if not all(isinstance(part, str) and part for part in parts):
             return None
@@ -93,6 +123,7 @@ class Flyte2Resumer:
         params = event.source.params
         if params.get("mode") != "condition":
             return  # a task of signoff.adapters.flyte.v2 waits on the hub itself
+        self._check_requester(event)
         action_id = action_id_of(params)
         value = signal_value(event)
         details = await self.flyte.details(action_id)

@@ -40,7 +40,8 @@ def plane() -> Iterator[FakeControlPlane]:
 def hub(plane: FakeControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     env = {"SIGNOFF_RESUMERS__FLYTE2__ENDPOINT": plane.endpoint,
            "SIGNOFF_RESUMERS__FLYTE2__TOKEN": HUB_TOKEN,
-           "SIGNOFF_RESUMERS__FLYTE2__ORG": "testorg"}
+           "SIGNOFF_RESUMERS__FLYTE2__ORG": "testorg",
+           "SIGNOFF_RESUMERS__FLYTE2__BRIDGE_USERS": "flyte2-bridge,flyte2-bridge-2,flyte2-cli"}
     with HubProcess(Path(tmp_path_factory.mktemp("hub")) / "hub.db", env=env) as process:
         yield process
 
@@ -193,7 +194,7 @@ def test_a_restarted_bridge_finds_its_events_and_asks_nobody_twice(
         loop.run_until_complete(made.aclose())
 
 
-def test_another_workflow_cannot_aim_a_decision_at_a_bridged_run(
+def test_only_the_bridges_tokens_may_raise_events_that_answer_conditions(
         hub: HubProcess, bridge: ConditionBridge) -> None:
     body = {"name": "squat", "prompt": "?", "input": {"kind": "approval"},
             "source": {"orchestrator": "flyte2", "params": {
@@ -201,6 +202,12 @@ def test_another_workflow_cannot_aim_a_decision_at_a_bridged_run(
                 "run": "r-bool", "action": "a0-deploy-1", "type": "bool"}}}
     other = hub.token("someone-else", role="workflow")
     answer = httpx.post(f"{hub.url}/api/v1/events", json=body, headers=hub.headers(other))
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "source.params"
+    assert answer.json()["error"]["got"] == "RequesterNotABridgeUser"
+    # a token the hub lists, on a run another listed token already holds: 409
+    other_bridge = hub.token("flyte2-bridge-2", role="workflow")
+    answer = httpx.post(f"{hub.url}/api/v1/events", json=body,
+                        headers=hub.headers(other_bridge))
     assert answer.status_code == 409 and answer.json()["error"]["code"] == "target_taken"
 
 
@@ -209,6 +216,8 @@ def test_bad_settings_name_the_field() -> None:
 
     with pytest.raises(ValueError, match=r"unknown settings \['client'\]"):
         Flyte2Resumer({"client": "grpc"})
+    with pytest.raises(ValueError, match="bridge_users: expected a list of user names"):
+        Flyte2Resumer({"bridge_users": 3})
     with pytest.raises(ValueError, match="projects: expected at least one"):
         ConditionBridge({"endpoint": "http://127.0.0.1:1"}, [])
 
@@ -242,7 +251,8 @@ def test_the_hubs_policies_apply_to_native_conditions(plane: FakeControlPlane,
     config = tmp_path / "signoff.toml"
     config.write_text('[[policies]]\nmatch = { orchestrator = "flyte2" }\nquorum = 2\n')
     env = {"SIGNOFF_RESUMERS__FLYTE2__ENDPOINT": plane.endpoint,
-           "SIGNOFF_RESUMERS__FLYTE2__TOKEN": HUB_TOKEN}
+           "SIGNOFF_RESUMERS__FLYTE2__TOKEN": HUB_TOKEN,
+           "SIGNOFF_RESUMERS__FLYTE2__BRIDGE_USERS": "flyte2-bridge"}
     with HubProcess(tmp_path / "quorum.db", env=env, config=config) as hub:
         made = ConditionBridge({"endpoint": plane.endpoint, "token": HUB_TOKEN},
                                [("ops", "prod")], hub_url=hub.url,
@@ -303,7 +313,8 @@ def test_a_decision_flyte_already_contradicts_fails_the_delivery_saying_so(
 
 def test_a_hub_without_flytes_address_fails_the_delivery_naming_the_setting(
         plane: FakeControlPlane, tmp_path: Path, loop: asyncio.AbstractEventLoop) -> None:
-    with HubProcess(tmp_path / "bare.db") as bare:
+    with HubProcess(tmp_path / "bare.db",
+                    env={"SIGNOFF_RESUMERS__FLYTE2__BRIDGE_USERS": "flyte2-bridge"}) as bare:
         made = ConditionBridge({"endpoint": plane.endpoint, "token": HUB_TOKEN},
                                [("bare", "dev")], hub_url=bare.url,
                                hub_token=bare.token("flyte2-bridge", role="workflow"))
@@ -315,3 +326,25 @@ def test_a_hub_without_flytes_address_fails_the_delivery_naming_the_setting(
         assert "[resumers.flyte2] endpoint is not set" in failed["last_error"]
         assert plane.service.outcome(action) == "ACTION_PHASE_RUNNING"
         loop.run_until_complete(made.aclose())
+
+
+def test_a_run_another_token_holds_is_skipped_and_stops_no_other(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge,
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = {"name": "first", "prompt": "?", "input": {"kind": "approval"},
+            "source": {"orchestrator": "flyte2", "params": {
+                "mode": "condition", "org": "testorg", "project": "ml", "domain": "development",
+                "run": "r-taken", "action": "x", "type": "bool"}}}
+    squatter = hub.token("flyte2-bridge-2", role="workflow")  # another bridge's token
+    assert httpx.post(f"{hub.url}/api/v1/events", json=body,
+                      headers=hub.headers(squatter)).status_code == 201
+    plane.service.add_condition(*PROJECT, "r-taken", "a0", "ok")
+    plane.service.add_condition(*PROJECT, "r-free", "a0", "ok")
+    caplog.set_level("WARNING", logger="signoff.adapters.flyte._condition_bridge")
+    _sync(bridge)
+    assert _event(hub, "r-free")["requested_by"] == "flyte2-bridge"
+    assert [e["requested_by"] for e in httpx.get(f"{hub.url}/api/v1/events",
+                                                 headers=hub.headers()).json()["events"]
+            if e["source"]["params"].get("run") == "r-taken"] == ["flyte2-bridge-2"]
+    assert any("r-taken not raised" in r.getMessage() and "target" in r.getMessage().lower()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]

@@ -57,7 +57,14 @@ def bridge(endpoint: str, projects: list[tuple[str, str]], insecure: bool,
            ca_cert: str | None, token_file: str | None, org: str, interval: float,
            assignees: tuple[str, ...], priority: str, console: str | None) -> None:
     """Raise an event for each waiting condition; close it when Flyte resolves it first."""
+    from ._common import MissingExtra, require
     from ._condition_bridge import ConditionBridge
+
+    try:  # at once, not at the first round: the bridge needs Flyte's generated client
+        require("flyteidl2", "flyte2")
+        require("connectrpc", "flyte2")
+    except MissingExtra as exc:
+        raise click.ClickException(str(exc)) from None
 
     settings: dict[str, Any] = {"endpoint": endpoint, "insecure": insecure, "org": org}
     if ca_cert:

@@ -12,8 +12,9 @@ events again). It also looks again at the conditions whose events are still pend
 
 - answered in Flyte (``flyte signal``, the UI): the answer is relayed to the hub on the
   ``flyte2`` channel, in the name of the person Flyte names (``flyte2:<email>``) or
-  ``flyte2:unverified``; if the hub's ``[relays]`` policy refuses it, the event is cancelled
-  with the reason (the run has moved on either way);
+  ``flyte2:unverified``; if the hub's ``[relays]`` policy refuses it, or it does not decide
+  the event alone (a quorum), the event is cancelled with the reason (the run has moved on
+  either way);
 - timed out, aborted or failed in Flyte: the event is cancelled, saying so.
 """
 
@@ -157,13 +158,18 @@ class ConditionBridge:
         phase = phase_name(details)
         if phase == "ACTION_PHASE_SUCCEEDED":
             who = details.signal_info.signalled_by.user.spec.email or None
+            value = condition_value(details)
+            answered = f"answered in Flyte with {value!r} by {who or 'someone unnamed'}"
             try:
-                await self.hub.relay(event_id, condition_value(details),
-                                     "answered in Flyte", engine=ENGINE, actor=who)
+                relayed = await self.hub.relay(event_id, value, "answered in Flyte",
+                                               engine=ENGINE, actor=who)
             except Forbidden as refused:
-                await self.hub.cancel(event_id, f"answered in Flyte with "
-                                      f"{condition_value(details)!r} by {who or 'someone'}; "
-                                      f"the hub refused the relay: {refused}")
+                await self.hub.cancel(event_id, f"{answered}; the hub refused the relay: "
+                                                f"{refused}")
+            else:  # a relayed answer may not decide alone (a quorum): the run went on anyway
+                if relayed.decision is None:
+                    await self.hub.cancel(event_id, f"{answered}; the relayed answer did not "
+                                                    "decide the event alone (a quorum)")
         elif phase in ("ACTION_PHASE_ABORTED", "ACTION_PHASE_TIMED_OUT", "ACTION_PHASE_FAILED"):
             reason = details.abort_info.reason if details.HasField("abort_info") else ""
             ended = phase.removeprefix("ACTION_PHASE_").lower().replace("_", " ")

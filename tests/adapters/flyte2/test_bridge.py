@@ -76,6 +76,20 @@ def _event(hub: HubProcess, run: str) -> dict[str, Any]:
     return found
 
 
+def _signal_in_flyte(loop: asyncio.AbstractEventLoop, plane: FakeControlPlane, action: Any,
+                    value: Any, token: str = ALICE_TOKEN) -> None:
+    """A person answers the condition in Flyte: ``SignalEvent`` with their own token."""
+    from signoff.adapters.flyte._runservice import RunServiceCalls
+
+    person = RunServiceCalls({"endpoint": plane.endpoint, "token": token}, "a person")
+
+    async def signal() -> None:
+        await person.signal(await person.details(action), value)
+        await person.aclose()
+
+    loop.run_until_complete(signal())
+
+
 def _respond(hub: HubProcess, event: dict[str, Any], value: Any) -> httpx.Response:
     return httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses", json={"value": value},
                       headers=hub.headers())
@@ -144,18 +158,10 @@ def test_an_answer_given_with_flytes_own_client_closes_the_event(
 
 def test_a_named_person_answering_in_flyte_is_named(
         plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
-    from signoff.adapters.flyte._runservice import RunServiceCalls
-
     action = plane.service.add_condition(*PROJECT, "r-alice", "a0", "ok")
     _sync(bridge)
     event = _event(hub, "r-alice")
-    alice = RunServiceCalls({"endpoint": plane.endpoint, "token": ALICE_TOKEN}, "alice")
-
-    async def signal() -> None:
-        await alice.signal(await alice.details(action), True)
-        await alice.aclose()
-
-    bridge.loop.run_until_complete(signal())  # type: ignore[attr-defined]
+    _signal_in_flyte(bridge.loop, plane, action, True)  # type: ignore[attr-defined]
     _sync(bridge)
     decision = httpx.get(f"{hub.url}/api/v1/events/{event['id']}",
                          headers=hub.headers()).json()["decision"]
@@ -278,6 +284,18 @@ def test_the_hubs_policies_apply_to_native_conditions(plane: FakeControlPlane,
                               headers=hub.headers()).json()
             assert [entry["action"] for entry in trail["entries"]][:5] == [
                 "created", "policy", "responded", "responded", "approved"]
+            # answered in Flyte: one relayed answer cannot meet the quorum, the run went on
+            native = plane.service.add_condition("ops", "prod", "r-quorum-2", "a0", "go")
+            loop.run_until_complete(made.sync_once())
+            event = _event(hub, "r-quorum-2")
+            _signal_in_flyte(loop, plane, native, True)
+            loop.run_until_complete(made.sync_once())
+            decision = httpx.get(f"{hub.url}/api/v1/events/{event['id']}",
+                                 headers=hub.headers()).json()["decision"]
+            assert decision["outcome"] == "cancelled"
+            assert decision["comment"] == (
+                "answered in Flyte with True by alice@example.com; the relayed answer did not "
+                "decide the event alone (a quorum)")
         finally:
             loop.run_until_complete(made.aclose())
             loop.close()
@@ -293,18 +311,11 @@ def _delivery(hub: HubProcess, event: dict[str, Any], state: str) -> dict[str, A
 
 def test_a_decision_flyte_already_contradicts_fails_the_delivery_saying_so(
         plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
-    from signoff.adapters.flyte._runservice import RunServiceCalls
-
     action = plane.service.add_condition(*PROJECT, "r-race", "a0", "ok")
     _sync(bridge)
     event = _event(hub, "r-race")
-    alice = RunServiceCalls({"endpoint": plane.endpoint, "token": ALICE_TOKEN}, "alice")
-
-    async def signal() -> None:  # answered in Flyte before the bridge's next round
-        await alice.signal(await alice.details(action), False)
-        await alice.aclose()
-
-    bridge.loop.run_until_complete(signal())  # type: ignore[attr-defined]
+    # answered in Flyte before the bridge's next round
+    _signal_in_flyte(bridge.loop, plane, action, False)  # type: ignore[attr-defined]
     assert _respond(hub, event, True).status_code == 200  # and in signoff, the other way
     failed = _delivery(hub, event, "failed")
     assert "was already answered in Flyte with False" in failed["last_error"]

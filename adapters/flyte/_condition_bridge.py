@@ -27,6 +27,7 @@ from typing import Any
 
 from signoff import AsyncClient, EventCreate, Forbidden, SignoffError, Source
 
+from ._common import event_name
 from ._runservice import RunServiceCalls, action_id_of, condition_value, payload_type, phase_name
 
 __all__ = ["ConditionBridge", "event_for"]
@@ -67,7 +68,7 @@ def event_for(details: Any, *, assignees: Sequence[str] = (), priority: str = "n
                 f"{run.name}")
     name = condition.name or details.metadata.condition.name or details.id.name
     return EventCreate(
-        name=name[:200], prompt=(condition.prompt or "Approve?")[:4000], input=_INPUT[kind],
+        name=event_name(name), prompt=(condition.prompt or "Approve?")[:4000], input=_INPUT[kind],
         key=_key(details.id), context=context, assignees=list(assignees),
         priority=priority,  # type: ignore[arg-type]
         labels={"flyte2": "condition"},

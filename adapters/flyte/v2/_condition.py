@@ -31,6 +31,7 @@ from flyte.syncify import syncify
 
 from signoff import Cancelled, Rejected
 
+from .._common import event_name
 from ._event import Event, EventTimeout, new_event
 
 __all__ = ["Condition", "new_condition"]
@@ -50,11 +51,11 @@ def _sequence(name: str) -> str:
     ctx = flyte.ctx()
     action = getattr(ctx, "action", None) if ctx is not None else None
     if action is None or not action.run_name:
-        return name
+        return event_name(name)
     with _calls_lock:
         _calls[(action.run_name, action.name, name)] += 1
         seq = _calls[(action.run_name, action.name, name)]
-    return name if seq == 1 else f"{name}-{seq}"
+    return event_name(name) if seq == 1 else f"{event_name(name)}-{seq}"
 
 
 @dataclass

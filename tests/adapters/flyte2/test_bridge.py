@@ -359,3 +359,19 @@ def test_a_run_another_token_holds_is_skipped_and_stops_no_other(
             if e["source"]["params"].get("run") == "r-taken"] == ["flyte2-bridge-2"]
     assert any("r-taken not raised" in r.getMessage() and "target" in r.getMessage().lower()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_condition_name_no_event_name_allows_still_reaches_the_inbox(
+        plane: FakeControlPlane, hub: HubProcess, bridge: ConditionBridge) -> None:
+    from signoff.adapters.flyte._common import event_name
+
+    plane.service.add_condition(*PROJECT, "r-names", "a0", "Ship v3 to prod?")
+    plane.service.add_condition(*PROJECT, "r-names", "a0", "Ship v3 to prod!")
+    _sync(bridge)
+    events = [e for e in httpx.get(f"{hub.url}/api/v1/events", headers=hub.headers())
+              .json()["events"] if e["source"]["params"].get("run") == "r-names"]
+    names = sorted(e["name"] for e in events)
+    assert len(set(names)) == 2 and all(n.startswith("Ship-v3-to-prod-") for n in names)
+    assert sorted(e["source"]["params"]["condition"] for e in events) == [
+        "Ship v3 to prod!", "Ship v3 to prod?"]
+    assert event_name("deploy") == "deploy"  # a name that fits is kept as it is

@@ -9,6 +9,7 @@ recovered node gets the same event back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,6 +37,7 @@ __all__ = [
     "console_link",
     "default_mode",
     "event_key",
+    "event_name",
     "fail_for",
     "make_request",
     "python_type_for",
@@ -51,6 +53,7 @@ MODES = ("gate", "task")
 MODE_ENV = "SIGNOFF_FLYTE_MODE"
 CONSOLE_ENV = "SIGNOFF_FLYTE_CONSOLE_URL"
 _SIGNAL = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62})$")
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,199}$")  # signoff's EventCreate.name
 
 
 def require(module: str, extra: str) -> None:
@@ -81,6 +84,18 @@ def seconds(value: timedelta | float | int | None, field: str = "timeout") -> fl
         raise ValueError(f"{field}: expected a positive timedelta or number of seconds, "
                          f"got {value!r}")
     return float(value)
+
+
+def event_name(name: str) -> str:
+    """A Flyte 2 condition's name as a signoff event name: unchanged when it is one already;
+    otherwise the characters an event name cannot hold become ``-`` and a short digest of the
+    original follows, so two names never meet in one key (``"ok?"`` and ``"ok!"`` differ).
+    """
+    if _EVENT_NAME.match(name):
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    cleaned = re.sub(r"[^A-Za-z0-9_.:@/+-]+", "-", name).lstrip("_.:@/+-")[:180]
+    return f"{cleaned}-{digest}" if cleaned else f"condition-{digest}"
 
 
 def signal_name(prompt: str, name: str | None) -> str:

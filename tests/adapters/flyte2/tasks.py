@@ -34,3 +34,24 @@ async def pipeline(rows: int) -> str:
     ok = await hitl.new_event.aio("go", input={"kind": "approval"},
                                   prompt=f"Ship with {threshold}?", assignees=["group:ops"])
     return f"shipped at {threshold}" if await ok.wait.aio() else "held back"
+
+
+TYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+@env.task
+async def condition_step(name: str, kind: str, timeout: float, on_timeout: str = "fail") -> str:
+    """Code written against ``flyte.new_condition``, with only the import changed."""
+    condition = await hitl.new_condition.aio(name, prompt=f"Condition {name}?",
+                                             data_type=TYPES[kind], timeout=timeout or None,
+                                             description="from the tests",
+                                             on_timeout=on_timeout)  # type: ignore[arg-type]
+    return json.dumps(await condition.wait.aio())
+
+
+@env.task
+def two_conditions_one_name() -> str:
+    """The sync shape; one name twice in one task makes two conditions, as in Flyte."""
+    first = hitl.new_condition("count", data_type=int, prompt="First count?")
+    second = hitl.new_condition("count", data_type=int, prompt="Second count?")
+    return f"{first.wait()}+{second.wait()}"

@@ -307,8 +307,8 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX seen_requests_at ON seen_requests (seen_at);
     """),
     # 14 (issue 21, load balancing): the member a balanced group event is given to (also in
-    # its body), each assignment in order, and each group's turn counter, claimed in the write
-    # transaction so replicas share one rotation
+    # its body), each assignment in order, and where each group's next turn starts, moved in
+    # the write transaction so replicas share one rotation
     Migration(both="""
     ALTER TABLE events ADD COLUMN assignee TEXT;
     CREATE INDEX events_assignee ON events (assignee)
@@ -326,7 +326,7 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE TABLE balance_turns (
         grp TEXT PRIMARY KEY,
-        turns INTEGER NOT NULL
+        next_turn INTEGER NOT NULL            -- where the next turn starts in the members
     );
     """),
 ]

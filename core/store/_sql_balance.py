@@ -1,9 +1,11 @@
 """Load balancing on a SQL store (issue 21): a group's event given to one member, once.
 
-- ``balance_turns`` holds one counter per group. Each assignment takes the next turn inside its
-  write transaction, and writes are serialized (SQLite's one writer, PostgreSQL's write
-  advisory lock), so every replica shares one rotation: three events to a group of three go to
-  three different members whichever replicas create them.
+- ``balance_turns`` holds one position per group: where the next turn starts, just after the
+  member chosen last (a member passed over, away or the requester, does not make the next one
+  lose a turn). Each assignment reads and moves it inside its write transaction, and writes
+  are serialized (SQLite's one writer, PostgreSQL's write advisory lock), so every replica
+  shares one rotation: three events to a group of three go to three different members
+  whichever replicas create them.
 - ``events.assignee`` (and the same in the event's body) is the member an event is given to;
   the partial index ``events_assignee`` counts each member's pending ones for ``least_pending``
   and the queue depth gauge.
@@ -64,11 +66,10 @@ class BalanceRecords:
             body = json.loads(row["body"])
             if row["status"] != "pending" or body.get("assignee") != previous or not candidates:
                 return None
-            turn = int(conn.execute(
-                "INSERT INTO balance_turns (grp, turns) VALUES (?, 1) ON CONFLICT (grp)"
-                " DO UPDATE SET turns = balance_turns.turns + 1 RETURNING turns",
-                (group,)).fetchone()[0])
-            start = (turn - 1) % len(members)
+            # writes are serialized: what is read here is not taken by another writer
+            turn = conn.execute("SELECT next_turn FROM balance_turns WHERE grp = ?",
+                                (group,)).fetchone()
+            start = (0 if turn is None else int(turn[0])) % len(members)
             ranked = [m for m in members[start:] + members[:start] if m in candidates]
             data: dict[str, Any] = {"group": group, "strategy": strategy, "reason": reason}
             if strategy == "least_pending":
@@ -77,6 +78,9 @@ class BalanceRecords:
                 data["pending"] = queues
             else:
                 chosen = ranked[0]
+            conn.execute("INSERT INTO balance_turns (grp, next_turn) VALUES (?, ?)"
+                         " ON CONFLICT (grp) DO UPDATE SET next_turn = excluded.next_turn",
+                         (group, members.index(chosen) + 1))  # the turn after the chosen
             assignees = list(body.get("assignees", []))
             last = conn.execute("SELECT member, added FROM assignments WHERE event_id = ?"
                                 " ORDER BY turn DESC LIMIT 1", (event_id,)).fetchone()

@@ -142,3 +142,21 @@ def test_a_tier_passing_unanswered_moves_the_event_on(team: tuple[InProcessHub, 
     assert [a["member"] for a in _assigned(flow, event)] == ["alice", "bob", "carol"]
     assert _queues(hub) == {"alice": 0.0, "bob": 0.0, "carol": 1.0}
     assert people["carol"].respond(event, False, "not today").status == "decided"
+
+
+def test_the_policy_file_balances_and_the_requester_is_never_chosen(tmp_path: Path) -> None:
+    hub = InProcessHub(tmp_path / "file.db", FakeClock(), group_members={"ops": MEMBERS},
+                       policies=[{"match": {"name": "deploy-*"}, "balance": "round_robin"}]
+                       ).start()
+    try:
+        carol = Client(hub.url, hub.token("carol", role="admin"))  # an admin may create events
+        made = [carol.create(name="deploy-api", prompt="Deploy?", assignees=["group:ops"],
+                             policy={"forbid_self_approval": True}) for _ in range(4)]
+        assert [e.assignee for e in made] == ["alice", "bob", "alice", "bob"]
+        notes = [e["data"].get("note") for e in carol.audit(made[0].id)
+                 if e["action"] == "policy"]
+        assert "policy file rule 0: balanced round_robin" in notes
+        other = carol.create(name="other", prompt="Other?", assignees=["group:ops"])
+        assert other.assignee is None and other.assignees == ["group:ops"]
+    finally:
+        hub.stop()

@@ -75,8 +75,8 @@ def agreed(event: Any) -> bool | None:
         return None
     if shadow.outcome == "approve":
         if event.input.kind == "approval":
-            return outcome == "approved"
-        return outcome == "answered" and decision.value == shadow.value
+            return bool(outcome == "approved")
+        return bool(outcome == "answered" and decision.value == shadow.value)
     if shadow.outcome == "block":
-        return outcome == "rejected"
-    return decision.by != "policy"
+        return bool(outcome == "rejected")
+    return bool(decision.by != "policy")

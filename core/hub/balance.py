@@ -89,7 +89,8 @@ def balanced_group(settings: Settings, event: Event) -> str | None:
 
 class Balancer:
     """Balanced assignment for one hub: plans before creation, re-assigns after a tier or when
-    a member goes away."""
+    a member goes away.
+    """
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -144,7 +145,8 @@ class Balancer:
 
     async def member_away(self, member: str) -> int:
         """Give the pending events given to ``member`` to others (a delegation of theirs
-        started); returns how many moved."""
+        started); returns how many moved.
+        """
         moved = 0
         page = await self.hub._run(self.hub.store.list_events, status="pending",
                                    assignee=member, limit=500)

@@ -57,10 +57,10 @@ from .._rules import (
     response_decision,
     timeout_decision,
 )
+from .._shadow import shadow_of
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
 from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, DueDelivery, Store
-from .._shadow import shadow_of
 from .access import Access
 from .balance import Balancer, Plan
 from .delegation import Delegations, delegated

@@ -17,7 +17,8 @@ __all__ = ["Assignment", "BalanceStore"]
 @dataclass(frozen=True)
 class Assignment:
     """One giving of a balanced event to a member (``turn`` 0 at creation, then one per
-    re-assignment)."""
+    re-assignment).
+    """
 
     event_id: str
     turn: int

@@ -37,11 +37,12 @@ class BalanceContract:
 
     def test_concurrent_assignments_share_one_rotation(self, store: Store) -> None:
         """Six assignments racing on threads give each member two: the turn is claimed in the
-        write, not read before it."""
+        write, not read before it.
+        """
         events = [self._group_event(store) for _ in range(6)]
         with concurrent.futures.ThreadPoolExecutor(6) as pool:
             given = list(pool.map(lambda e: self._give(store, e), events))
-        members = [g.assignee for g in given if g is not None]
+        members = [g.assignee for g in given if g is not None and g.assignee is not None]
         assert sorted(members) == sorted(TEAM * 2)
         assert store.pending_by_member([*TEAM, "dan"]) == {"ann": 2, "ben": 2, "cal": 2,
                                                           "dan": 0}
@@ -53,7 +54,8 @@ class BalanceContract:
 
     def test_least_pending_and_reassignment(self, store: Store) -> None:
         """The least loaded member is chosen; a re-assignment is a compare-and-set on the
-        current member and takes back only an assignee balancing added."""
+        current member and takes back only an assignee balancing added.
+        """
         first = self._give(store, self._group_event(store), exclude=("ben", "cal"))
         assert first is not None and first.assignee == "ann"
         event = self._group_event(store)

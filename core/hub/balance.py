@@ -45,6 +45,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._model import Event
+from .logs import state_change
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -126,7 +127,10 @@ class Balancer:
         if given is None:
             log.info("event %s of group:%s was not given to a member (%s): every member is "
                      "away, the requester, or answered", event.id, plan.group, plan.reason)
-        return given or event
+            return event
+        state_change("assigned", given, member=given.assignee, group=plan.group,
+                     strategy=plan.strategy, reason=plan.reason)
+        return given
 
     async def reassign(self, event: Event, reason: str) -> Event:
         """Give a pending balanced event to another member than its current one."""

@@ -5,6 +5,7 @@ unanswered moves the event on; the member is the one notified; the queue depth g
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 from collections.abc import Iterator
@@ -160,3 +161,19 @@ def test_the_policy_file_balances_and_the_requester_is_never_chosen(tmp_path: Pa
         assert other.assignee is None and other.assignees == ["group:ops"]
     finally:
         hub.stop()
+
+
+def test_two_replicas_share_one_rotation(pg_url: str, tmp_path: Path) -> None:
+    from .test_replicas import replicas
+
+    members = json.dumps({"ops": MEMBERS})
+    with replicas(pg_url, tmp_path, 2, SIGNOFF_GROUP_MEMBERS=members) as (a, b):
+        flows = [Client(h.url, a.token("flow", role="workflow")) for h in (a, b)]
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            made = list(pool.map(lambda i: _ask(flows[i % 2], "round_robin"), range(6)))
+        given = [flows[0].get(e).assignee for e in made]
+        assert sorted(given) == sorted(MEMBERS * 2)  # 2/2/2 across both replicas
+        for hub in (a, b):  # the gauge is read from the store: the same on each replica
+            text = httpx.get(f"{hub.url}/metrics").text
+            assert set(re.findall(r'^signoff_reviewer_pending\{reviewer="\w+"\} (\S+)$', text,
+                                  re.M)) == {"2.0"}

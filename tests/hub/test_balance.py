@@ -177,3 +177,25 @@ def test_two_replicas_share_one_rotation(pg_url: str, tmp_path: Path) -> None:
             text = httpx.get(f"{hub.url}/metrics").text
             assert set(re.findall(r'^signoff_reviewer_pending\{reviewer="\w+"\} (\S+)$', text,
                                   re.M)) == {"2.0"}
+
+
+def test_the_member_is_reminded_not_the_group(tmp_path: Path, receiver: Receiver) -> None:
+    target = f"json://127.0.0.1:{receiver.port}"
+    clock = FakeClock()
+    hub = InProcessHub(tmp_path / "remind.db", clock, group_members={"ops": MEMBERS},
+                       reminders=[0.5], notify={"group:ops": [f"{target}/ops"],
+                                                "alice": [f"{target}/alice"]}).start()
+    try:
+        flow, _ = _clients(hub)
+        event = flow.create(name="deploy", prompt="Deploy?", assignees=["group:ops"],
+                            timeout=1000, policy={"balance": "round_robin"}).id
+        until(lambda: _notified(flow, event, 1), what="the creation notice")
+        clock.advance(seconds=501)
+        hub.settle(lambda: any(e["action"] == "reminded" for e in flow.audit(event)))
+        [reminded] = [e["data"] for e in flow.audit(event) if e["action"] == "reminded"]
+        assert reminded["to"] == ["alice"]
+        until(lambda: _notified(flow, event, 2), what="the reminder")
+        titles = [json.loads(body)["title"] for _, body in receiver.calls]
+        assert len(titles) == 2 and "still waits for you" in titles[1]  # alice's two, no group's
+    finally:
+        hub.stop()

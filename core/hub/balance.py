@@ -113,8 +113,8 @@ class Balancer:
         members = tuple(self.settings.group_members[group])
         unable = {event.requested_by, *await self._away(), *(r.by for r in event.responses)}
         exclude = {*unable, *tried}
-        if all(m in exclude for m in members):  # every one tried: anyone able but the last
-            exclude = {*unable, *tried[-1:]}
+        if all(m in exclude for m in members):  # every one tried: anyone able but the current
+            exclude = {*unable, *([event.assignee] if event.assignee else [])}
         return Plan(group, members, event.policy.balance,
                     tuple(m for m in members if m in exclude), reason)
 

@@ -122,7 +122,8 @@ def test_a_tier_passing_unanswered_moves_the_event_on(team: tuple[InProcessHub, 
                                                       receiver: Receiver) -> None:
     hub, clock = team
     flow, people = _clients(hub)
-    event = _ask(flow, "round_robin", escalate=[{"after": 3600}, {"after": 7200}])
+    event = _ask(flow, "round_robin",
+                 escalate=[{"after": 3600}, {"after": 7200}, {"after": 10800}])
     assert flow.get(event).assignee == "alice"
     until(lambda: _notified(flow, event, 1), what="the creation notice")
     # the member is told, with her one-click links; the group's own target is left out
@@ -142,7 +143,11 @@ def test_a_tier_passing_unanswered_moves_the_event_on(team: tuple[InProcessHub, 
     hub.settle(lambda: flow.get(event).assignee == "carol")
     assert [a["member"] for a in _assigned(flow, event)] == ["alice", "bob", "carol"]
     assert _queues(hub) == {"alice": 0.0, "bob": 0.0, "carol": 1.0}
-    assert people["carol"].respond(event, False, "not today").status == "decided"
+
+    clock.advance(hours=1)  # every one tried: round again, to anyone but the current one
+    hub.settle(lambda: flow.get(event).assignee == "alice")
+    assert [a["member"] for a in _assigned(flow, event)] == ["alice", "bob", "carol", "alice"]
+    assert people["alice"].respond(event, False, "not today").status == "decided"
 
 
 def test_the_policy_file_balances_and_the_requester_is_never_chosen(tmp_path: Path) -> None:

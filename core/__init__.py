@@ -63,6 +63,7 @@ from ._model import (
 )
 from ._policy import Policy, PolicyFile, PolicyFileRule, Rule, Tier
 from ._rules import Identity, result_of, timeout_decision
+from ._shadow import Shadow
 
 __version__ = "0.1.0"
 
@@ -110,6 +111,7 @@ __all__ = [
     "Response",
     "ResponseCreate",
     "Rule",
+    "Shadow",
     "SignoffError",
     "Source",
     "StoreError",

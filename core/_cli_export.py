@@ -3,7 +3,8 @@
 Filters (``--since``, ``--name`` glob, ``--source`` orchestrator, ``--outcome``), formats JSONL
 (default), CSV and Parquet (when pyarrow is installed), and per row beside the event: the
 recommendation and its confidence, the decision (value, outcome, who, how), whether the person
-overrode the recommendation, which fields of a form they amended, and the time to decide.
+overrode the recommendation, which fields of a form they amended, the time to decide, and
+what a shadow policy rule would have done and whether the decision agreed with it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import click
 from ._errors import InvalidInput
 from ._evidence import export_record
 from ._model import Event
+from ._shadow import agreed
 
 __all__ = ["export", "export_row"]
 
@@ -30,12 +32,14 @@ _OUTCOMES = ("approved", "rejected", "answered", "timed_out", "expired")
 COLUMNS = ("id", "key", "name", "prompt", "input", "context", "labels", "source",
            "recommendation", "confidence", "impact", "value", "outcome", "by", "comment",
            "channel", "rule", "verified", "overridden", "amended", "amended_fields",
-           "created_at", "decided_at", "seconds_to_decide", "digest", "kid", "signature")
+           "created_at", "decided_at", "seconds_to_decide", "shadow_rule", "shadow_outcome",
+           "shadow_agreed", "digest", "kid", "signature")
 
 
 def export_row(event: Event) -> dict[str, Any]:
     """One labelled row: the event, the recommendation, the decision and how they differ, and
-    the decision's evidence (digest, key id, signature).
+    the decision's evidence (digest, key id, signature), and what a shadow policy rule would
+    have decided (``shadow_*``, see :mod:`signoff._shadow`).
     """
     decision = event.decision
     assert decision is not None
@@ -56,6 +60,10 @@ def export_row(event: Event) -> dict[str, Any]:
         "impact": event.impact, "overridden": overridden, "amended": decision.amended,
         "amended_fields": amended_fields, "created_at": event.created_at.isoformat(),
         "seconds_to_decide": round((decision.at - event.created_at).total_seconds(), 3),
+        # policy shadow mode: what a shadow rule would have done, and whether this agreed
+        "shadow_rule": event.shadow.rule if event.shadow else None,
+        "shadow_outcome": event.shadow.outcome if event.shadow else None,
+        "shadow_agreed": agreed(event),
         # the key, digest, signature and the decision they cover: `signoff verify` checks
         # each row offline with the hub's public keys
         **export_record(event),

@@ -46,6 +46,7 @@ from ._limits import (
     bounded_json,
 )
 from ._policy import Impact, Policy
+from ._shadow import Shadow
 
 __all__ = [
     "Decision",
@@ -306,6 +307,13 @@ class Event(_Frozen):
     digest_parts: dict[str, str] = Field(
         default_factory=dict, description="One digest per shown field, to name what changed.")
     escalation_level: int = 0
+    assignee: str | None = Field(
+        default=None, description="The one member of a balanced group this event is given to "
+                                  "(policy.balance): notified and reminded; see the audit's "
+                                  "'assigned' entries.")
+    shadow: Shadow | None = Field(
+        default=None, description="What the policy's shadow rules would have decided at "
+                                  "creation (recorded, never acted on).")
     requested_by: str
     status: Literal["pending", "decided", "cancelled"]
     created_at: datetime

@@ -43,6 +43,8 @@ __all__ = ["Policy", "PolicyFile", "PolicyFileRule", "RelayPolicy", "Route", "Ru
            "relay_refusal", "route", "settle", "tighten"]
 
 Impact = Literal["low", "medium", "high", "critical"]
+Balance = Literal["round_robin", "least_pending"]
+"""How a balanced group event picks its one member (:mod:`signoff.hub.balance`)."""
 
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A notification channel's name (``[notify_channels] NAME = [...]`` in the hub's settings)."""
@@ -70,6 +72,9 @@ class Rule(_Frozen):
         max_length=MAX_CONDITION_LENGTH,
         description="A condition, e.g. \"confidence >= 0.95 and impact == 'low'\".")
     then: Literal["approve", "block", "review"]
+    mode: Literal["enforce", "shadow"] = Field(
+        default="enforce", description="'shadow': evaluated and recorded beside what was "
+                                       "decided, never acted on (see signoff._shadow).")
 
     @field_validator("when")
     @classmethod
@@ -120,6 +125,9 @@ class Policy(_Frozen):
     forbid_batch: bool = Field(
         default=False, description="Never decided in a batch from the inbox: each reviewer "
                                    "decides it on its own page.")
+    balance: Balance | None = Field(
+        default=None, description="Give the event's group to one member (the hub's "
+                                  "group_members): 'round_robin' or 'least_pending'.")
 
     @model_validator(mode="after")
     def _tiers_in_order(self) -> Policy:
@@ -159,8 +167,8 @@ def route(event: Any) -> Route:
         return Route(action="review")
     facts = facts_of(event)
     for index, rule in enumerate(policy.route):
-        if not evaluate(rule.when, facts):
-            continue
+        if rule.mode == "shadow" or not evaluate(rule.when, facts):
+            continue  # a shadow rule never acts: signoff._shadow records what it would do
         label = f"route[{index}]: {rule.when} -> {rule.then}"
         if rule.then == "approve":
             if event.input.kind == "approval":
@@ -263,6 +271,12 @@ class PolicyFileRule(_Frozen):
     forbid_batch_impacts: list[Impact] = Field(
         default_factory=list, description="Matching events of these impact levels are never "
                                           "decided in a batch (policy.forbid_batch).")
+    balance: Balance | None = Field(
+        default=None, description="Balance matching events whose policy does not say.")
+    route: list[Rule] = Field(
+        default_factory=list, max_length=MAX_RULES,
+        description="Routing rules in shadow mode, appended to the event's: recorded, never "
+                    "acted on.")
 
     @field_validator("forbid_self_approval", "forbid_auto_approve", mode="before")
     @classmethod
@@ -270,6 +284,15 @@ class PolicyFileRule(_Frozen):
         if value is False:
             raise ValueError("a policy file can only tighten: this may only be true")
         return value
+
+    @field_validator("route")
+    @classmethod
+    def _only_shadow(cls, rules: list[Rule]) -> list[Rule]:
+        for index, rule in enumerate(rules):
+            if rule.mode != "shadow":
+                raise ValueError(f"route.{index}: a policy file can only tighten, so its "
+                                 f"routing rules need mode = 'shadow', got {rule.mode!r}")
+        return rules
 
     def matches(self, event: Any) -> bool:
         """Whether this rule applies to ``event``."""
@@ -314,7 +337,8 @@ def tighten(policy: Policy | None, assignees: list[str], rules: list[PolicyFileR
             update["forbid_self_approval"] = True
             notes.append(f"{where}: self-approval forbidden")
         if rule.forbid_auto_approve:
-            kept = [r for r in update.get("route", current.route) if r.then != "approve"]
+            kept = [r for r in update.get("route", current.route)
+                    if r.then != "approve" or r.mode == "shadow"]  # a shadow never acts
             if len(kept) != len(update.get("route", current.route)):
                 notes.append(f"{where}: auto-approval rules removed")
             update["route"] = kept
@@ -324,6 +348,14 @@ def tighten(policy: Policy | None, assignees: list[str], rules: list[PolicyFileR
                 notes.append(f"{where}: {who} added to the assignees")
         if rule.notify:
             update["notify"] = [*update.get("notify", current.notify), *rule.notify]
+        if rule.balance is not None and update.get("balance", current.balance) is None:
+            update["balance"] = rule.balance
+            notes.append(f"{where}: balanced {rule.balance}")
+        if rule.route:
+            have = update.get("route", current.route)
+            room = rule.route[:max(MAX_RULES - len(have), 0)]
+            update["route"] = [*have, *room]
+            notes.append(f"{where}: {len(room)} shadow rule(s) added")
         impact = getattr(event, "impact", None)
         if impact is not None and impact in rule.forbid_batch_impacts \
                 and not update.get("forbid_batch", current.forbid_batch):

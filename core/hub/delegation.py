@@ -138,6 +138,8 @@ class Delegations:
         stored = await self.hub._write(self.hub.store.create_delegation, made, channel=channel,
                                        max_active=MAX_OPEN)
         self._current = None
+        if stored.active(now):  # away from now: their balanced events go to another member
+            await self.hub.balancer.member_away(owner)
         return stored
 
     async def list(self, who: Identity, *, current: bool = True) -> list[Delegation]:

@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._model import Decision, Event, Outcome
+from .._shadow import agreed
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -118,6 +119,11 @@ class Metrics:
             "signoff_reviewer_decisions",
             "Human decisions by reviewer (M9; only with metrics_per_reviewer).", ["reviewer"],
             registry=r)
+        self.shadow_total = Counter(
+            "signoff_shadow", "Decided events a shadow policy rule had a verdict on, by rule "
+            "and whether the decision agreed with it (true, false; none: a timeout or cancel).",
+            ["rule", "agreed"], registry=r)
+        self.shadow_rules = _Bounded(_MAX_SOURCES)
         self.escalations_total = Counter(
             "signoff_escalations", "Escalation tiers passed, by tier.", ["tier"], registry=r)
         self.fallback_total = Counter(
@@ -178,6 +184,10 @@ class Metrics:
         due = sla_deadline(self.settings, event)
         if due is not None and decision.at > due and decision.outcome is not Outcome.cancelled:
             self.sla_breaches_total.labels(priority).inc()
+        if event.shadow is not None:  # issue 21: what a shadow rule would have done, agreed?
+            verdict = agreed(event)
+            self.shadow_total.labels(self.shadow_rules(event.shadow.rule[:200]),
+                                     "none" if verdict is None else str(verdict).lower()).inc()
         if by == "fallback":  # the tier passed, by its decider
             self.fallback_total.labels(decision.outcome.value).inc()
             self.escalated(event.escalation_level)

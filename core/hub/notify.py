@@ -8,7 +8,8 @@ Links point at the event's page on the hub, which asks for a signed-in POST befo
 changes: mail scanners that prefetch links act on nothing. A message to a reviewer's own targets
 (``notify`` keyed by a user named in the event's assignees) about a pending approval also
 carries that reviewer's signed one-click links (:mod:`.links`), whose confirm page answers only
-on its POST. Reminders go to the targets of the assignees named, and nowhere else. A failure is recorded as the
+on its POST. An event a balanced group gave to one member (:mod:`.balance`) goes to that member's
+targets, not to the group's. Reminders go to the targets of the assignees named, and nowhere else. A failure is recorded as the
 exception's class, never with what the remote answered.
 
 apprise runs in sender processes of its own (:mod:`._senders`), started with the hub when a
@@ -35,6 +36,7 @@ from anyio import to_thread
 
 from .._model import Event
 from . import _senders
+from .balance import balanced_group
 from .links import LinkSigner
 from .settings import Settings
 
@@ -131,8 +133,10 @@ class Notifier:
             for name in self.channels(event, extra):
                 shared += self.settings.notify_channels.get(name, [])
             shared += notify.get("*", [])
+        balanced = balanced_group(self.settings, event)  # its member is told instead
         shared += [url for who in (event.assignees if only is None else only)
-                   if who.startswith("group:") for url in notify.get(who, [])]
+                   if who.startswith("group:") and who != balanced
+                   for url in notify.get(who, [])]
         shared = [u for u in dict.fromkeys(shared) if u not in taken]
         if shared:
             grouped.append((None, shared))

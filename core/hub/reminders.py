@@ -19,6 +19,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from .balance import balanced_group
 from .metrics import sla_deadline
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ async def remind(hub: Hub, now: datetime) -> int:
             continue
         step = passed[-1]
         answered = {r.by for r in event.responses}
-        to = [who for who in event.assignees if who not in answered]
+        balanced = balanced_group(hub.settings, event)  # its one member is reminded instead
+        to = [who for who in event.assignees if who not in answered and who != balanced]
         claimed = await hub._write(
             hub.store.claim_reminder, event.id, step=step, at=now,
             next_at=due[step + 1] if step + 1 < steps else None,

@@ -57,10 +57,12 @@ from .._rules import (
     response_decision,
     timeout_decision,
 )
+from .._shadow import shadow_of
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
 from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, DueDelivery, Store
 from .access import Access
+from .balance import Balancer, Plan
 from .delegation import Delegations, delegated
 from .egress import check_event_egress
 from .escalation import escalate
@@ -118,6 +120,7 @@ class _Draft:
     decision: Decision | None
     notes: builtins.list[str | AuditNote]
     target: str | None = None  # the run its resumer would push into (see _resume_target)
+    balance: Plan | None = None  # whom it may be given to, when its group is balanced
 
 
 class Hub:
@@ -156,6 +159,7 @@ class Hub:
             self.loop_lag.on_sample = self.metrics.loop_lag.set
         self.changes = Changes()  # issue 19: wakes the live inbox streams
         self.delegations = Delegations(self)  # issue 21
+        self.balancer = Balancer(self)  # issue 21: one member of a group gets the event
         self.slack = Slack(self, settings.slack) if settings.slack is not None else None
 
     # lifecycle ---------------------------------------------------------------------------
@@ -262,9 +266,7 @@ class Hub:
         draft = await self._delegated(self._draft(who, body, channel))
         async with self.limits.creating(who.user):  # 429 past the rate or the pending quota
             draft.target = await self._resume_target(draft.event)  # 409 if another's run
-            stored, created = await self._write(self.store.create_event, draft.event,
-                                                channel=draft.channel, decision=draft.decision,
-                                                notes=draft.notes, resume_target=draft.target)
+            stored, created = await self._write(self._store_draft, draft)
         _same_payload(draft.event, stored)
         self._created(stored, created)
         return stored, created
@@ -306,11 +308,25 @@ class Hub:
         return [r for r in results if r is not None]
 
     async def _delegated(self, draft: _Draft) -> _Draft:
-        """The draft with the delegates in force among its assignees (issue 21)."""
+        """The draft with the delegates in force among its assignees, and whom it may be
+        given to if its group is balanced (issue 21).
+        """
         if draft.decision is None:
             draft.event, notes = await self.delegations.apply(draft.event)
             draft.notes += notes
+            draft.balance = await self.balancer.plan(draft.event)
         return draft
+
+    def _store_draft(self, draft: _Draft) -> tuple[Event, bool]:
+        """Create the draft's event and, if balanced, give it to a member: one store job (one
+        transaction where the store batches writes).
+        """
+        stored, created = self.store.create_event(
+            draft.event, channel=draft.channel, decision=draft.decision, notes=draft.notes,
+            resume_target=draft.target)
+        if created and draft.balance is not None and stored.status == "pending":
+            stored = self.balancer.assign(stored, draft.balance)
+        return stored, created
 
     def _create_drafts(self, drafts: builtins.list[_Draft]
                        ) -> builtins.list[tuple[Event, bool] | HubError]:
@@ -319,9 +335,7 @@ class Hub:
         made: builtins.list[tuple[Event, bool] | HubError] = []
         for d in drafts:
             try:
-                made.append(self.store.create_event(d.event, channel=d.channel,
-                                                    decision=d.decision, notes=d.notes,
-                                                    resume_target=d.target))
+                made.append(self._store_draft(d))
             except TargetTaken as refused:
                 made.append(refused)
         return made
@@ -364,7 +378,12 @@ class Hub:
                                 channel="policy", at=now, rule=routed.rule)
         elif routed.rule:
             notes.append(routed.rule)
-        return _Draft(event, channel, decision, list(notes))
+        noted: builtins.list[str | AuditNote] = list(notes)
+        shadow = shadow_of(event)  # issue 21: what its shadow rules would do, never done
+        if shadow is not None:
+            event = event.model_copy(update={"shadow": shadow})
+            noted.append(("shadow", "policy", shadow.model_dump(mode="json")))
+        return _Draft(event, channel, decision, noted)
 
     def _created(self, stored: Event, created: bool) -> None:
         """What follows a stored creation: the spec kept, metrics and logs, the sweeper and
@@ -801,6 +820,7 @@ class Hub:
                 data = {**data, "delegations": [{"action": a, **d} for a, _, d in notes]}
         moved = await self._write(self.store.escalate, event.id, level=level,
                                   assignees=assignees, data=data)
+        moved = await self.balancer.after_tier(moved, level)  # its member did not answer
         if self.metrics is not None:
             self.metrics.escalated(level)
         state_change("escalated", moved, tier=level)

@@ -48,6 +48,10 @@ from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssue
 
 __all__ = ["Settings", "SlackSettings", "load_settings"]
 
+_HIGH_IMPACTS: list[Impact] = ["high", "critical"]
+_GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]
+_Member = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")]
+
 _config_file: ContextVar[Path | None] = ContextVar("signoff_config_file", default=None)
 
 
@@ -424,12 +428,28 @@ class Settings(BaseSettings):
     slack: SlackSettings | None = None
     """Slack interactive approvals (``[slack]``): off unless set."""
 
+    group_members: dict[_GroupName, Annotated[list[_Member], Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=200)
+    """Who a balanced event of a group may be given to (``[group_members] ops = ["alice",
+    "bob", "carol"]``), in turn order; see :mod:`.balance`. Only this list is used to choose
+    (the hub cannot know the SSO members that never signed in); the chosen member becomes an
+    assignee, and everyone's rights otherwise still come from their tokens or sign-in."""
+
     @field_validator("link_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
         if key is not None and len(key.get_secret_value().strip()) < 16:
             raise ValueError("link_key: at least 16 characters expected")
         return key
+
+    @field_validator("group_members")
+    @classmethod
+    def _distinct_members(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in groups.items():
+            if len(set(members)) != len(members):
+                raise ValueError(f"group_members.{name}: expected distinct user names, got "
+                                 f"{members}")
+        return groups
 
     @field_validator("reminders")
     @classmethod
@@ -471,7 +491,6 @@ class Settings(BaseSettings):
         return EgressGuard(self.egress_allow, self.egress_allow_private)
 
 
-_HIGH_IMPACTS: list[Impact] = ["high", "critical"]
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -30,10 +30,11 @@ from ._protocol import (
     TokenInfo,
     token_id,
 )
+from ._protocol_balance import Assignment
 from ._protocol_reviewers import Delegation
 from .sqlite import SQLiteStore
 
-__all__ = ["AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
+__all__ = ["Assignment", "AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
            "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
            "SessionInfo", "Store", "StoreError", "TokenInfo", "check_database", "is_postgres",
            "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]

@@ -25,6 +25,7 @@ from .._errors import InvalidInput
 from .._evidence import Keyring
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
+from ._protocol_balance import BalanceStore
 from ._protocol_reviewers import ReviewerStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditNote", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
@@ -199,7 +200,7 @@ class DeliveryRecord:
 
 
 @runtime_checkable
-class Store(ReviewerStore, Protocol):
+class Store(ReviewerStore, BalanceStore, Protocol):
     """The durable record behind the hub. See :mod:`signoff.store.contract` for its contract."""
 
     signer: Keyring | None

@@ -306,6 +306,29 @@ MIGRATIONS: list[Migration] = [
     );
     CREATE INDEX seen_requests_at ON seen_requests (seen_at);
     """),
+    # 14 (issue 21, load balancing): the member a balanced group event is given to (also in
+    # its body), each assignment in order, and where each group's next turn starts, moved in
+    # the write transaction so replicas share one rotation
+    Migration(both="""
+    ALTER TABLE events ADD COLUMN assignee TEXT;
+    CREATE INDEX events_assignee ON events (assignee)
+        WHERE status = 'pending' AND assignee IS NOT NULL;
+    CREATE TABLE assignments (
+        event_id TEXT NOT NULL REFERENCES events (id),
+        turn INTEGER NOT NULL,                -- 0 at creation, then one per re-assignment
+        grp TEXT NOT NULL,
+        member TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        added INTEGER NOT NULL,               -- 1: the member was made an assignee for it
+        reason TEXT NOT NULL,
+        at {real} NOT NULL,
+        PRIMARY KEY (event_id, turn)
+    );
+    CREATE TABLE balance_turns (
+        grp TEXT PRIMARY KEY,
+        next_turn INTEGER NOT NULL            -- where the next turn starts in the members
+    );
+    """),
 ]
 
 

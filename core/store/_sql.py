@@ -61,6 +61,7 @@ from ._protocol import (
     DueDelivery,
     PendingSummary,
 )
+from ._sql_balance import BalanceRecords
 from ._sql_reviewers import ReviewerRecords
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
 
@@ -91,10 +92,10 @@ class Conn(Protocol):
 
 _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout", "on_timeout",
                 "source", "labels", "recommendation", "confidence", "impact", "policy",
-                "sensitive", "digest_parts")
+                "sensitive", "digest_parts", "assignee", "shadow")
 
 
-class SQLStore(TokenRecords, ReviewerRecords):
+class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     """A :class:`~signoff.store.Store` on a SQL database, less what each database does its own
     way (see the module docstring).
     """

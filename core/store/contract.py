@@ -36,6 +36,7 @@ from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
 from ._protocol import AuditAnchor, Batching, Store, token_id
+from .contract_balance import BalanceContract
 from .contract_reviewers import ReviewerContract
 
 __all__ = ["StoreContract", "hold_writer", "make_event"]
@@ -80,7 +81,7 @@ def _approved(by: str = "rita", at: datetime = T0) -> Decision:
     return Decision(value=True, outcome=Outcome.approved, by=by, channel="api", at=at)
 
 
-class StoreContract(ReviewerContract):
+class StoreContract(ReviewerContract, BalanceContract):
     """Behaviour every store must have. Subclass it and provide a ``store`` fixture."""
 
     @pytest.fixture

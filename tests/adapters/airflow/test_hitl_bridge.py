@@ -128,7 +128,8 @@ def test_an_approval_decided_in_signoff_continues_the_dag_run(
     assert result["chosen_options"] == ["Approve"]
     assert result["responded_by_user"]["name"] == "signoff"  # the bridge's Airflow user
     decided = _event(hub, event["id"])
-    assert decided["status"] == "approved" and decided["decision"]["by"] == "alice"
+    assert decided["status"] == "decided"
+    assert (decided["decision"]["outcome"], decided["decision"]["by"]) == ("approved", "alice")
     assert [d["state"] for d in decided["deliveries"]] == ["delivered"]
 
 
@@ -181,8 +182,9 @@ def test_an_answer_given_in_airflow_closes_the_event(
     until(lambda: _event(hub, event["id"])["status"] != "pending", timeout=60,
           what="the event to close")
     closed = _event(hub, event["id"])
-    assert closed["status"] == "rejected"
+    assert closed["status"] == "decided"
     decision = closed["decision"]
+    assert decision["outcome"] == "rejected"
     assert (decision["value"], decision["by"], decision["channel"]) == (
         False, "airflow-hitl:alice", "airflow-hitl")
     assert (decision["verified"], decision["rule"], decision["relayed_from"]) == (

@@ -192,6 +192,7 @@ class Hub:
         try:
             bridge = AirflowHitlBridge(self)
         except ValueError as exc:
+            log.critical("refusing to start: %s", exc)
             raise StartRefused(str(exc)) from exc
         self._resumers[bridge.name] = bridge
         return [bridge]

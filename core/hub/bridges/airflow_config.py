@@ -71,6 +71,14 @@ class AirflowDeployment(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     """Calls in flight to this deployment at most (polling and answering together)."""
 
+    settle_seconds: float = Field(default=10.0, ge=0, le=20)
+    """An answer is sent no sooner than this long after the event was created (which is after
+    the task parked). Airflow 3.3.2's scheduler fails a task answered before it has processed
+    the exit of the worker that parked it ("finished with state success, but the task
+    instance's state attribute is queued"): 1.2 s after the park here, 6.1 s with the machine
+    loaded. An answer given later waits for nothing; a policy's instant decision waits it out
+    (holding one of the hub's ``delivery_concurrency`` places meanwhile)."""
+
     max_actions: int = Field(default=500, ge=1, le=10_000)
     """Pending actions read per look at most (in pages of 100); more wait for a later look."""
 

@@ -35,6 +35,8 @@ import logging
 import time
 from typing import Any
 
+from anyio import to_thread
+
 from ..._channels import relay_by
 from ..._egress import EgressRefused
 from ..._errors import AlreadyDecided, HubError, InvalidInput
@@ -160,21 +162,15 @@ class AirflowHitlBridge:
     async def _mirror(self, name: str, actions: list[HitlDetail]) -> int:
         """Create the events of actions not seen before; returns how many were new."""
         config, known = self.apis[name].config, self._known[name]
-        bodies: list[Any] = []
-        keys: list[str] = []
-        for action in actions:
-            key = event_key(name, action.task_instance)
-            if key in known or key in self._skipped:
-                continue
-            try:
-                bodies.append(event_for(name, config, action))
-            except ValueError as exc:  # pydantic's too: a param schema signoff cannot show
-                self._skipped.add(key)
-                log.warning("airflow_hitl.%s: the action of %s/%s/%s cannot be shown in the "
-                            "inbox; answer it in Airflow: %s", name, action.task_instance.dag_id,
-                            action.task_instance.dag_run_id, action.task_instance.task_id, exc)
-                continue
-            keys.append(key)
+        fresh = [a for a in actions if event_key(name, a.task_instance) not in known
+                 and event_key(name, a.task_instance) not in self._skipped]
+        if not fresh:
+            return 0
+        # in a worker thread: a form's JSON schema check imports jsonschema the first time,
+        # and hundreds of actions are milliseconds of validation each
+        built = await to_thread.run_sync(self._bodies, name, fresh)
+        keys = [key for key, _ in built]
+        bodies = [body for _, body in built]
         if not bodies:
             return 0
         results = await self.hub.create_many(self.identity(name), bodies, ORCHESTRATOR)
@@ -188,6 +184,26 @@ class AirflowHitlBridge:
         while len(known) > 10 * config.max_actions:
             known.popitem(last=False)
         return new
+
+    def _bodies(self, name: str, actions: list[HitlDetail]) -> list[tuple[str, Any]]:
+        """The events of ``actions`` by key, leaving out (and logging once) those that cannot
+        be shown.
+        """
+        config = self.apis[name].config
+        built: list[tuple[str, Any]] = []
+        for action in actions:
+            key = event_key(name, action.task_instance)
+            try:
+                built.append((key, event_for(name, config, action)))
+            except ValueError as exc:  # pydantic's too: a param schema signoff cannot show
+                if len(self._skipped) >= 10_000:
+                    self._skipped.clear()  # logged once more each: bounded memory
+                self._skipped.add(key)
+                ti = action.task_instance
+                log.warning("airflow_hitl.%s: the action of %s/%s/%s cannot be shown in the "
+                            "inbox; answer it in Airflow: %s", name, ti.dag_id, ti.dag_run_id,
+                            ti.task_id, exc)
+        return built
 
     async def _close_if_done(self, name: str, event: Event) -> bool:
         """Close ``event`` when Airflow no longer waits on its action; returns whether it did."""
@@ -264,6 +280,10 @@ class AirflowHitlBridge:
             log.info("airflow_hitl.%s: event %s was %s in signoff; its action still waits in "
                      "Airflow", name, event.id, decision.outcome.value)
             return
+        settle = self.apis[name].config.settle_seconds
+        early = settle - (self.hub.clock() - event.created_at).total_seconds()
+        if early > 0:  # see AirflowDeployment.settle_seconds: Airflow's own race
+            await asyncio.sleep(early)
         try:
             async with self._slot(name):
                 await self.apis[name].answer(*_action_of(event), *answer)

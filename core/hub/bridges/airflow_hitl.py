@@ -15,8 +15,11 @@ required actions every ``poll_interval`` seconds (:mod:`.airflow_api`) and:
     (signoff did not authenticate the person), rule ``answered in Airflow``. Airflow has
     already acted on it, so no policy can refuse it and quorum does not apply; nothing is
     delivered back;
-  - no longer waiting without an answer (Airflow's ``response_timeout`` passed, the task was
-    marked or cleared, the run deleted): the event is cancelled by ``airflow-hitl``, saying why.
+  - answered by Airflow's scheduler with the action's defaults when its ``response_timeout``
+    passed: decided as ``timed_out`` with those defaults, by ``airflow-hitl:timeout``;
+  - no longer waiting without an answer (``response_timeout`` passed without defaults, the
+    task was marked or cleared, the run deleted): the event is cancelled by ``airflow-hitl``,
+    saying why.
 
 The bridge is also the resumer of its events: a decision made in signoff (a reviewer, a quorum,
 an escalation fallback, a deadline's default) goes through the hub's delivery outbox, with its
@@ -40,7 +43,7 @@ from anyio import to_thread
 from ..._channels import relay_by
 from ..._egress import EgressRefused
 from ..._errors import AlreadyDecided, HubError, InvalidInput
-from ..._model import Event
+from ..._model import Decision, Event, Outcome
 from ..._rules import Identity, cancel_decision, response_decision
 from ...resumers import DeliveryFailed, RetryDelivery, target_name
 from .airflow_api import AirflowApi, AirflowFailed
@@ -62,6 +65,7 @@ _ALIVE = frozenset({"awaiting_input", "deferred", "running", "queued", "schedule
 """Task states in which an unanswered action may still be answered (about to wait, waiting)."""
 
 ANSWERED_IN_AIRFLOW = "answered in Airflow"
+TIMED_OUT_IN_AIRFLOW = "Airflow's response_timeout"
 
 
 class AirflowHitlBridge:
@@ -223,6 +227,14 @@ class AirflowHitlBridge:
             decision = cancel_decision(ORCHESTRATOR, f"the Airflow task was cleared or retried "
                                        f"(try {detail.task_instance.try_number}), which asks "
                                        "again", ORCHESTRATOR, now)
+        elif detail.response_received and detail.responded_by_user is None:
+            # Airflow's response_timeout passed and its scheduler answered with the defaults
+            decision = Decision(value=value_of_response(event, detail),
+                                outcome=Outcome.timed_out, by=_relay_by("timeout"),
+                                comment="Airflow's response_timeout passed: its defaults were "
+                                "used", channel=ORCHESTRATOR, at=detail.responded_at or now,
+                                rule=TIMED_OUT_IN_AIRFLOW, relayed_from=ORCHESTRATOR,
+                                verified=False)
         elif detail.response_received:
             user = detail.responded_by_user
             try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +58,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory
         with HubProcess(home / "hub.db", config=config) as hub:
             services.wait_for_dag("native_approval")
             services.wait_for_dag("native_input")
+            services.wait_for_dag("native_timeout")
             yield services, hub
 
 
@@ -155,10 +157,20 @@ def test_an_input_answered_in_signoff_reaches_the_task(
                          headers=hub.headers())
     assert refused.status_code == 422, refused.text
     assert "rows" in refused.text
+    # answered once the settle window (settle_seconds, 10 s from the event's creation) is over,
+    # as a person would: the answer goes out at once
+    created = datetime.fromisoformat(event["created_at"])
+    until(lambda: (datetime.now(timezone.utc) - created).total_seconds() > 10.2, timeout=30,
+          what="the settle window to pass")
+    sent = time.monotonic()
     answered = httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses",
                           json={"value": {"chosen_options": "large", "rows": 500}},
                           headers=hub.headers())
     assert answered.status_code == 200, answered.text
+    pick = _wait_task_ended(services, "native_input", run_id, "pick")
+    print(f"answered in signoff after the settle window -> HITLOperator ended: "
+          f"{time.monotonic() - sent:.2f} s")
+    assert pick["state"] == "success"
 
     run = services.wait_run("native_input", run_id, timeout=240)
     assert run["state"] == "success"
@@ -200,3 +212,18 @@ def test_an_answer_given_in_airflow_closes_the_event(
     run = services.wait_run("native_approval", run_id, timeout=240)
     assert services.task_instance("native_approval", run_id, "ship")["state"] == "skipped"
     assert run["state"] == "success"
+
+
+def test_airflows_own_timeout_closes_the_event_with_its_defaults(
+        deployment: tuple[AirflowServices, HubProcess]) -> None:
+    services, hub = deployment
+    run_id = services.trigger("native_timeout")
+    event = find_event(hub, _key_prefix("native_timeout", run_id, "wait"), timeout=240)
+    assert (event["input"]["kind"], event["input"]["default"]) == ("choice", "no")
+
+    until(lambda: _event(hub, event["id"])["status"] != "pending", timeout=120,
+          what="the event to close")
+    decision = _event(hub, event["id"])["decision"]
+    assert (decision["outcome"], decision["value"], decision["by"]) == (
+        "timed_out", "no", "airflow-hitl:timeout")
+    assert services.wait_run("native_timeout", run_id, timeout=240)["state"] == "success"

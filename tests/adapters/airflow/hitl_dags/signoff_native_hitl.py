@@ -2,12 +2,13 @@
 
 ``native_approval``: an ``ApprovalOperator`` assigned to two Airflow users, then a task that
 runs only when approved. ``native_input``: a ``HITLOperator`` with two options and an integer
-param, then a task that records what it received.
+param, then a task that records what it received. ``native_timeout``: a ``HITLOperator``
+whose ``response_timeout`` passes, so Airflow answers it with its defaults.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import DAG, Param, task
@@ -33,3 +34,7 @@ with DAG("native_input", schedule=None, start_date=datetime(2026, 1, 1), catchup
         return {"options": answer["chosen_options"], "rows": answer["params_input"]["rows"]}
 
     use(pick.output)
+
+with DAG("native_timeout", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    HITLOperator(task_id="wait", subject="Anyone there?", options=["yes", "no"], defaults=["no"],
+                 response_timeout=timedelta(seconds=2))

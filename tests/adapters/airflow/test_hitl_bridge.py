@@ -227,3 +227,22 @@ def test_airflows_own_timeout_closes_the_event_with_its_defaults(
     assert (decision["outcome"], decision["value"], decision["by"]) == (
         "timed_out", "no", "airflow-hitl:timeout")
     assert services.wait_run("native_timeout", run_id, timeout=240)["state"] == "success"
+
+
+def test_a_task_marked_failed_in_airflow_cancels_the_event(
+        deployment: tuple[AirflowServices, HubProcess]) -> None:
+    services, hub = deployment
+    run_id = services.trigger("native_input")
+    event = find_event(hub, _key_prefix("native_input", run_id, "pick"), timeout=240)
+
+    marked = services.api("PATCH", f"/dags/native_input/dagRuns/{quote(run_id, safe='')}"
+                                   "/taskInstances/pick", json={"new_state": "failed"})
+    assert marked.status_code == 200, marked.text
+    until(lambda: _event(hub, event["id"])["status"] != "pending", timeout=60,
+          what="the event to close")
+    closed = _event(hub, event["id"])
+    assert closed["status"] == "cancelled"
+    assert (closed["decision"]["by"], closed["decision"]["channel"]) == ("airflow-hitl",
+                                                                         "airflow-hitl")
+    assert closed["decision"]["comment"] == ("the Airflow task is failed and no longer waits "
+                                             "for an answer")

@@ -85,6 +85,15 @@ def _wait_task_ended(services: AirflowServices, dag_id: str, run_id: str,
     return ti
 
 
+def _settled(event: dict[str, Any]) -> None:
+    """Wait until ``settle_seconds`` (10 s) passed since the event's creation: then Airflow's
+    scheduler has seen the exit of the worker that parked the task, and an answer, from signoff
+    or from Airflow's own API, cannot race it (see docs/airflow.md)."""
+    created = datetime.fromisoformat(event["created_at"])
+    until(lambda: (datetime.now(timezone.utc) - created).total_seconds() > 10.2, timeout=30,
+          what="the settle window to pass")
+
+
 def _xcom(services: AirflowServices, dag_id: str, run_id: str, task_id: str) -> Any:
     answer = services.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
                                  f"/taskInstances/{task_id}/xcomEntries/return_value",
@@ -157,11 +166,8 @@ def test_an_input_answered_in_signoff_reaches_the_task(
                          headers=hub.headers())
     assert refused.status_code == 422, refused.text
     assert "rows" in refused.text
-    # answered once the settle window (settle_seconds, 10 s from the event's creation) is over,
-    # as a person would: the answer goes out at once
-    created = datetime.fromisoformat(event["created_at"])
-    until(lambda: (datetime.now(timezone.utc) - created).total_seconds() > 10.2, timeout=30,
-          what="the settle window to pass")
+    # answered once the settle window is over, as a person would: the answer goes out at once
+    _settled(event)
     sent = time.monotonic()
     answered = httpx.post(f"{hub.url}/api/v1/events/{event['id']}/responses",
                           json={"value": {"chosen_options": "large", "rows": 500}},
@@ -185,6 +191,7 @@ def test_an_answer_given_in_airflow_closes_the_event(
     event = find_event(hub, _key_prefix("native_approval", run_id, "approve"), timeout=240)
 
     alice = services.token_of("alice", PASSWORDS["alice"])
+    _settled(event)  # Airflow's own answer path races the parked worker's exit just the same
     sent = time.monotonic()
     rejected = services.api(
         "PATCH", f"/dags/native_approval/dagRuns/{quote(run_id, safe='')}/taskInstances/approve"

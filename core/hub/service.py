@@ -172,13 +172,34 @@ class Hub:
             StartRefused: a resumer configured in ``settings.resumers`` cannot load.
         """
         await self._load_resumers()
+        bridges = self._start_bridges()
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
             self.notifier.load()  # sender processes; a send waits for them, off the loop
         await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
-                       asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag")]
+                       asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag"),
+                       *(task for bridge in bridges for task in bridge.start())]
         self._listen()
+
+    def _start_bridges(self) -> builtins.list[Any]:
+        """The bridges the settings configure (issue 20), each registered as the resumer of
+        its events; imported only when configured.
+
+        Raises:
+            StartRefused: a bridge's settings cannot work (an address egress does not allow).
+        """
+        if not self.settings.airflow_hitl:
+            return []
+        from .bridges.airflow_hitl import AirflowHitlBridge
+
+        try:
+            bridge = AirflowHitlBridge(self)
+        except ValueError as exc:
+            log.critical("refusing to start: %s", exc)
+            raise StartRefused(str(exc)) from exc
+        self._resumers[bridge.name] = bridge
+        return [bridge]
 
     async def stop(self) -> None:
         """Stop the loops and the work in flight, release waiters and resumers."""
@@ -837,12 +858,17 @@ class Hub:
         """
         return await self._add_response(event, response, rule=rule)
 
-    async def decide(self, event: Event, decision: Decision) -> Event:
+    async def decide(self, event: Event, decision: Decision, *, deliver: bool = True) -> Event:
         """Write a decision the hub reached itself (a deadline); wakes waiters and deliveries.
+        ``deliver=False``: nothing to deliver, the engine itself made it (a bridge closing an
+        event answered in the engine).
 
         Raises:
             AlreadyDecided: a racing answer decided the event first.
         """
+        if not deliver:
+            return await self._write_deciding(self.store.decide, event.id, decision,
+                                              response=None, deliver_via=None)
         return await self._decide(event, decision, None)
 
     async def check_store(self) -> None:

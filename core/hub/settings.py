@@ -44,6 +44,7 @@ from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
 from .._errors import HubError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
+from .bridges.airflow_config import DEPLOYMENT_NAME, AirflowDeployment
 from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssuer
 
 __all__ = ["Settings", "SlackSettings", "load_settings"]
@@ -434,6 +435,12 @@ class Settings(BaseSettings):
     "bob", "carol"]``), in turn order; see :mod:`.balance`. Only this list is used to choose
     (the hub cannot know the SSO members that never signed in); the chosen member becomes an
     assignee, and everyone's rights otherwise still come from their tokens or sign-in."""
+    # --- issue 20: Airflow 3.3's own HITL actions in the inbox ---------------------------------
+    airflow_hitl: dict[Annotated[str, StringConstraints(pattern=DEPLOYMENT_NAME)],
+                       AirflowDeployment] = Field(default_factory=dict, max_length=50)
+    """Airflow deployments whose pending ``HITLOperator``/``ApprovalOperator`` actions show as
+    events and are answered through Airflow's REST API (``[airflow_hitl.NAME]``, see
+    :mod:`signoff.hub.bridges.airflow_config`); none by default."""
 
     @field_validator("link_key")
     @classmethod

@@ -31,8 +31,10 @@ class AirflowServices:
 
     def __init__(self, home: Path, *, env: dict[str, str] | None = None,
                  port: int | None = None, components: tuple[str, ...] = COMPONENTS,
-                 extra_dags: tuple[Path, ...] = ()) -> None:
+                 extra_dags: tuple[Path, ...] = (),
+                 login: tuple[str, str] | None = None) -> None:
         self.home = home
+        self.login = login  # user and password, when all-admins mode is off
         self.components = components
         self.extra_dags = extra_dags
         self.port = port or free_port()
@@ -94,17 +96,29 @@ class AirflowServices:
 
     @property
     def token(self) -> str:
-        """An admin JWT for the REST API."""
+        """An admin JWT for the REST API (as ``login``'s user when given)."""
+        if self._token is None:
+            self._token = self.token_of(*self.login) if self.login else None
         if self._token is None:
             answer = httpx.get(f"{self.url}/auth/token", timeout=30)
             answer.raise_for_status()
             self._token = answer.json()["access_token"]
         return self._token
 
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One call to the REST API (``/api/v2`` + ``path``) as the admin."""
+    def token_of(self, username: str, password: str) -> str:
+        """A JWT for one simple-auth-manager user, from ``POST /auth/token``."""
+        answer = httpx.post(f"{self.url}/auth/token", timeout=30,
+                            json={"username": username, "password": password})
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
+
+    def api(self, method: str, path: str, *, token: str | None = None,
+            **kwargs: Any) -> httpx.Response:
+        """One call to the REST API (``/api/v2`` + ``path``) as the admin (or ``token``'s)."""
         return httpx.request(method, f"{self.url}/api/v2{path}", timeout=30,
-                             headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
+                             headers={"Authorization": f"Bearer {token or self.token}"},
+                             **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> None:
         """Wait until the dag-processor parsed ``dag_id``, then unpause it."""

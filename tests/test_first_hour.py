@@ -213,7 +213,8 @@ def test_settings_errors_are_one_line(tmp_path: Path) -> None:
 
 def test_the_hub_url_and_token_have_one_name_everywhere() -> None:
     """README, docs, examples and code say SIGNOFF_URL / SIGNOFF_TOKEN, never another spelling."""
-    allowed = {"SIGNOFF_URL", "SIGNOFF_TOKEN", "SIGNOFF_FLYTE_CONSOLE_URL"}
+    # and two that name another system's address and credential, not the hub's
+    allowed = {"SIGNOFF_URL", "SIGNOFF_TOKEN", "SIGNOFF_FLYTE_CONSOLE_URL", "SIGNOFF_FLYTE2_TOKEN"}
     spelled: dict[str, set[str]] = {}
     files = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
     for folder in ("core", "adapters", "examples"):

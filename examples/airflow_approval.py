@@ -26,7 +26,7 @@ with DAG("signoff_approve_load", schedule=None, start_date=datetime(2025, 1, 1),
 
     approve = ApprovalSensor(
         task_id="approve_load",
-        prompt="Load {{ ds }} into prod?",
+        prompt="Load {{ dag_run.run_after | ds }} into prod?",
         context={"rows": "{{ ti.xcom_pull('count') }}", "table": "sales.orders"},
         assignees=["group:data-owners"],
         timeout=timedelta(hours=8),

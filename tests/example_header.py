@@ -35,6 +35,7 @@ from signoff.testing import free_port
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 _PROMPT = re.compile(r"^\s*(?:#\s*)?\$ (.*)$")
+_SESSION = ("SIGNOFF_", "PREFECT_", "AIRFLOW", "TEMPORAL_", "FLYTE")
 _BACKGROUND = re.compile(r"(?<!&)&\s*(#.*)?$")
 
 
@@ -116,7 +117,8 @@ class HeaderRun:
     Args:
         workdir: an empty folder; the checkout is copied into ``workdir/signoff``.
         ports: the well-known ports the header may name; each gets a free port here.
-        env: variables to add (the rest comes from this process, minus a virtualenv's).
+        env: variables to add (the rest comes from this process, minus a virtualenv's and
+            the engines' and hub's settings, which a newcomer's shell does not have).
     """
 
     def __init__(self, workdir: Path, ports: tuple[int, ...] = (8765,),
@@ -124,8 +126,9 @@ class HeaderRun:
         self.cwd = fresh_checkout(workdir / "signoff")
         self.ports = {port: free_port() for port in ports}
         bin_dir = str(Path(sys.executable).parent)
+        # a newcomer's shell has none of the test session's engine or hub settings
         self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("VIRTUAL_ENV", "PYTHONPATH", "SIGNOFF_URL", "SIGNOFF_TOKEN")}
+                    if k not in ("VIRTUAL_ENV", "PYTHONPATH") and not k.startswith(_SESSION)}
         self.env.update(PATH=f"{bin_dir}:{self.env['PATH']}", TMPDIR=str(workdir),
                         **(env or {}))
         self.processes: list[subprocess.Popen[str]] = []

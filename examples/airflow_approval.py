@@ -4,8 +4,9 @@
 inbox, showing that number; `load` runs only once someone approved. A rejection skips `load`
 (the run still succeeds, like a short-circuit); pass ``on_reject="fail"`` to fail it instead.
 
-From the checkout, after ``uv pip install '.[hub,airflow]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,airflow]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ export AIRFLOW_HOME=$PWD/airflow-home AIRFLOW__CORE__DAGS_FOLDER=$PWD/examples \
         AIRFLOW__CORE__LOAD_EXAMPLES=False

@@ -3,8 +3,9 @@
 `rollout` asks which way to go; the answer selects the downstream task, like a branch
 operator, and the others are skipped. Nobody answering within the hour means "Hold".
 
-From the checkout, after ``uv pip install '.[hub,airflow]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,airflow]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ export AIRFLOW_HOME=$PWD/airflow-home AIRFLOW__CORE__DAGS_FOLDER=$PWD/examples \
         AIRFLOW__CORE__LOAD_EXAMPLES=False

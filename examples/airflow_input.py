@@ -4,8 +4,9 @@
 `budget` asks for a small form built from a pydantic model. Each answer is the task's XCom
 ``return_value``, so downstream tasks take it like any other task's output.
 
-From the checkout, after ``uv pip install '.[hub,airflow]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,airflow]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ export AIRFLOW_HOME=$PWD/airflow-home AIRFLOW__CORE__DAGS_FOLDER=$PWD/examples \
         AIRFLOW__CORE__LOAD_EXAMPLES=False

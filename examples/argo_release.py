@@ -1,7 +1,8 @@
 """An Argo release workflow with an approval, written with hera.
 
-From the checkout, after ``uv pip install '.[argo]'`` (the hub's URL is the one the cluster's
-pods reach; there is no default):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[argo]'`` (the hub's URL is the one the cluster's pods reach; there is no
+default):
 
     $ SIGNOFF_URL=http://signoff.signoff.svc:8765 python examples/argo_release.py > release.yaml
     $ signoff argo validate release.yaml

@@ -1,7 +1,8 @@
 """A flytekit workflow with a typed question and an approval, answered in the signoff hub.
 
-From the checkout, after ``uv pip install '.[hub,flyte]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,flyte]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ signoff serve --port 8765 --db hub.db &
     $ export SIGNOFF_URL=http://127.0.0.1:8765 \

@@ -7,8 +7,9 @@ Three lines differ: the import (``signoff.adapters.flyte.v2`` instead of
 The review waits in the signoff hub (``SIGNOFF_URL``, ``SIGNOFF_TOKEN``): answer it in the inbox,
 or ``signoff respond EVENT_ID true``.
 
-From the checkout, after ``uv pip install '.[hub,flyte2]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,flyte2]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ signoff serve --port 8765 --db hub.db &
     $ export SIGNOFF_URL=http://127.0.0.1:8765 \

@@ -1,7 +1,8 @@
 """Ship a model only when a lead approves, then ask for the release details (signoff + Prefect).
 
-From the checkout, after ``uv pip install '.[hub,prefect]'``, type each line as written; a line
-ending in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,prefect]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
     $ prefect server start --port 4200 &
     $ export PREFECT_API_URL=http://127.0.0.1:4200/api

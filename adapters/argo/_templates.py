@@ -1,12 +1,13 @@
 """Gates as hera templates: ``approval(...)`` and ``input_step(...)``.
 
-A gate named ``approve`` is three templates and one step:
+A gate named ``approve`` is four templates and one step:
 
 ```
-approve            steps: [register] then [wait]; outputs value, outcome
+approve            steps: [register], [wait], [verify]; outputs value, outcome
 approve-register   http POST /api/v1/events (or a curl container); result = the event JSON
 approve-wait       suspend; inputs signoff-event (the event id), value, outcome;
                    outputs value, outcome: valueFrom.supplied with a default
+approve-verify     container: signoff verify-decision on the wait's outputs (see _steps.py)
 ```
 
 The wait step gets the event id with ``{{=jsonpath(steps.register.outputs.result, '$.id')}}``:
@@ -34,7 +35,6 @@ try:
         Parameter,
         RetryStrategy,
         Script,
-        SecretEnv,
         Step,
         Steps,
         Suspend,
@@ -59,6 +59,7 @@ from signoff.adapters.argo._common import (
     check_gate_name,
     default_value,
 )
+from signoff.adapters.argo._steps import check_auth, register_auth, verify_template
 
 __all__ = ["ArgoGate", "HubConnection", "approval", "input_step"]
 
@@ -82,6 +83,19 @@ class HubConnection:
         public_url: the hub's URL as reviewers open it (default ``url``); the waiting node
             shows its inbox page, ``<public_url>/events/<id>``, as its ``signoff-inbox`` input.
         insecure_skip_verify: skip TLS verification of the hub (``http`` registration only).
+        auth: ``secret`` (the token from ``token_secret``) or ``workload``: no Secret at all;
+            the register and verify containers present a projected service-account token
+            (audience ``audience``) that the hub checks as workload identity
+            (``docs/identity.md``). ``workload`` needs ``registration="container"``: an
+            ``http`` template runs in Argo's agent, which cannot present a pod's token.
+        audience: the projected token's audience (the hub's workload issuer's ``audience``).
+        token_expiration: the projected token's lifetime in seconds (the kubelet renews it).
+        verify: add the ``<name>-verify`` step after the suspend node, which checks the
+            node's value against the hub's signed decision (:mod:`.verify`) and fails the gate
+            on anything set outside signoff.
+        verify_image: the image of that step; it needs ``signoff`` (the hub's image has it).
+        keys: the hub's public keys to pin in the workflow (the JSON ``signoff keys``
+            prints, as text or a mapping); without them the step fetches ``/api/v1/keys``.
     """
 
     url: str = ""
@@ -92,6 +106,12 @@ class HubConnection:
     argo_ui_url: str | None = None
     public_url: str | None = None
     insecure_skip_verify: bool = False
+    auth: Literal["secret", "workload"] = "secret"
+    audience: str = "signoff"
+    token_expiration: int = 3600
+    verify: bool = True
+    verify_image: str = "signoff:0.1.0"
+    keys: str | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -100,6 +120,7 @@ class HubConnection:
             raise ValueError("url: expected the hub's http(s) URL as seen from the cluster, "
                              "e.g. HubConnection(url='http://signoff.signoff.svc:8765') or "
                              "--hub-url; got nothing")
+        check_auth(self)
         if self.registration not in ("http", "container"):
             raise ValueError(f"registration: expected 'http' or 'container', "
                              f"got {self.registration!r}")
@@ -187,6 +208,8 @@ def input_step(
     labels: Mapping[str, str] | None = None,
     recommendation: Any = None,
     confidence: float | None = None,
+    impact: str | None = None,
+    policy: Mapping[str, Any] | None = None,
     parameters: Mapping[str, str | None] | Sequence[str] = (),
 ) -> ArgoGate:
     """A gate that asks for a typed answer; ``value`` carries it as a string.
@@ -209,6 +232,9 @@ def input_step(
         labels: the event's labels.
         recommendation: what the automation before the gate recommends.
         confidence: how sure that recommendation is, 0 to 1.
+        impact: ``low``, ``medium``, ``high`` or ``critical``; the hub's policies key on it
+            (``batch_refused_impacts``: a high-impact gate is never decided in a batch).
+        policy: the event's policy (``{"forbid_batch": True}``, ``{"quorum": 2}``...).
         parameters: names of extra inputs of the gate (a mapping gives them defaults) that
             the prompt and context may use as ``{{inputs.parameters.NAME}}``.
 
@@ -233,13 +259,16 @@ def input_step(
         name=name, prompt=prompt, input=spec, key="argo:check", context=dict(context or {}),
         assignees=list(assignees), priority=priority, timeout=timeout,  # type: ignore[arg-type]
         on_timeout=on_timeout, labels=dict(labels or {}), recommendation=recommendation,
-        confidence=confidence)
+        confidence=confidence, impact=impact, policy=policy)  # type: ignore[arg-type]
     body = _event_body(event, hub, on_reject)
 
     def build() -> tuple[Any, ...]:
-        return (_wrapper(name, declared, hub.public_url or hub.url),
-                _register(name, hub, body, tuple(declared)),
-                _wait(name, spec, timeout, grace))
+        templates: tuple[Any, ...] = (
+            _wrapper(name, declared, hub.public_url or hub.url, hub.verify),
+            _register(name, hub, body, tuple(declared)), _wait(name, spec, timeout, grace))
+        if hub.verify:
+            templates += (verify_template(name, hub, default_value(spec)),)
+        return templates
 
     # built outside any hera context, so nothing lands in the user's Steps or DAG by itself
     templates = contextvars.Context().run(build)
@@ -276,8 +305,16 @@ def _event_body(event: EventCreate, hub: HubConnection, on_reject: str) -> str:
     return body_json(ordered)
 
 
-def _wrapper(name: str, declared: Mapping[str, str | None], public_url: str) -> Steps:
+def _wrapper(name: str, declared: Mapping[str, str | None], public_url: str,
+             verify: bool) -> Steps:
     passed = [Parameter(name=p, value=f"{{{{inputs.parameters.{p}}}}}") for p in declared]
+    key = "argo:{{workflow.uid}}:{{node.name}}"
+    # the gate succeeds (and its outputs exist) only once the verify step accepted the node's
+    # outputs as the hub's signed decision
+    check = [Step(name="verify", template=f"{name}-verify", arguments=[
+        Parameter(name=EVENT_PARAM, value=_EVENT_ID), Parameter(name=KEY_PARAM, value=key),
+        *(Parameter(name=o, value=f"{{{{steps.wait.outputs.parameters.{o}}}}}")
+          for o in OUTPUTS)])] if verify else []
     return Steps(
         name=name,
         inputs=[Parameter(name=p, default=d) if d is not None else Parameter(name=p)
@@ -286,7 +323,7 @@ def _wrapper(name: str, declared: Mapping[str, str | None], public_url: str) -> 
             parameter=f"{{{{steps.wait.outputs.parameters.{o}}}}}")) for o in OUTPUTS],
         sub_steps=[
             Step(name="register", template=f"{name}-register", arguments=[
-                Parameter(name=KEY_PARAM, value="argo:{{workflow.uid}}:{{node.name}}"),
+                Parameter(name=KEY_PARAM, value=key),
                 Parameter(name=NODE_PARAM, value="{{node.name}}"),
                 *passed,
             ]),
@@ -294,6 +331,7 @@ def _wrapper(name: str, declared: Mapping[str, str | None], public_url: str) -> 
                  arguments=[Parameter(name=EVENT_PARAM, value=_EVENT_ID),
                             Parameter(name=INBOX_PARAM,
                                       value=f"{public_url.rstrip('/')}/events/{_EVENT_ID}")]),
+            *check,
         ],
     )
 
@@ -308,17 +346,17 @@ def _register(name: str, hub: HubConnection, body: str, declared: tuple[str, ...
     parse = getattr(models.Backoff, "model_validate", None) or models.Backoff.parse_obj
     retry = RetryStrategy(limit=5, retry_policy="Always", backoff=parse(backoff_data))
     if hub.registration == "container":
+        authorization, auth = register_auth(hub)
         source = (
             "set -eu\n"
+            f"{authorization}"
             f"curl -sS --fail-with-body --retry 5 --retry-connrefused -X POST '{url}' \\\n"
-            '  -H "Authorization: ${SIGNOFF_AUTHORIZATION}" \\\n'
+            '  -H "Authorization: ${AUTHORIZATION}" \\\n'
             "  -H 'Content-Type: application/json' --data-binary @- <<'SIGNOFF_EVENT'\n"
             f"{body}\nSIGNOFF_EVENT\n"
         )
         return Script(name=f"{name}-register", inputs=inputs, image=hub.image, command=["sh"],
-                      source=source, retry_strategy=retry,
-                      env=[SecretEnv(name="SIGNOFF_AUTHORIZATION", secret_name=hub.token_secret,
-                                     secret_key=hub.token_key)])
+                      source=source, retry_strategy=retry, **auth)
     secret = models.HTTPHeaderSource(secret_key_ref=models.SecretKeySelector(
         name=hub.token_secret, key=hub.token_key))
     return HTTP(

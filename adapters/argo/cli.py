@@ -55,6 +55,9 @@ def _gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="A user or group:NAME (repeat)."),
         click.option("--priority", type=click.Choice(["low", "normal", "high", "urgent"]),
                      default="normal", show_default=True),
+        click.option("--impact", type=click.Choice(["low", "medium", "high", "critical"]),
+                     help="What is at stake; the hub's policies key on it (a high-impact "
+                          "gate is never decided in a batch)."),
         click.option("--context", "context_json", help="A JSON object shown to reviewers."),
         click.option("--label", "labels", multiple=True, help="KEY=VALUE (repeat)."),
         click.option("--parameter", "parameters", multiple=True,
@@ -70,6 +73,21 @@ def _gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="An http template (Argo agent) or a curl container."),
         click.option("--image", default=HubConnection.image, show_default=True,
                      help="Image of the container registration."),
+        click.option("--auth", type=click.Choice(["secret", "workload"]), default="secret",
+                     show_default=True,
+                     help="The token from --token-secret, or a projected service-account "
+                          "token (workload identity, no Secret; needs --registration "
+                          "container)."),
+        click.option("--audience", default=HubConnection.audience, show_default=True,
+                     help="The projected token's audience (--auth workload)."),
+        click.option("--verify/--no-verify", default=True, show_default=True,
+                     help="Check the node's value against the hub's signed decision before "
+                          "the gate succeeds."),
+        click.option("--verify-image", default=HubConnection.verify_image, show_default=True,
+                     help="Image of the verify step (it runs `signoff verify-decision`)."),
+        click.option("--keys", "keys_file", type=click.File("r"),
+                     help="Pin the hub's public keys (a file of `signoff keys` output); "
+                          "default: the verify step fetches them from the hub."),
         click.option("--argo-ui-url", help="The Argo UI's URL, to link runs from the inbox."),
         click.option("--hub-public-url",
                      help="The hub's URL as reviewers open it (default --hub-url); the "
@@ -86,7 +104,9 @@ def _gate(name: str, kind: str, spec_extra: dict[str, Any], prompt: str | None,
                         token_key=options.pop("token_key"),
                         registration=options.pop("registration"), image=options.pop("image"),
                         argo_ui_url=options.pop("argo_ui_url"),
-                        public_url=options.pop("hub_public_url"))
+                        public_url=options.pop("hub_public_url"), auth=options.pop("auth"),
+                        audience=options.pop("audience"), verify=options.pop("verify"),
+                        verify_image=options.pop("verify_image"), keys=_keys(options))
     context = json.loads(options.pop("context_json") or "{}")
     if not isinstance(context, dict):
         raise click.BadParameter(f"expected a JSON object, got {context!r}",
@@ -100,6 +120,11 @@ def _gate(name: str, kind: str, spec_extra: dict[str, Any], prompt: str | None,
                       input={"kind": kind, **spec_extra}, hub=hub, context=context,
                       labels=labels, parameters=parameters,
                       assignees=list(options.pop("assignees")), **options)
+
+
+def _keys(options: dict[str, Any]) -> str | None:
+    stream = options.pop("keys_file")
+    return None if stream is None else str(stream.read())
 
 
 def _pair(text: str, hint: str) -> tuple[str, str]:

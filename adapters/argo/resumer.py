@@ -22,13 +22,23 @@ Settings (``[resumers.argo]`` or ``SIGNOFF_RESUMERS__ARGO__<KEY>``):
 Failures: connection errors, 408, 429 and 5xx are retried (:class:`RetryDelivery`); any other
 4xx, a workflow that no longer exists, and a node that already ended are final
 (:class:`DeliveryFailed`), with Argo's own message, so the event's delivery says why.
+
+Batches (several nodes decided at once, e.g. a batch decision in the inbox): the hub runs
+deliveries concurrently, at most ``delivery_concurrency`` per resumer, each with its own
+result, retries and audit line. Here, deliveries to *different* workflows go in parallel while
+those to the *same* workflow go one at a time: Argo's ``set`` and ``resume`` are each a
+read-modify-write of the whole Workflow object with only five quick retries on a conflict
+(``updateSuspendedNode`` in ``workflow/util``), so parallel calls on one workflow mostly buy
+conflicts (500s, retried with backoff) rather than speed.
 This module imports only ``signoff`` and httpx: it runs inside the hub, where hera may be absent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +83,9 @@ class ArgoResumer:
         self._client = httpx.AsyncClient(base_url=self.url,
                                          timeout=float(settings.get("timeout", 10)),
                                          verify=_verify(settings.get("verify", True)))
+        # one lock per namespace/workflow, alive while a delivery holds or awaits it
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
+            weakref.WeakValueDictionary()
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
@@ -90,7 +103,17 @@ class ArgoResumer:
             return None
 
     async def deliver(self, event: Event) -> None:
-        """Set the node's outputs and phase; resume it if it still runs."""
+        """Set the node's outputs and phase; resume it if it still runs (one delivery per
+        workflow at a time, see the module's docstring).
+        """
+        target = self.target(event) or ""
+        lock = self._locks.get(target)
+        if lock is None:
+            lock = self._locks[target] = asyncio.Lock()
+        async with lock:
+            await self._deliver(event)
+
+    async def _deliver(self, event: Event) -> None:
         decision = event.decision
         if decision is None:
             raise DeliveryFailed(f"event {event.id} has no decision to deliver")

@@ -8,11 +8,11 @@ rules that keep a delegation from gaining self-approval or bypassing a quorum ar
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from .._errors import InvalidInput
 from ..store import Delegation
@@ -47,25 +47,15 @@ class DelegationCreate(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-class DelegationOut(BaseModel):
-    """A delegation as the hub keeps it."""
-
-    id: str
-    delegator: str
-    delegate: str
-    starts_at: datetime
-    ends_at: datetime
-    reason: str | None
-    created_by: str
-    created_at: datetime
-    ended_at: datetime | None
-    active: bool
-
-
-class DelegationList(BaseModel):
-    """Delegations, newest first."""
-
-    delegations: list[DelegationOut]
+# the response mirrors the store's record field for field, and adds whether it applies now
+_FIELDS: dict[str, Any] = {name: (hint, ...) for name, hint in
+                           {**get_type_hints(Delegation), "active": bool}.items()}
+DelegationOut: type[BaseModel] = create_model(
+    "DelegationOut", __doc__="A delegation as the hub keeps it, and whether it applies now.",
+    **_FIELDS)
+DelegationList: type[BaseModel] = create_model(
+    "DelegationList", __doc__="Delegations, newest first.",
+    delegations=(list[DelegationOut], ...))  # type: ignore[valid-type]
 
 
 def _moment(text: str, field: str, now: datetime) -> datetime:

@@ -11,16 +11,22 @@ carries that reviewer's signed one-click links (:mod:`.links`), whose confirm pa
 on its POST. Reminders go to the targets of the assignees named, and nowhere else. A failure is recorded as the
 exception's class, never with what the remote answered.
 
-apprise is imported, and its plugins loaded, once, in a worker thread started with the hub
-(:meth:`Notifier.load`); a send waits for that off the loop, then runs apprise's synchronous
-``notify`` (DNS, connect, plugin code) in a worker thread of its own.
+apprise runs in sender processes of its own (:mod:`._senders`), started with the hub when a
+notification URL is configured (:meth:`Notifier.load`: each imports apprise and loads its
+plugins once): a send is all Python (URL parsing, plugin code, HTTP through requests), and a
+thousand of them in the hub's own threads would take the GIL from the event loop and the
+store's writer. A send waits for the senders off the loop; at most ``notify_concurrency`` are
+in flight, on as many processes (at most :data:`MAX_SENDERS`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +34,13 @@ import anyio
 from anyio import to_thread
 
 from .._model import Event
+from . import _senders
 from .links import LinkSigner
 from .settings import Settings
 
-__all__ = ["Notifier"]
+__all__ = ["MAX_SENDERS", "Notifier"]
+
+MAX_SENDERS = 4  # sender processes, whatever notify_concurrency says (each holds apprise)
 
 log = logging.getLogger("signoff.hub.notify")
 
@@ -51,15 +60,40 @@ class Notifier:
     def __init__(self, settings: Settings, links: LinkSigner | None = None) -> None:
         self.settings = settings
         self.links = links
-        self._apprise: asyncio.Future[Any] | None = None
+        self._apprise: asyncio.Future[ProcessPoolExecutor | None] | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
-    def load(self) -> asyncio.Future[Any]:
-        """Import apprise and load its plugins in a worker thread (once); the future resolves
-        to the module, or to ``None`` when apprise is not installed.
+    def load(self) -> asyncio.Future[ProcessPoolExecutor | None]:
+        """Start the sender processes (once; each imports apprise and loads its plugins); the
+        future resolves to the pool, or to ``None`` when apprise is not installed.
         """
         if self._apprise is None:
-            self._apprise = asyncio.ensure_future(to_thread.run_sync(_load_apprise))
+            self._apprise = asyncio.ensure_future(self._start())
         return self._apprise
+
+    async def _start(self) -> ProcessPoolExecutor | None:
+        began = time.monotonic()
+        count = max(1, min(self.settings.notify_concurrency, MAX_SENDERS))
+        # "spawn": the hub has threads, and a forked copy of them is not safe
+        self._pool = ProcessPoolExecutor(count, multiprocessing.get_context("spawn"),
+                                         initializer=_senders.prepare)
+        # the first submit starts the processes (a fork and exec each): a worker thread
+        first = await to_thread.run_sync(self._pool.submit, _senders.ready)
+        version = await asyncio.wrap_future(first)
+        if version is None:
+            log.warning("notifications are off: apprise is not installed (pip install "
+                        "'signoff[hub]')")
+            await self.aclose()
+            return None
+        log.info("notifications ready: apprise %s in %d sender process%s, started in %.2f s",
+                 version, count, "" if count == 1 else "es", time.monotonic() - began)
+        return self._pool
+
+    async def aclose(self) -> None:
+        """Stop the sender processes (a send in flight is abandoned)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await to_thread.run_sync(lambda: pool.shutdown(wait=True, cancel_futures=True))
 
     def configured(self) -> bool:
         """Whether the settings name any apprise URL (else apprise is never loaded)."""
@@ -130,7 +164,8 @@ class Notifier:
                    now: datetime | None = None) -> dict[str, Any]:
         """Notify; returns what the audit log records (targets count, success).
 
-        The send runs in a worker thread taken from ``limiter`` (the notifications' own bound).
+        The send runs in a sender process, holding a token of ``limiter`` (the notifications'
+        own bound) until it is done or abandoned.
         """
         grouped = self.groups(event, extra, only)
         count = sum(len(urls) for _, urls in grouped)
@@ -144,40 +179,16 @@ class Notifier:
                                           "the hub's notify_channels")
         if not count:
             return result
-        module = await asyncio.shield(self.load())
-        if module is None:
+        pool = await asyncio.shield(self.load())
+        if pool is None:
             return {**result, "ok": False,
                     "error": "apprise is not installed: pip install 'signoff[hub]'"}
         messages = [(urls, *self.message(event, what, who, now)) for who, urls in grouped]
-        ok = await to_thread.run_sync(_send_all, module, messages, event.id,
-                                      limiter=limiter, abandon_on_cancel=True)
+        async with limiter if limiter is not None else contextlib.nullcontext():
+            # cancelled (the timeout), a queued send is dropped; a running one is abandoned
+            ok, refused = await asyncio.wrap_future(pool.submit(_senders.send_all, messages))
+        if refused:
+            log.warning("notify: apprise refused %d URL(s) for event %s", refused, event.id)
         if not ok:
             result.update(ok=False, error=result.get("error") or "a target refused or failed")
         return result
-
-
-def _load_apprise() -> Any:
-    """apprise, imported with its plugins loaded (seconds, the first time): a worker thread."""
-    began = time.monotonic()
-    try:
-        import apprise
-    except ImportError:
-        log.warning("notifications are off: apprise is not installed (pip install "
-                    "'signoff[hub]')")
-        return None
-    apprise.Apprise().add("json://localhost/")  # loads the plugin table
-    log.info("notifications ready: apprise %s loaded in %.2f s", apprise.__version__,
-             time.monotonic() - began)
-    return apprise
-
-
-def _send_all(module: Any, messages: list[tuple[list[str], str, str]], event_id: str) -> bool:
-    """Each message to its targets, in a worker thread (apprise's calls block)."""
-    ok = True
-    for urls, title, body in messages:
-        sender = module.Apprise()
-        for url in urls:
-            if not sender.add(url):
-                log.warning("notify: apprise refused a URL for event %s", event_id)
-        ok = bool(sender.notify(title=title, body=body)) and ok
-    return ok

@@ -169,7 +169,7 @@ class Hub:
         """
         await self._load_resumers()
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
-            self.notifier.load()  # in a worker thread; a send waits for it, off the loop
+            self.notifier.load()  # sender processes; a send waits for them, off the loop
         await self._requeue_unavailable()
         self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
                        asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
@@ -185,6 +185,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
+        await self.notifier.aclose()
         if self.slack is not None:
             await self.slack.aclose()
         for decider in self._deciders.values():
@@ -837,8 +838,10 @@ class Hub:
         now = self.clock() if now is None else now
         page = _SWEEP_PAGE
         started = 0
-        busy = self.work.count("escalate")
-        escalations = await self._run(self.store.due_escalations, now, page + busy)
+        # each due tier is taken with a lease (a decider's time, twice, and a margin), so no
+        # later look, here or on another replica, reads or starts it again while in hand
+        lease = 2 * self.settings.decider_timeout + 30
+        escalations = await self._run(self.store.claim_escalations, now, page, lease)
         for event in escalations:
             assert event.policy is not None
             more = len(event.policy.escalate) > event.escalation_level + 1
@@ -852,7 +855,7 @@ class Hub:
             started += self.work.start(("timeout", event.id),
                                        partial(self._time_out, event, now),
                                        done=self._sweep_again)
-        self._sweep_more = len(escalations) >= page + busy or len(due) >= page + busy
+        self._sweep_more = len(escalations) >= page or len(due) >= page + busy
         if self.settings.reminders:  # issue 21: one pass at a time, in its own task
             self.work.start(("remind",), partial(self._remind, now))
         return started

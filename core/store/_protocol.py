@@ -297,6 +297,14 @@ class Store(ReviewerStore, Protocol):
     def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
         """Pending events whose next escalation tier is due."""
 
+    def claim_escalations(self, now: datetime, limit: int, lease: float) -> list[Event]:
+        """Take the pending events whose next tier is due by ``now`` (at most ``limit``, the
+        earliest due first) for ``lease`` seconds: their next tier moves to ``now + lease``,
+        so neither this hub's next look nor another hub on the database takes them while
+        their tier is applied; one whose hub died before :meth:`escalate` falls due again when
+        the lease ends.
+        """
+
     def next_escalation(self, after: datetime | None = None) -> datetime | None:
         """When the next escalation tier falls due (the first one after ``after``, if given:
         the hub skips what it is already working on).

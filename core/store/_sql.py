@@ -107,18 +107,8 @@ class SQLStore(TokenRecords, ReviewerRecords):
     _JOIN_IN_ORDER = "JOIN"
     _INSERTION = "id"
 
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        raise NotImplementedError
-
     def _read_snapshot(self) -> AbstractContextManager[Callable[[str], list[Row]]]:
         raise NotImplementedError
-
-    def _indexed_by(self, index: str) -> str:
-        """An index hint for the planner, where the dialect has one."""
-        return ""
 
     _SKIP_LOCKED = ""
     """What a subquery that picks rows to take ends with, where the dialect locks rows."""
@@ -541,6 +531,25 @@ class SQLStore(TokenRecords, ReviewerRecords):
             " AND next_escalation <= ? ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
         return self._events_from_rows(rows, detail=True)
 
+    def claim_escalations(self, now: datetime, limit: int, lease: float) -> list[Event]:
+        """Take the due tiers for ``lease`` seconds (see the protocol): the pick (rows locked
+        where the dialect locks them) and the move are in one write transaction, so two hubs
+        never take the same tier.
+        """
+        with self._write() as conn:
+            picked = [r["id"] for r in conn.execute(
+                f"SELECT id FROM events {self._indexed_by('events_escalation')}"
+                " WHERE status = 'pending' AND next_escalation <= ? ORDER BY next_escalation"
+                f" LIMIT ?{self._SKIP_LOCKED}", (_ts(now), limit)).fetchall()]
+            if not picked:
+                return []
+            marks = ", ".join("?" * len(picked))
+            rows = conn.execute(f"UPDATE events SET next_escalation = ? WHERE id IN ({marks})"
+                                " RETURNING *", (_ts(now) + lease, *picked)).fetchall()
+            events = self._events_from_rows(rows, detail=True, conn=conn)
+        order = {event_id: i for i, event_id in enumerate(picked)}  # the earliest due first
+        return sorted(events, key=lambda e: order[e.id])
+
     def next_escalation(self, after: datetime | None = None) -> datetime | None:
         """When the next escalation tier falls due (after ``after``, if given)."""
         row = self._read(f"SELECT next_escalation FROM events {self._indexed_by('events_escalation')}"
@@ -579,9 +588,8 @@ class SQLStore(TokenRecords, ReviewerRecords):
                                event_id=event_id,
                                data={"tier": level, "assignees": assignees, **data}, at=now)
             self._announce(conn, event_id)
-        stored = self.get_event(event_id)
-        assert stored is not None
-        return stored
+        # the event as now stored, without reading it again: only these columns changed
+        return event.model_copy(update={"escalation_level": level + 1, "assignees": assignees})
 
     def next_deadline(self, after: datetime | None = None) -> datetime | None:
         """The earliest deadline among pending events (after ``after``, if given)."""

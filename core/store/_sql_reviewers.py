@@ -16,8 +16,6 @@ Mixed into :class:`~signoff.store._sql.SQLStore`, like :mod:`._sql_tokens`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -25,30 +23,14 @@ from .._errors import InvalidInput, NotFound
 from .._model import Event
 from .._rules import Identity
 from ._protocol_reviewers import Delegation
+from ._sql_backend import SQLBackend
 from ._sql_tokens import _at, _dt, _now, _ts
 
 __all__ = ["ReviewerRecords"]
 
 
-class ReviewerRecords:
+class ReviewerRecords(SQLBackend):
     """Answer links spent and reminders sent, on a SQL store (see the module docstring)."""
-
-    def _write(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _append_audit(self, conn: Any, action: str, *, actor: str, channel: str,
-                      event_id: str | None, data: dict[str, Any], at: float) -> None:
-        raise NotImplementedError
-
-    def _events_from_rows(self, rows: list[Any], detail: bool,
-                          conn: Any | None = None) -> list[Event]:
-        raise NotImplementedError
-
-    def _indexed_by(self, index: str) -> str:
-        raise NotImplementedError
 
     # one-click answer links ------------------------------------------------------------------
     def spend_answer_link(self, link_id: str, *, event_id: str, recipient: str,

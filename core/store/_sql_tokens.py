@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
 from .._errors import NotFound
 from .._rules import Identity
 from ._protocol import SessionInfo, TokenInfo, token_id
+from ._sql_backend import SQLBackend
 
 __all__ = ["TokenRecords"]
 
@@ -44,20 +43,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class TokenRecords:
+class TokenRecords(SQLBackend):
     """Tokens, sessions, login links and secrets on a SQL store (see the module docstring)."""
 
     _INSERTION = "id"
-
-    def _write(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _append_audit(self, conn: Any, action: str, *, actor: str, channel: str,
-                      event_id: str | None, data: dict[str, Any], at: float) -> None:
-        raise NotImplementedError
 
     # tokens -----------------------------------------------------------------------------
     def create_token(self, identity: Identity, *, name: str | None = None,

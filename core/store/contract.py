@@ -686,6 +686,26 @@ class StoreContract(ReviewerContract):
         assert store.list_events(visible_to={"ann"}).events == []
         assert store.audit(event.id)[-1].data["why"] == "late"
 
+    def test_a_due_tier_is_claimed_once_until_its_lease_ends(self, store: Store) -> None:
+        # issue 14/16: the sweep (of this hub or another) never takes a tier already in hand
+        tier = Policy(escalate=[Tier(after=timedelta(seconds=60), assignees=["b"])])
+        first, second = make_event(policy=tier), make_event(policy=tier)
+        for event in (first, second):
+            store.create_event(event, channel="api")
+        due = T0 + timedelta(seconds=61)
+        [taken] = store.claim_escalations(due, 1, lease=30)
+        assert taken.escalation_level == 0 and taken.policy == tier
+        [other] = store.claim_escalations(due, 10, lease=30)
+        assert {taken.id, other.id} == {first.id, second.id}
+        assert store.claim_escalations(due, 10, lease=30) == []  # both in hand
+        assert store.claim_escalations(due + timedelta(seconds=29), 10, lease=30) == []
+        store.escalate(taken.id, level=0, assignees=["b"], data={})  # applied: no longer due
+        # the other's hub died before applying it: due again once its lease is over
+        [again] = store.claim_escalations(due + timedelta(seconds=31), 10, lease=30)
+        assert again.id == other.id and again.escalation_level == 0
+        store.decide(other.id, _approved())
+        assert store.claim_escalations(due + timedelta(days=1), 10, lease=30) == []
+
     # the optional Batching capability ---------------------------------------------------
     def test_batched_writes_share_a_commit_and_fail_alone(self, store: Store) -> None:
         batching = _batching(store)

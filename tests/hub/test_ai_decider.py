@@ -6,19 +6,17 @@ JSON, a value of the wrong shape, an error status, a cut-off answer, a timeout).
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from signoff import Client, Policy, Tier
-from signoff.testing import free_port
 
 from .inprocess import FakeClock, InProcessHub
+from .loopback import JsonServer
 
 KEY = "sk-test-key"
 
@@ -33,42 +31,28 @@ def _completion(content: str | None, *, refusal: str | None = None,
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
 
 
-class FakeChat:
+class FakeChat(JsonServer):
     """``POST /v1/chat/completions`` on loopback (a fake), strict about the request's shape;
     answers by the event's prompt from ``answers`` (a body, an HTTP status, or ``"hang"``).
     """
 
     def __init__(self, answers: dict[str, Any]) -> None:
-        self.port = free_port()
         self.answers = answers
         self.requests: list[dict[str, Any]] = []
         self.problems: list[str] = []
-        fake = self
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.check(self.path, dict(self.headers), body)
-                fake.requests.append(body)
-                asked = json.loads(body["messages"][-1]["content"])["prompt"]
-                answer = fake.answers[asked]
-                if answer == "hang":
-                    time.sleep(3)
-                    answer = _completion("{}")
-                status = answer if isinstance(answer, int) else 200
-                data = json.dumps({"error": {"message": "overloaded"}} if status != 200
-                                  else answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def respond(self, path: str, headers: dict[str, str],
+                body: dict[str, Any]) -> tuple[int, Any]:
+        self.check(path, headers, body)
+        self.requests.append(body)
+        answer = self.answers[json.loads(body["messages"][-1]["content"])["prompt"]]
+        if answer == "hang":
+            time.sleep(3)
+            answer = _completion("{}")
+        if isinstance(answer, int):
+            return answer, {"error": {"message": "overloaded"}}
+        return 200, answer
 
     def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         if path != "/v1/chat/completions":
@@ -87,10 +71,6 @@ class FakeChat:
                 set(schema.get("schema", {}).get("required", [])) != {
                     "value", "confidence", "reason"}:
             self.problems.append(f"response_format {form}")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _answer(value: Any, confidence: float, reason: str = "looks routine") -> dict[str, Any]:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,9 +22,10 @@ import httpx
 import pytest
 
 from signoff import Client
-from signoff.testing import HubProcess, free_port, until
+from signoff.testing import HubProcess, until
 
 from ..conftest import hub_process
+from .loopback import JsonServer
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT = "xoxb-test-token"
@@ -35,40 +34,27 @@ _REQUIRED = {"chat.postMessage": ("channel", "blocks", "text"),
              "chat.postEphemeral": ("channel", "user", "text"), "users.info": ("user",)}
 
 
-class FakeSlack:
+class FakeSlack(JsonServer):
     """Slack's Web API on loopback, strict about what the hub sends (a fake)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.problems: list[str] = []
         self.emails = {"U0CAROL": "carol@example.com"}
-        fake = self
+        super().__init__(self.respond)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                method = self.path.removeprefix("/api/")
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.check(method, dict(self.headers), body)
-                fake.calls.append((method, body))
-                answer: dict[str, Any] = {"ok": True}
-                if method == "chat.postMessage":
-                    answer.update(channel=body["channel"], ts="1700000000.000100")
-                elif method == "users.info":
-                    answer["user"] = {"id": body["user"], "profile": {
-                        "email": fake.emails.get(body["user"], "")}}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def respond(self, path: str, headers: dict[str, str],
+                body: dict[str, Any]) -> tuple[int, Any]:
+        method = path.removeprefix("/api/")
+        self.check(method, headers, body)
+        self.calls.append((method, body))
+        answer: dict[str, Any] = {"ok": True}
+        if method == "chat.postMessage":
+            answer.update(channel=body["channel"], ts="1700000000.000100")
+        elif method == "users.info":
+            answer["user"] = {"id": body["user"], "profile": {
+                "email": self.emails.get(body["user"], "")}}
+        return 200, answer
 
     def check(self, method: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         if method not in _REQUIRED:
@@ -90,10 +76,6 @@ class FakeSlack:
 
     def of(self, method: str) -> list[dict[str, Any]]:
         return [body for m, body in self.calls if m == method]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

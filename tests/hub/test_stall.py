@@ -126,3 +126,49 @@ def test_slow_decider_and_notification_time_out_visibly(tmp_path: Path) -> None:
     finally:
         decider.stop()
         target.stop()
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_notification_senders_end_with_the_hub(tmp_path: Path) -> None:
+    """apprise runs in sender processes; a hub killed outright leaves none of them behind."""
+    import os
+    import signal
+
+    from signoff.testing import HubProcess, until
+
+    config = tmp_path / "hub.toml"
+    config.write_text('[notify_channels]\nn = ["json://127.0.0.1:9/n"]\n')
+    hub = HubProcess(tmp_path / "s.db", config=config).start(timeout=60)
+    try:
+        assert hub.process is not None
+        until(lambda: "notifications ready" in hub.log_path.read_text(), 90,
+              "the senders' start")
+        senders = _children(hub.process.pid)
+        assert len(senders) >= 2  # notify_concurrency's default (and the pool's helper)
+        os.kill(hub.process.pid, signal.SIGKILL)
+        hub.process.wait(10)
+        until(lambda: not any(_running(p) for p in senders), 10, "the senders' end")
+    finally:
+        hub.stop()

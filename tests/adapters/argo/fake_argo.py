@@ -18,10 +18,13 @@ Errors are grpc-gateway v1 bodies: ``{"error", "code", "message", "details"}``. 
 decoded like Argo's encoding/json gateway marshaler (a non-string field is a 400; unknown
 fields are ignored) and unknown fields are recorded so tests can insist there are none.
 Every call is recorded in ``calls``. ``inject`` queues canned answers (e.g. a 503).
+``delay`` makes each ``set``/``resume`` take that long (a real server's round trip to the
+Kubernetes API); ``most_in_flight`` and ``most_per_workflow`` record how many overlapped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import threading
@@ -92,6 +95,10 @@ class FakeArgoServer:
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}
         self.calls: list[Call] = []
         self.inject: list[tuple[int, dict[str, Any]]] = []
+        self.delay = 0.0
+        self.in_flight: dict[tuple[str, str], int] = {}
+        self.most_in_flight = 0
+        self.most_per_workflow = 0
         self.lock = threading.RLock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -189,12 +196,24 @@ class FakeArgoServer:
                 call.body = body
             namespace, name = request.path_params["namespace"], request.path_params["name"]
             body.update(namespace=namespace, name=name)  # path parameters win, as in gateway
+            if fields is not None and self.delay:
+                await self._busy((namespace, name))
             with self.lock:
                 answer = JSONResponse(handle(namespace, name, body))
         except ArgoError as error:
             answer = error.response()
         call.status = answer.status_code
         return answer
+
+    async def _busy(self, workflow: tuple[str, str]) -> None:
+        """Take ``delay`` seconds, counting the calls that overlap (all, and per workflow)."""
+        self.in_flight[workflow] = self.in_flight.get(workflow, 0) + 1
+        self.most_per_workflow = max(self.most_per_workflow, self.in_flight[workflow])
+        self.most_in_flight = max(self.most_in_flight, sum(self.in_flight.values()))
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight[workflow] -= 1
 
     async def _get(self, request: Request) -> JSONResponse:
         return await self._answer(request, None, lambda ns, name, _: self._workflow(ns, name))

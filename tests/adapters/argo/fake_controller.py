@@ -8,7 +8,12 @@ template's source with ``sh`` and the real ``curl``, its stdout as the result) a
 real hub, retries it as its ``retryStrategy`` says (backoff shortened), resolves the wait
 step's ``{{=jsonpath(...)}}`` argument, and records a running suspend node in the fake Argo
 Server, which the hub's resumer then sets. A suspend ``duration`` resumes the node with its
-defaults, as Argo does. Unknown template shapes raise instead of being skipped.
+defaults, as Argo does. When the gate has a third step (``verify``), it runs once the
+suspend node has succeeded, as the container Argo would start: its command with the real
+``signoff`` of this environment (the image is not pulled), env from Secrets, and each volume
+mount of a projected service-account token served by ``service_account_token`` (the kubelet's
+part) in a temporary directory that stands in for the mount path in the command, arguments,
+script source and env values. Unknown template shapes raise instead of being skipped.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,8 +54,11 @@ class GateRun:
     register_result: str | None = None
     register_error: str | None = None
     wait_node_id: str | None = None
+    verify_node_id: str | None = None
+    verify_seconds: float | None = None
     done: threading.Event = field(default_factory=threading.Event)
     registered: threading.Event = field(default_factory=threading.Event)
+    checked: threading.Event = field(default_factory=threading.Event)
 
     @property
     def key(self) -> str:
@@ -60,6 +72,14 @@ class GateRun:
         if self.wait_node_id is None:
             raise AssertionError(f"registration failed: {self.register_error}")
         return self.server.node(self.workflow, self.wait_node_id)
+
+    def verify_node(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The verify step's node once it ran (Succeeded, or Failed with its output as the
+        message)."""
+        if not self.checked.wait(timeout):
+            raise AssertionError("the verify step did not run in time")
+        assert self.verify_node_id is not None, "the gate has no verify step"
+        return self.server.node(self.workflow, self.verify_node_id)
 
     def finished(self, timeout: float) -> dict[str, Any]:
         """The suspend node once it is no longer running."""
@@ -76,9 +96,14 @@ class GateRun:
 class FakeController:
     """Runs gate steps of workflows stored in a :class:`FakeArgoServer`."""
 
-    def __init__(self, server: FakeArgoServer, retry_scale: float = 0.02) -> None:
+    def __init__(self, server: FakeArgoServer, retry_scale: float = 0.02,
+                 service_account_token: Callable[[str, str, str, int], str] | None = None
+                 ) -> None:
         self.server = server
         self.retry_scale = retry_scale
+        # (namespace, service account, audience, expirationSeconds) -> a token, as the
+        # kubelet gets one from the cluster's issuer for a projected volume
+        self.service_account_token = service_account_token
         # one client for all requests: a new one costs ~100 ms of TLS setup each
         self._client = httpx.Client()
 
@@ -146,7 +171,10 @@ class FakeController:
         scope = self._globals(workflow) | {"node.name": run.node_name}
         scope |= {f"inputs.parameters.{k}": v
                   for k, v in self._inputs(wrapper, self._args(call, outer)).items()}
-        (register_call,), (wait_call,) = wrapper["steps"]
+        (register_call,), (wait_call,), *rest = wrapper["steps"]
+        if len(rest) > 1 or (rest and len(rest[0]) != 1):
+            raise ControllerError(f"template {wrapper['name']}: expected register, wait and "
+                                  f"at most one verify step, got {wrapper['steps']}")
         register = self._template(workflow, register_call["template"])
         reg_name = f"{run.node_name}[0].{register_call['name']}"
         reg_scope = self._globals(workflow) | {"node.name": reg_name} | {
@@ -170,6 +198,44 @@ class FakeController:
         duration = (wait.get("suspend") or {}).get("duration")
         if duration:
             threading.Timer(_seconds(duration), self._expire, (workflow, node["id"])).start()
+        if rest:
+            threading.Thread(target=self._verify, args=(run, rest[0][0], scope,
+                                                        wait_call["name"]), daemon=True).start()
+
+    def _verify(self, run: GateRun, call: dict[str, Any], scope: dict[str, str],
+                wait_step: str) -> None:
+        """Once the suspend node succeeded, run the verify step on its outputs."""
+        assert run.wait_node_id is not None
+        while True:
+            try:
+                node = self.server.node(run.workflow, run.wait_node_id)
+            except KeyError:
+                return  # the workflow was deleted
+            if node["phase"] != "Running":
+                break
+            time.sleep(0.1)
+        if node["phase"] != "Succeeded":
+            return  # a failed step: Argo runs nothing after it
+        scope = scope | {f"steps.{wait_step}.outputs.parameters.{p['name']}": _output(p)
+                         for p in node["outputs"]["parameters"]}
+        template = self._template(run.workflow, call["template"])
+        inputs = self._inputs(template, self._args(call, scope))
+        step_scope = self._globals(run.workflow) | {
+            f"inputs.parameters.{k}": v for k, v in inputs.items()}
+        began = time.monotonic()
+        try:
+            output, phase = self._execute(run.workflow, template, step_scope), "Succeeded"
+        except _NodeFailed as failed:
+            output, phase = str(failed), "Failed"
+        except Exception as exc:  # the fake cannot run it: say so through the node
+            output, phase = f"{type(exc).__name__}: {exc}", "Error"
+        checked = self.server.add_node(run.workflow, {
+            "name": f"{run.node_name}[2].{call['name']}", "displayName": call["name"],
+            "type": "Pod", "templateName": template["name"], "phase": phase,
+            "message": output[-2000:], "finishedAt": now()})
+        run.verify_node_id = checked["id"]
+        run.verify_seconds = time.monotonic() - began
+        run.checked.set()
 
     def _expire(self, workflow: dict[str, Any], node_id: str) -> None:
         def change(node: dict[str, Any]) -> None:
@@ -200,9 +266,10 @@ class FakeController:
         namespace = workflow["metadata"]["namespace"]
         if "http" in template:
             return self._http(namespace, template["http"], scope)
-        if "script" in template:
-            return self._script(namespace, template["script"], scope)
-        raise ControllerError(f"template {template['name']}: neither http nor script")
+        if "script" in template or "container" in template:
+            return self._pod(workflow, template, scope)
+        raise ControllerError(f"template {template['name']}: neither http, script nor "
+                              "container")
 
     def _secret(self, namespace: str, ref: dict[str, str]) -> str:
         secret = self.server.secrets.get((namespace, ref["name"]))
@@ -232,22 +299,67 @@ class FakeController:
                               f"{answer.status_code} {answer.text[:300]}")
         return answer.text
 
-    def _script(self, namespace: str, script: dict[str, Any], scope: dict[str, str]) -> str:
-        source = _resolved(substitute(script["source"], scope), "source")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        for var in script.get("env") or []:
-            ref = (var.get("valueFrom") or {}).get("secretKeyRef")
-            env[var["name"]] = self._secret(namespace, ref) if ref else var["value"]
-        with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as handle:
-            handle.write(source)
-        try:
-            done = subprocess.run([*script["command"], handle.name], capture_output=True,
-                                  text=True, env=env, timeout=60)
-        finally:
-            os.unlink(handle.name)
+    def _pod(self, workflow: dict[str, Any], template: dict[str, Any],
+             scope: dict[str, str]) -> str:
+        """Run a script or container template's command as Argo's pod would (see the module
+        docstring for what stands in for the image and the volumes)."""
+        namespace = workflow["metadata"]["namespace"]
+        body = template.get("script") or template["container"]
+        with tempfile.TemporaryDirectory() as root:
+            mounts = self._mounts(workflow, template, body, Path(root))
+
+            def resolved(text: str, where: str) -> str:
+                text = _resolved(substitute(text, scope), where)
+                for mount_path, local in mounts.items():
+                    text = text.replace(mount_path, local)
+                return text
+
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            for var in body.get("env") or []:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                env[var["name"]] = (self._secret(namespace, ref) if ref
+                                    else resolved(var["value"], f"env {var['name']}"))
+            command = [resolved(part, "command") for part in body["command"]]
+            command += [resolved(part, "args") for part in body.get("args") or []]
+            if command[0] == "signoff":  # the image's signoff: this environment's
+                command[0] = str(Path(sys.executable).parent / "signoff")
+            elif shutil.which(command[0]) is None:
+                raise ControllerError(f"command {command[0]!r} is not available here")
+            if "script" in template:
+                script = Path(root) / "script"
+                script.write_text(resolved(body["source"], "source"))
+                command.append(str(script))
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         if done.returncode != 0:
-            raise _NodeFailed(f"exit {done.returncode}: {done.stderr[-300:]} {done.stdout[-300:]}")
+            raise _NodeFailed(f"exit {done.returncode}: {done.stderr[-1000:]} "
+                              f"{done.stdout[-300:]}")
         return done.stdout.strip()
+
+    def _mounts(self, workflow: dict[str, Any], template: dict[str, Any],
+                body: dict[str, Any], root: Path) -> dict[str, str]:
+        """Mount path -> a local directory holding the volume's files (projected
+        service-account tokens only, the one volume a gate uses)."""
+        volumes = {v["name"]: v for v in template.get("volumes") or []}
+        mounts = {}
+        for mount in body.get("volumeMounts") or []:
+            volume = volumes.get(mount["name"])
+            if volume is None:
+                raise ControllerError(f"volumeMount {mount['name']!r}: no such volume")
+            local = root / mount["name"]
+            local.mkdir()
+            for source in (volume.get("projected") or {}).get("sources") or []:
+                token = source.get("serviceAccountToken")
+                if token is None:
+                    raise ControllerError(f"volume {mount['name']!r}: the fake projects only "
+                                          f"service-account tokens, got {source}")
+                if self.service_account_token is None:
+                    raise _NodeFailed("no token issuer for projected service-account tokens")
+                account = workflow["spec"].get("serviceAccountName", "default")
+                (local / token["path"]).write_text(self.service_account_token(
+                    workflow["metadata"]["namespace"], account, token["audience"],
+                    int(token.get("expirationSeconds", 3600))))
+            mounts[mount["mountPath"]] = str(local)
+        return mounts
 
 
 class _NodeFailed(Exception):
@@ -265,3 +377,10 @@ def _seconds(duration: str) -> float:
     if found is None:
         raise ControllerError(f"duration {duration!r}: the fake reads N, Ns, Nm or Nh")
     return float(found.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[found.group(2)]
+
+
+def _output(param: dict[str, Any]) -> str:
+    """An output's value; one never supplied takes its default when the node completes."""
+    if "value" in param:
+        return str(param["value"])
+    return str((param.get("valueFrom") or {}).get("default", ""))

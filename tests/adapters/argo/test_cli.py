@@ -29,7 +29,8 @@ def test_render_is_found_through_the_entry_point() -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     templates = yaml.safe_load(done.stdout)
-    assert [t["name"] for t in templates] == ["approve", "approve-register", "approve-wait"]
+    assert [t["name"] for t in templates] == ["approve", "approve-register", "approve-wait",
+                                             "approve-verify"]
 
 
 def test_render_choice_matches_golden() -> None:

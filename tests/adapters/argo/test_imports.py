@@ -58,3 +58,11 @@ def test_all_is_honest() -> None:
     for name in argo_adapter.__all__:
         assert getattr(argo_adapter, name) is not None
     assert sorted(argo_adapter.__all__) == dir(argo_adapter)
+
+
+def test_verify_decision_runs_without_hera() -> None:
+    """The verify step runs in the hub's image, which has no hera: the command must load."""
+    done = python(BLOCK_HERA + "from signoff.cli import run; sys.argv = ['signoff', "
+                               "'verify-decision', '--help']; run()")
+    assert done.returncode == 0, done.stderr
+    assert "--outcome" in done.stdout

@@ -53,7 +53,7 @@ def test_rendered_templates_match_golden_and_validate(name: str) -> None:
     check_golden(f"{name}.yaml", text)
     templates = yaml.safe_load(text)
     assert [t["name"] for t in templates] == [gate.name, f"{gate.name}-register",
-                                              f"{gate.name}-wait"]
+                                              f"{gate.name}-wait", f"{gate.name}-verify"]
     # each template, and a workflow holding them, pass hera's models with nothing dropped
     validate({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
               "metadata": {"name": "check"},
@@ -149,8 +149,9 @@ def test_in_a_workflow_context_templates_are_added_once() -> None:
     assert isinstance(task, Task) and second.depends == "approve"
     manifest = w.to_dict()
     names = [t["name"] for t in manifest["spec"]["templates"]]
-    assert names == ["approve", "approve-register", "approve-wait", "main", "dag"]
-    assert [s["name"] for g in manifest["spec"]["templates"][3]["steps"] for s in g] == [
+    assert names == ["approve", "approve-register", "approve-wait", "approve-verify", "main",
+                     "dag"]
+    assert [s["name"] for g in manifest["spec"]["templates"][4]["steps"] for s in g] == [
         "approve", "approve-again"]
     validate(manifest)
 

@@ -39,7 +39,8 @@ def test_seed_suspend_template_is_wrapped_before_release() -> None:
     assert steps[4][0]["when"] == "{{steps.approve-release.outputs.parameters.value}} == true"
     names = [t["name"] for t in wrapped["spec"]["templates"]]
     assert names == ["suspend", "approve", "delay", "hello-world", "approve-release",
-                     "approve-release-register", "approve-release-wait"]
+                     "approve-release-register", "approve-release-wait",
+                     "approve-release-verify"]
 
 
 def test_wrapped_seed_runs_its_gate(argo_world: ArgoWorld) -> None:

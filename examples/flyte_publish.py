@@ -1,13 +1,23 @@
 """A flytekit workflow with a typed question and an approval, answered in the signoff hub.
 
-Locally (``python examples/flyte_publish.py`` or ``pyflyte run examples/flyte_publish.py
-publish --data '[1, 2, 3]'``) each step waits on the hub: nothing is asked on stdin. Registered on
-a cluster, each step becomes a small registration task and Flyte's own gate node, which the
-hub's Flyte resumer answers through flyteadmin (``SIGNOFF_FLYTE_MODE=task`` makes them waiting
-tasks instead).
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,flyte]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
 
-    SIGNOFF_URL=http://127.0.0.1:8765 SIGNOFF_TOKEN=... python examples/flyte_publish.py
-    signoff list                 # then answer: signoff respond EVENT_ID "Q3 report" ...
+    $ signoff serve --port 8765 --db hub.db &
+    $ export SIGNOFF_URL=http://127.0.0.1:8765 \
+        SIGNOFF_TOKEN=$(signoff token create --user publisher --role workflow --db hub.db)
+    $ python examples/flyte_publish.py
+
+The hub prints a one-time login link on its first start: open it and answer the two questions
+in the inbox (or ``signoff list``, then ``signoff respond EVENT_ID "Q3 report"``). The run's
+log shows each question's inbox page
+(``signoff: waiting for an answer in the inbox: http://127.0.0.1:8765/events/...``).
+
+Run locally (as above, or ``pyflyte run examples/flyte_publish.py publish --data '[1, 2, 3]'``)
+each step waits on the hub: nothing is asked on stdin. Registered on a cluster, each step
+becomes a small registration task and Flyte's own gate node, which the hub's Flyte resumer
+answers through flyteadmin (``SIGNOFF_FLYTE_MODE=task`` makes them waiting tasks instead).
 """
 
 from datetime import timedelta

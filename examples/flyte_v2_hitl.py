@@ -7,7 +7,16 @@ Three lines differ: the import (``signoff.adapters.flyte.v2`` instead of
 The review waits in the signoff hub (``SIGNOFF_URL``, ``SIGNOFF_TOKEN``): answer it in the inbox,
 or ``signoff respond EVENT_ID true``.
 
-    SIGNOFF_URL=http://127.0.0.1:8765 SIGNOFF_TOKEN=... python examples/flyte_v2_hitl.py
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,flyte2]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
+
+    $ signoff serve --port 8765 --db hub.db &
+    $ export SIGNOFF_URL=http://127.0.0.1:8765 \
+        SIGNOFF_TOKEN=$(signoff token create --user hitl-workflow --role workflow --db hub.db)
+    $ python examples/flyte_v2_hitl.py
+
+The hub prints a one-time login link on its first start: open it to answer in the inbox.
 """
 
 import flyte

@@ -1,15 +1,27 @@
 """Ship a model only when a lead approves, then ask for the release details (signoff + Prefect).
 
-    SIGNOFF_URL=http://127.0.0.1:8765 SIGNOFF_TOKEN=<workflow token> \
-        python examples/prefect_release.py churn-v3
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,prefect]'``, type each line as written; a line ending in ``&`` keeps
+running (or give it a terminal of its own, without the ``&``):
+
+    $ prefect server start --port 4200 &
+    $ export PREFECT_API_URL=http://127.0.0.1:4200/api
+    $ SIGNOFF_RESUMERS__PREFECT__API_URL=$PREFECT_API_URL signoff serve --port 8765 --db hub.db &
+    $ export SIGNOFF_URL=http://127.0.0.1:8765 \
+        SIGNOFF_TOKEN=$(signoff token create --user release-flow --role workflow --db hub.db)
+    $ python examples/prefect_release.py churn-v3
+
+The hub prints a one-time login link on its first start: open it to answer in the inbox. The
+flow run's log shows each question's inbox page
+(``signoff: waiting for an answer in the inbox: http://127.0.0.1:8765/events/...``), and the
+inbox links back to the run in Prefect's UI (http://127.0.0.1:4200).
 
 `evaluate` scores the model; `approve` asks the ML leads in signoff's inbox, showing the
 report, and the flow run pauses in Prefect until they answer (or until someone answers the
 form in Prefect's own UI). A rejection skips the deploy. Then `ask` asks for the rollout
 settings as a typed form (a pydantic model), with defaults if nobody answers within the hour.
-
-The hub needs the Prefect resumer pointed at the same Prefect API as the flow:
-``SIGNOFF_RESUMERS__PREFECT__API_URL=$PREFECT_API_URL signoff serve``.
+The hub's Prefect resumer (``SIGNOFF_RESUMERS__PREFECT__API_URL``) points at the same Prefect
+API as the flow.
 """
 
 from __future__ import annotations

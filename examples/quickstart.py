@@ -1,6 +1,6 @@
 """Quickstart: a hub on SQLite with a small workflow waiting in its inbox.
 
-    pip install uv && uv run --no-project --with '.[hub]' python examples/quickstart.py
+    $ pip install uv && uv run --no-project --with '.[hub]' python examples/quickstart.py
 
 It starts `signoff serve` on http://127.0.0.1:8765 with a fresh store in a temporary folder,
 prints a one-time link that signs your browser in, and runs a two-step "release" workflow that asks for

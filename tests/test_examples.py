@@ -1,4 +1,5 @@
-"""Every example in examples/ that needs only the hub runs here (adapters run theirs)."""
+"""Every example in examples/ that needs only the hub runs here (adapters run theirs), and every
+example says at its top how to start what it needs, in lines a test runs as written."""
 
 from __future__ import annotations
 
@@ -9,10 +10,36 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from signoff.testing import free_port
 
+from .example_header import header_commands
+from .test_readme import readme_commands
+
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".py", ".yaml"))
+
+
+def test_the_quickstart_header_is_the_readme_command() -> None:
+    (command,) = header_commands(ROOT / "examples" / "quickstart.py")
+    assert command.text == readme_commands()[0]  # which test_readme runs in a fresh venv
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_has_a_header_that_a_test_runs(example: Path) -> None:
+    """Its top says how to start what it needs (``$ `` lines), and a test reads those lines
+    from the file and runs them (an adapter's test, in that adapter's folder)."""
+    assert header_commands(example), f"{example.name} says nowhere how to run it"
+    if example.name == "quickstart.py":
+        return  # test_readme.py runs it, as the README's first command
+    engine = example.name.split("_")[0]
+    folder = ROOT / "tests" / "adapters" / ("flyte2" if example.name == "flyte_v2_hitl.py"
+                                            else engine)
+    runners = [path for path in folder.glob("test_*.py")
+               if "header_commands(" in (text := path.read_text())
+               and (example.name in text or f'"{engine}_*' in text or "PLAYS" in text)]
+    assert runners, f"no test in {folder.relative_to(ROOT)} runs {example.name}'s header"
 
 
 def test_quickstart_waits_in_the_inbox_and_goes_on_when_answered() -> None:

@@ -22,6 +22,8 @@ import pytest
 
 from signoff.testing import free_port
 
+from .example_header import fresh_checkout
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Deploy churn-model v3 to production?"
 
@@ -51,12 +53,6 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     assert script[-1].strip() == readme  # and it is the last thing CI does
 
 
-def _fresh_checkout(into: Path) -> Path:
-    ignore = shutil.ignore_patterns(".git", ".venv", "venv", ".nox", "__pycache__", "*.egg-info",
-                                    "build", "dist", ".mypy_cache", ".ruff_cache", "*.db*")
-    return Path(shutil.copytree(ROOT, into, ignore=ignore))
-
-
 def _inbox_html(login_url: str) -> str:
     """What a browser shows after opening the printed one-time link and pressing its button."""
     with httpx.Client(follow_redirects=True, timeout=10) as browser:
@@ -75,7 +71,7 @@ def test_the_readme_quickstart_runs_as_written_from_a_fresh_venv(tmp_path: Path)
     if shutil.which("uv") is None and shutil.which("uv", path=str(Path.home() / ".local/bin")) is None:
         pytest.skip("uv is not installed; the quickstart installs it with pip, and so would we")
     started = time.monotonic()
-    checkout = _fresh_checkout(tmp_path / "signoff")
+    checkout = fresh_checkout(tmp_path / "signoff")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     port = free_port()

@@ -25,6 +25,7 @@ __all__ = [
     "SignoffCancelled",
     "SignoffExpired",
     "SignoffHook",
+    "SignoffNotConfigured",
     "SignoffRejected",
     "SignoffTrigger",
 ]
@@ -44,6 +45,7 @@ _WHERE = {
     "InputSensor": "sensors",
     "SignoffCancelled": "exceptions",
     "SignoffExpired": "exceptions",
+    "SignoffNotConfigured": "exceptions",
     "SignoffRejected": "exceptions",
     "SignoffHook": "hook",
     "SignoffTrigger": "triggers",

@@ -9,6 +9,8 @@ AirflowFailException + signoff.DecisionError
 ├── SignoffRejected    rejected (by a person, a policy, or a timeout with on_timeout="reject")
 ├── SignoffExpired     the deadline passed and on_timeout is "fail"
 └── SignoffCancelled   the event was cancelled
+AirflowFailException + signoff.HubNotConfigured
+└── SignoffNotConfigured   no signoff connection and no SIGNOFF_URL: says how to create it
 ```
 """
 
@@ -16,9 +18,9 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from signoff import Cancelled, Expired, Rejected
+from signoff import Cancelled, Expired, HubNotConfigured, Rejected
 
-__all__ = ["SignoffCancelled", "SignoffExpired", "SignoffRejected"]
+__all__ = ["SignoffCancelled", "SignoffExpired", "SignoffNotConfigured", "SignoffRejected"]
 
 
 class SignoffRejected(Rejected, AirflowFailException):
@@ -31,3 +33,11 @@ class SignoffExpired(Expired, AirflowFailException):
 
 class SignoffCancelled(Cancelled, AirflowFailException):
     """The event was cancelled in the hub before anyone answered."""
+
+
+class SignoffNotConfigured(HubNotConfigured, AirflowFailException):
+    """No hub is configured for the task: its connection is not defined (nor ``SIGNOFF_URL``).
+
+    Not Airflow's ``AirflowNotFoundException``, which the task would retry: a retry finds the
+    same missing connection, so the task fails at once with a message saying how to create it.
+    """

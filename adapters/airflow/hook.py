@@ -22,6 +22,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from signoff import Client
+from signoff.adapters.airflow.exceptions import SignoffNotConfigured
 
 __all__ = ["HubCredentials", "SignoffHook"]
 
@@ -73,24 +74,32 @@ class SignoffHook(BaseHook):
         """The hub URL and token, from the connection or else the environment.
 
         Raises:
-            AirflowNotFoundException: the connection is not defined and ``env_fallback`` is off
-                (or no ``SIGNOFF_URL`` is set either).
+            SignoffNotConfigured: the connection is not defined and ``env_fallback`` is off
+                (or no ``SIGNOFF_URL`` is set either); the task fails without retries.
         """
         try:
             conn = self.get_connection(self.signoff_conn_id)
         except AirflowNotFoundException:
             url = os.environ.get(URL_ENV)
             if not self.env_fallback or not url:
-                raise AirflowNotFoundException(
-                    f"no signoff hub configured: define the Airflow connection "
-                    f"{self.signoff_conn_id!r} (type signoff, host = hub URL, password = token) "
-                    f"or set {URL_ENV} and {TOKEN_ENV}") from None
+                raise SignoffNotConfigured(self._not_configured()) from None
             token = os.environ.get(TOKEN_ENV) or None
             return HubCredentials(url.rstrip("/"), token, "environment",
                                   TOKEN_ENV if token else None)
         extra = conn.extra_dejson if conn.extra else {}
         return HubCredentials(hub_url(conn.host, conn.port, extra.get("scheme")),
                               conn.password or None, f"connection {self.signoff_conn_id!r}")
+
+    def _not_configured(self) -> str:
+        conn_id = self.signoff_conn_id
+        message = (f"no signoff hub configured: the Airflow connection {conn_id!r} is not "
+                   f"defined; create it with `airflow connections add {conn_id} --conn-type "
+                   f"signoff --conn-host http://HUB:8765 --conn-password WORKFLOW_TOKEN` (or "
+                   f"AIRFLOW_CONN_{conn_id.upper()}='{{\"conn_type\": \"signoff\", "
+                   f"\"host\": ..., \"password\": ...}}')")
+        if self.env_fallback:
+            message += f", or set {URL_ENV} and {TOKEN_ENV} for the task"
+        return message
 
     def get_conn(self) -> Client:
         """A synchronous client for the hub (close it when done)."""

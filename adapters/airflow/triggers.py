@@ -152,9 +152,15 @@ class SignoffTrigger(BaseTrigger):
 
             try:
                 conn = await BaseHook.aget_connection(self.conn_id)
-            except Exception as exc:  # not defined, or the secrets backend failed
-                raise LookupError(f"the triggerer could not read the connection "
-                                  f"{self.conn_id!r}: {exc}") from exc
+            except Exception as first:  # not defined, or the secrets backend failed
+                # dag.test() and `airflow dags test` run the trigger in the task's own process,
+                # where the async path has no triggerer to ask and misses a connection stored
+                # in Airflow's database; the sync path, which the task itself used, finds it
+                try:
+                    conn = await asyncio.to_thread(BaseHook.get_connection, self.conn_id)
+                except Exception:
+                    raise LookupError(f"the triggerer could not read the connection "
+                                      f"{self.conn_id!r}: {first}") from first
             return conn.password or None
         if self.token_env:
             token = os.environ.get(self.token_env)

@@ -71,7 +71,8 @@ class HubConnection:
     """How the workflow reaches the hub, and where its token lives.
 
     Args:
-        url: the hub's base URL as seen from the cluster (Argo tags allowed).
+        url: the hub's base URL as seen from the cluster (Argo tags allowed); required, there
+            is no default address (``--hub-url`` in ``signoff argo``).
         token_secret: the Kubernetes Secret, in the workflow's namespace, holding the token.
         token_key: the key in that Secret; its value is the whole header value,
             ``Bearer <token>`` (an ``http`` template header takes a Secret value verbatim).
@@ -97,7 +98,7 @@ class HubConnection:
             prints, as text or a mapping); without them the step fetches ``/api/v1/keys``.
     """
 
-    url: str = "http://signoff.signoff.svc:8765"
+    url: str = ""
     token_secret: str = "signoff-token"
     token_key: str = "authorization"
     registration: Literal["http", "container"] = "http"
@@ -113,6 +114,12 @@ class HubConnection:
     keys: str | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if not self.url:
+            # a guessed default would render a workflow that fails only in the cluster, at its
+            # first gate; naming the setting here fails where the manifest is built
+            raise ValueError("url: expected the hub's http(s) URL as seen from the cluster, "
+                             "e.g. HubConnection(url='http://signoff.signoff.svc:8765') or "
+                             "--hub-url; got nothing")
         check_auth(self)
         if self.registration not in ("http", "container"):
             raise ValueError(f"registration: expected 'http' or 'container', "
@@ -212,7 +219,7 @@ def input_step(
         prompt: the question; Argo tags such as ``{{workflow.parameters.version}}`` or
             ``{{inputs.parameters.NAME}}`` (a declared parameter) are resolved by Argo.
         input: a type, pydantic model, dict spec or input spec (as for ``Client.create``).
-        hub: where the hub is and where the token lives.
+        hub: where the hub is and where the token lives (required).
         timeout: seconds until the hub's deadline; Argo's own ``duration`` is this plus
             ``grace``, a backstop that resumes the node with the defaults (``false`` for an
             approval) if the hub's decision never arrives.
@@ -235,7 +242,9 @@ def input_step(
         ValueError: a field is not what was expected (the message names it).
     """
     check_gate_name(name)
-    hub = hub or HubConnection()
+    if hub is None:
+        raise ValueError("hub: expected HubConnection(url=...) naming the hub's URL as seen "
+                         "from the cluster (--hub-url in signoff argo); got nothing")
     spec = input_spec(input)
     if on_reject not in ("fail", "continue"):
         raise ValueError(f"on_reject: expected 'fail' or 'continue', got {on_reject!r}")

@@ -1,8 +1,10 @@
 """``signoff argo``: gates for Argo users who write YAML, not Python.
 
 ```
-signoff argo render --name approve --prompt "Release?" --kind approval --timeout 3600
-signoff argo wrap workflow.yaml --before release > wrapped.yaml
+signoff argo render --name approve --prompt "Release?" --kind approval --timeout 3600 \
+    --hub-url http://signoff.signoff.svc:8765
+signoff argo wrap workflow.yaml --before release --hub-url http://signoff.signoff.svc:8765 \
+    > wrapped.yaml
 signoff argo validate wrapped.yaml
 ```
 """
@@ -60,8 +62,9 @@ def _gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--label", "labels", multiple=True, help="KEY=VALUE (repeat)."),
         click.option("--parameter", "parameters", multiple=True,
                      help="An extra gate input NAME or NAME=DEFAULT (repeat)."),
-        click.option("--hub-url", default=HubConnection.url, show_default=True,
-                     help="The hub's URL as seen from the cluster."),
+        click.option("--hub-url", required=True,
+                     help="The hub's URL as seen from the cluster, e.g. "
+                          "http://signoff.signoff.svc:8765 (no default)."),
         click.option("--token-secret", default=HubConnection.token_secret, show_default=True,
                      help="The Secret holding 'Bearer <token>'."),
         click.option("--token-key", default=HubConnection.token_key, show_default=True),

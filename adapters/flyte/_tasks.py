@@ -41,7 +41,9 @@ SETTING = "SIGNOFF_URL (in the task's environment: ImageSpec env or the pod's en
 ENGINE = "flyte"
 """The engine channel an answer given at a gate in Flyte's UI is relayed to the hub on."""
 
-log = logging.getLogger("signoff.adapters.flyte")
+# a child of flytekit's "user_space" logger, the one a task's own log shows (at INFO, locally and
+# in a cluster pod): the waiting line lands where the engineer looks, with no setup of theirs
+log = logging.getLogger("user_space.signoff")
 
 
 def execution_ids() -> tuple[str, str, str]:

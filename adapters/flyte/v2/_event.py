@@ -22,7 +22,9 @@ __all__ = ["Event", "EventScope", "EventTimeout", "env", "event_key", "new_event
 
 T = TypeVar("T")
 EventScope = Literal["run"]
-log = logging.getLogger(__name__)
+# a child of Flyte 2's user-facing logger (``flyte.logger``), the one a task's log shows at INFO:
+# the waiting line lands where the engineer looks, with no logging setup of theirs
+log = logging.getLogger("flyte.user.signoff")
 
 SETTING = "SIGNOFF_URL (in the task's environment: TaskEnvironment(env_vars=...))"
 """Where a Flyte 2 task is told its hub, named when none is set."""

@@ -89,16 +89,17 @@ class DagTestRunner:
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True)
         return self
 
-    def submit(self, dag_file: Path, dag_id: str, *, env: dict[str, str] | None = None
-               ) -> DagRunHandle:
-        """Queue one ``dag.test()`` of ``dag_id``; returns at once."""
+    def submit(self, dag_file: Path, dag_id: str, *, env: dict[str, str] | None = None,
+               manual: bool = False) -> DagRunHandle:
+        """Queue one ``dag.test()`` of ``dag_id``; returns at once. ``manual`` runs it as
+        Airflow 3 runs a manually triggered DAG: with no logical date."""
         if self.process is None or self.process.poll() is not None:
             self.start()
         assert self.process is not None and self.process.stdin is not None
         result = self.home / "results" / f"{uuid.uuid4().hex}.json"
         result.parent.mkdir(exist_ok=True)
         command = {"dag_file": str(self.home / "dags" / dag_file.name), "dag_id": dag_id,
-                   "env": env or {}, "result": str(result)}
+                   "env": env or {}, "result": str(result), "manual": manual}
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
         self.busy = result

@@ -76,7 +76,9 @@ def _test(command: dict[str, Any]) -> dict[str, Any]:
     for task in dag.tasks:
         task.on_failure_callback = [record]
     started = time.time()
-    dr = dag.test(run_conf=command.get("conf"))
+    # Airflow 3 triggers a manual run (UI, CLI, REST) without a logical date: no {{ ds }}
+    dates = {"logical_date": None} if command.get("manual") else {}
+    dr = dag.test(run_conf=command.get("conf"), **dates)
     result = _collect(dr, failures)
     result.update(started=started, finished=time.time())
     return result

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +54,20 @@ def test_example_approval_renders_templates_and_runs_load(hub: HubProcess,
     assert report["tasks"]["load"]["xcom"]["return_value"] == "loaded 1234 rows"
     decision = report["tasks"]["approve_load"]["xcom"]["signoff_decision"]
     assert decision["outcome"] == "approved" and decision["comment"] == "numbers look right"
+
+
+def test_example_approval_runs_when_triggered_by_hand(hub: HubProcess,
+                                                     runner: DagTestRunner) -> None:
+    """Airflow 3 triggers a manual run with no logical date, so ``{{ ds }}`` is undefined
+    there; the example's prompt uses the run's ``run_after`` and renders either way."""
+    run = runner.submit(EXAMPLES / "airflow_approval.py", "signoff_approve_load",
+                        env=_workflow_env(hub), manual=True)
+    event = find_event(hub, "airflow:signoff_approve_load:manual__")
+    assert re.fullmatch(r"Load 20\d\d-\d\d-\d\d into prod\?", event["prompt"]), event["prompt"]
+    _answer(hub, event, True)
+    report = run.wait()
+    assert report["state"] == "success", report
+    assert report["tasks"]["load"]["xcom"]["return_value"] == "loaded 1234 rows"
 
 
 def test_example_branch_follows_the_chosen_task(hub: HubProcess, runner: DagTestRunner) -> None:
@@ -189,11 +207,38 @@ def test_token_from_the_environment_without_a_connection(hub: HubProcess,
 
 
 def test_no_hub_configured_fails_naming_the_connection(runner: DagTestRunner) -> None:
-    report = runner.submit(CASES, "signoff_env_token").wait()
+    """Not Airflow's AirflowNotFoundException (retried): one clear failure, no retry."""
+    report = runner.submit(CASES, "signoff_no_hub").wait()
     (failure,) = report["failures"]
-    assert failure["type"] == "AirflowNotFoundException"
-    assert "define the Airflow connection 'signoff_default'" in failure["message"]
-    assert "SIGNOFF_URL" in failure["message"]
+    assert failure["type"] == "SignoffNotConfigured"
+    assert {"HubNotConfigured", "AirflowFailException"} <= set(failure["mro"])
+    assert failure["message"].startswith(
+        "no signoff hub configured: the Airflow connection 'signoff_default' is not defined; "
+        "create it with `airflow connections add signoff_default --conn-type signoff "
+        "--conn-host http://HUB:8765 --conn-password WORKFLOW_TOKEN`")
+    assert failure["message"].endswith("or set SIGNOFF_URL and SIGNOFF_TOKEN for the task")
+    assert report["tasks"]["ask"]["state"] == "failed"
+    assert (failure["try_number"], report["tasks"]["ask"]["try_number"]) == (1, 1)
+
+
+def test_a_connection_stored_in_airflows_database(hub: HubProcess, runner: DagTestRunner,
+                                                  airflow_home: tuple[Path, dict[str, str]]
+                                                  ) -> None:
+    """``airflow connections add`` (Airflow's database, not the environment): the task and its
+    in-process trigger both read it, as under ``airflow dags test``."""
+    _, env = airflow_home
+    added = subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "add", "signoff_stored",
+         "--conn-type", "signoff", "--conn-host", hub.url,
+         "--conn-password", hub.token("airflow", role="workflow")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert added.returncode == 0, added.stdout + added.stderr
+    run = runner.submit(CASES, "signoff_stored_connection")
+    event = find_event(hub, "airflow:signoff_stored_connection:")
+    _answer(hub, event, True)
+    report = run.wait()
+    assert report["state"] == "success", report
+    assert report["tasks"]["ask"]["xcom"]["return_value"] is True
 
 
 def test_a_refused_token_fails_without_retrying(hub: HubProcess, runner: DagTestRunner) -> None:

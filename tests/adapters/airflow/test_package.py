@@ -127,10 +127,17 @@ def test_hook_reads_the_connection_then_the_environment(monkeypatch: pytest.Monk
     creds = SignoffHook("signoff_other").credentials()
     assert (creds.url, creds.token, creds.origin, creds.token_env) == \
         ("http://127.0.0.1:9", "envtok", "environment", "SIGNOFF_TOKEN")
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowFailException
 
-    with pytest.raises(AirflowNotFoundException, match="define the Airflow connection"):
+    from signoff import HubNotConfigured
+
+    with pytest.raises(AirflowFailException, match="connection 'signoff_other' is not defined; "
+                                                   "create it with `airflow connections add "
+                                                   "signoff_other ") as refused:
         SignoffHook("signoff_other", env_fallback=False).credentials()
+    assert isinstance(refused.value, HubNotConfigured)
+    assert "AIRFLOW_CONN_SIGNOFF_OTHER=" in str(refused.value)
+    assert "SIGNOFF_URL" not in str(refused.value)  # the environment is not read here
 
 
 def _sensor(cls_name: str, **kwargs: Any) -> Any:

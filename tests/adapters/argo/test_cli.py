@@ -15,6 +15,7 @@ from signoff.cli import main
 from .golden import check_golden
 
 SEED = Path(__file__).parent / "data" / "suspend-template.yaml"
+HUB = ("--hub-url", "http://signoff.signoff.svc:8765")
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:  # noqa: A002
@@ -24,7 +25,7 @@ def run(*args: str, input: str | None = None) -> tuple[int, str]:  # noqa: A002
 
 def test_render_is_found_through_the_entry_point() -> None:
     done = subprocess.run([sys.executable, "-c", "from signoff.cli import run; run()", "argo",
-                           "render", "--name", "approve", "--prompt", "Release?"],
+                           "render", "--name", "approve", "--prompt", "Release?", *HUB],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     templates = yaml.safe_load(done.stdout)
@@ -37,7 +38,7 @@ def test_render_choice_matches_golden() -> None:
                        "--option", "eu", "--option", "us", "--default", "eu", "--prompt",
                        "Where to?", "--timeout", "600", "--on-timeout", "default",
                        "--assignee", "group:ops", "--context", '{"service": "api"}',
-                       "--label", "team=ops", "--registration", "container")
+                       "--label", "team=ops", "--registration", "container", *HUB)
     assert code == 0, output
     check_golden("cli-choice.yaml", output)
     wait = yaml.safe_load(output)[2]
@@ -47,7 +48,7 @@ def test_render_choice_matches_golden() -> None:
 
 def test_render_workflow_validates() -> None:
     code, output = run("argo", "render", "--name", "count", "--kind", "int", "--min", "1",
-                       "--max", "5", "--default", "2", "--workflow")
+                       "--max", "5", "--default", "2", "--workflow", *HUB)
     assert code == 0, output
     validate(yaml.safe_load(output))
     code, checked = run("argo", "validate", "-", input=output)
@@ -57,7 +58,7 @@ def test_render_workflow_validates() -> None:
 def test_wrap_the_seed(tmp_path: Path) -> None:
     target = tmp_path / "wrapped.yaml"
     code, output = run("argo", "wrap", str(SEED), "--before", "release", "--timeout", "60",
-                       "-o", str(target))
+                       "-o", str(target), *HUB)
     assert code == 0, output
     wrapped = yaml.safe_load(target.read_text())
     validate(wrapped)
@@ -66,16 +67,16 @@ def test_wrap_the_seed(tmp_path: Path) -> None:
 
 
 def test_refusals_are_one_line_errors(tmp_path: Path) -> None:
-    code, output = run("argo", "wrap", str(SEED), "--before", "deploy")
+    code, output = run("argo", "wrap", str(SEED), "--before", "deploy", *HUB)
     assert code == 1
     assert output.startswith("Error: before: no step or task named 'deploy'")
-    code, output = run("argo", "render", "--name", "Bad_Name")
+    code, output = run("argo", "render", "--name", "Bad_Name", *HUB)
     assert (code, output.splitlines()[-1]) == (1, "Error: name: expected lower-case letters, "
                                                   "digits and '-' (at most 54, starting and "
                                                   "ending alphanumeric), got 'Bad_Name'")
-    code, output = run("argo", "render", "--name", "n", "--kind", "int", "--default", "x")
+    code, output = run("argo", "render", "--name", "n", "--kind", "int", "--default", "x", *HUB)
     assert code == 1 and "--default: expected a whole number, got 'x'" in output
-    code, output = run("argo", "render", "--name", "n", "--label", "novalue")
+    code, output = run("argo", "render", "--name", "n", "--label", "novalue", *HUB)
     assert code == 2 and "expected KEY=VALUE, got 'novalue'" in output
     bad = tmp_path / "two.yaml"
     bad.write_text("kind: Workflow\n---\nkind: Workflow\n")
@@ -89,3 +90,12 @@ def test_refusals_are_one_line_errors(tmp_path: Path) -> None:
     assert code == 1
     assert output.startswith("Error: Workflow is not valid for Argo (hera's models): metadata: ")
     assert "required" in output.lower()
+
+
+def test_no_hub_address_is_guessed() -> None:
+    """Without --hub-url nothing renders: a default address would only fail in the cluster."""
+    for command in (["render", "--name", "approve"], ["wrap", str(SEED), "--before", "release"]):
+        code, output = run("argo", *command)
+        assert code == 2, output
+        assert "Missing option '--hub-url'" in output
+        assert "apiVersion" not in output and "approve-register" not in output

@@ -39,7 +39,7 @@ GATES = {
     "choice": lambda: input_step(
         "region", "Deploy where?", input={"kind": "choice", "options": ["eu", "us"]}, hub=HUB),
     "container": lambda: approval(
-        "approve", "Release?", hub=HubConnection(registration="container")),
+        "approve", "Release?", hub=HubConnection(url=HUB.url, registration="container")),
     "parameters": lambda: approval(
         "approve", "Deploy {{inputs.parameters.target}}?", hub=HUB,
         parameters={"target": "staging"}, on_reject="continue"),
@@ -122,15 +122,15 @@ def test_bodies_argo_would_misread_are_refused(body: dict[str, Any], message: st
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: approval("Approve_Release", "?"), "name: expected lower-case letters"),
-    (lambda: approval("approve", "?", on_reject="skip"), "on_reject: expected 'fail' or"),
-    (lambda: approval("approve", "?", grace=-1), "grace: expected seconds >= 0"),
-    (lambda: approval("approve", "?", timeout=-5), "timeout"),
-    (lambda: approval("approve", "?", assignees=["bad name"]), "assignee 'bad name'"),
-    (lambda: input_step("ask", "?", input={"kind": "choice"}), "options"),
-    (lambda: approval("approve", "?", parameters=["signoff-key"]), "parameters: 'signoff-key'"),
+    (lambda: approval("Approve_Release", "?", hub=HUB), "name: expected lower-case letters"),
+    (lambda: approval("approve", "?", hub=HUB, on_reject="skip"), "on_reject: expected 'fail' or"),
+    (lambda: approval("approve", "?", hub=HUB, grace=-1), "grace: expected seconds >= 0"),
+    (lambda: approval("approve", "?", hub=HUB, timeout=-5), "timeout"),
+    (lambda: approval("approve", "?", hub=HUB, assignees=["bad name"]), "assignee 'bad name'"),
+    (lambda: input_step("ask", "?", hub=HUB, input={"kind": "choice"}), "options"),
+    (lambda: approval("approve", "?", hub=HUB, parameters=["signoff-key"]), "parameters: 'signoff-key'"),
     (lambda: HubConnection(url="signoff:8765"), "url: expected the hub's http"),
-    (lambda: HubConnection(registration="pod"), "registration: expected 'http' or"),
+    (lambda: HubConnection(url=HUB.url, registration="pod"), "registration: expected 'http' or"),
 ])
 def test_bad_gate_options_are_refused_naming_the_field(call: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -163,7 +163,7 @@ def test_gate_helpers() -> None:
     with pytest.raises(ValueError, match=r"arguments: gate 'approve' takes \['target'\]"):
         gate.step(arguments={"other": "1"})
     with pytest.raises(TypeError, match="asks for int, not an approval"):
-        input_step("n", "?", input=int).when()
+        input_step("n", "?", hub=HUB, input=int).when()
 
 
 def test_validate_catches_what_hera_would_drop() -> None:

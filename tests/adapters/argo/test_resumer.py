@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from signoff.adapters.argo import approval, input_step, standalone_workflow
+from signoff.adapters.argo import HubConnection, approval, input_step, standalone_workflow
 from signoff.testing import HubProcess
 from tests.adapters.scenarios import find_event
 
@@ -285,7 +285,7 @@ def test_token_file_is_read_at_each_delivery(tmp_path: Path) -> None:
         from signoff.adapters.argo.resumer import ArgoResumer
 
         resumer = ArgoResumer({"url": argo.url, "token_file": str(token)})
-        gate = approval("approve", "?")
+        gate = approval("approve", "?", hub=HubConnection(url="http://127.0.0.1:9"))
         workflow = argo.submit(standalone_workflow(gate), NAMESPACE)
         event = Event.model_validate({
             "id": "ev_1", "key": None, "name": "approve", "prompt": "?",

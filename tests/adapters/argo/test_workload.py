@@ -61,12 +61,14 @@ def test_the_cli_renders_a_workload_gate_that_validates() -> None:
     runner = CliRunner()
     made = runner.invoke(main, ["argo", "render", "--name", "approve", "--auth", "workload",
                                 "--registration", "container", "--audience", "signoff-prod",
-                                "--workflow"], catch_exceptions=False)
+                                "--workflow", "--hub-url", "http://signoff.signoff.svc:8765"],
+                         catch_exceptions=False)
     assert made.exit_code == 0, made.output
     assert "serviceAccountToken" in made.output and "secretKeyRef" not in made.output
     checked = runner.invoke(main, ["argo", "validate", "-"], input=made.output)
     assert (checked.exit_code, checked.output) == (0, "Workflow approve-: valid\n")
-    refused = runner.invoke(main, ["argo", "render", "--name", "approve", "--auth", "workload"])
+    refused = runner.invoke(main, ["argo", "render", "--name", "approve", "--auth", "workload",
+                                   "--hub-url", "http://signoff.signoff.svc:8765"])
     assert refused.exit_code == 1
     assert "registration: auth='workload' needs 'container'" in refused.output
 
@@ -81,7 +83,7 @@ def test_the_cli_renders_a_workload_gate_that_validates() -> None:
 def test_bad_connection_fields_are_refused_naming_them(options: dict[str, Any],
                                                         message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        HubConnection(**options)
+        HubConnection(url="http://signoff.signoff.svc:8765", **options)
 
 
 class WorkloadWorld:

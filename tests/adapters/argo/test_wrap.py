@@ -126,4 +126,4 @@ def test_ambiguous_step_needs_a_template() -> None:
 
 def test_wrap_needs_an_approval_gate() -> None:
     with pytest.raises(ValueError, match="gate: wrap guards a step with an approval, got a int"):
-        wrap(seed(), "release", gate=input_step("n", "?", input=int))
+        wrap(seed(), "release", gate=input_step("n", "?", input=int, hub=HUB))

@@ -278,7 +278,7 @@ def test_a_gate_approved_in_flytes_ui_under_four_eyes_waits_for_the_hub(
                               policy={"forbid_self_approval": True})
     result: list[object] = []
     settle = threading.Thread(target=lambda: result.append(_settle(event.id, True)))
-    with caplog.at_level(logging.WARNING, logger="signoff.adapters.flyte"):
+    with caplog.at_level(logging.WARNING, logger="user_space.signoff"):
         settle.start()
         with Client(flow.url, flow.admin_token) as admin:
             deadline = time.monotonic() + 30

@@ -172,7 +172,7 @@ WAITING = "signoff: waiting for an answer in the inbox: "
 
 def test_the_task_log_shows_the_inbox_url_once(flow: HubProcess,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="signoff.adapters.flyte")
+    caplog.set_level(logging.INFO, logger="user_space.signoff")
     run = LocalRun(triage_flow, "flyte:local:local:", count=2)
     event = _pending(flow, ":level")
     inbox = f"{flow.url}/events/{event['id']}"

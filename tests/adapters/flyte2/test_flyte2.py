@@ -20,7 +20,8 @@ import pytest
 
 from signoff.testing import HubProcess
 
-from ..scenarios import SCENARIOS, Outcome, Scenario, play
+from ...example_header import HeaderRun, header_commands
+from ..scenarios import SCENARIOS, Outcome, Scenario, find_event, play
 from . import tasks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -135,6 +136,28 @@ def test_the_ported_seed_example_runs_locally(flow: HubProcess) -> None:
     assert "Processing rejected by reviewer — pipeline halted." in out, out
 
 
+def test_the_ported_seed_example_runs_as_its_header_says(tmp_path: Path) -> None:
+    """The header's lines, read from the example and run as written: a hub, a workflow token,
+    the example; the run's log shows the review's inbox URL."""
+    hub_line, token, run = header_commands(ROOT / "examples/flyte_v2_hitl.py")
+    assert hub_line.background and hub_line.text.startswith("signoff serve")
+    assert run.text == "python examples/flyte_v2_hitl.py"
+    with HeaderRun(tmp_path) as shell:
+        shell.start(hub_line)
+        shell.run(token)
+        process = shell.start(run)
+        hub = shell.hub()
+        event = find_event(hub, "flyte2:", timeout=120)  # type: ignore[arg-type]
+        assert event["input"]["kind"] == "bool"
+        hub.answer(event["id"], True)
+        out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, out
+    assert "Processing approved — continuing pipeline." in out, out
+    unwrapped = "".join(out.split())  # a rich log wraps long lines when there is no terminal
+    assert f"signoff:waitingforananswerintheinbox:{hub.url}/events/{event['id']}" \
+        in unwrapped, out
+
+
 def test_new_event_refuses_what_the_plugin_would_not_know() -> None:
     with pytest.raises(ValueError, match="scope: expected 'run'"):
         tasks.hitl.new_event("x", data_type=int, scope="task")  # type: ignore[arg-type]
@@ -145,15 +168,29 @@ def test_new_event_refuses_what_the_plugin_would_not_know() -> None:
 WAITING = "signoff: waiting for an answer in the inbox: "
 
 
-def test_the_task_log_shows_the_inbox_url_once(flow: HubProcess,
-                                                caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="signoff.adapters.flyte.v2")
-    run = LocalRun(tasks.ask_step, f"visible-{uuid.uuid4().hex[:6]}", decode=True, name="vis",
-                   spec=json.dumps({"kind": "approval"}), timeout=0.0, on_timeout="reject")
-    event = _pending(flow, ":vis")
-    assert _respond(flow, event, True).status_code == 200
-    assert run.result(60) == Outcome(value=True)
-    assert [r.getMessage() for r in caplog.records if WAITING in r.getMessage()] == [
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_the_task_log_shows_the_inbox_url_once(flow: HubProcess) -> None:
+    # listen on the logger itself: Flyte's user logger may stop before the root logger
+    logger, lines = logging.getLogger("flyte.user.signoff"), _Lines()
+    logger.addHandler(lines)
+    try:
+        run = LocalRun(tasks.ask_step, f"visible-{uuid.uuid4().hex[:6]}", decode=True,
+                       name="vis", spec=json.dumps({"kind": "approval"}), timeout=0.0,
+                       on_timeout="reject")
+        event = _pending(flow, ":vis")
+        assert _respond(flow, event, True).status_code == 200
+        assert run.result(60) == Outcome(value=True)
+    finally:
+        logger.removeHandler(lines)
+    assert [line for line in lines.lines if WAITING in line] == [
         f"{WAITING}{flow.url}/events/{event['id']}"]
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from signoff.testing import HubProcess
 
+from ...example_header import HeaderRun, header_commands
+from ..scenarios import find_event
 from .conftest import ENV
 from .helpers import respond
 
@@ -67,3 +69,46 @@ def test_example(example: str, prefect_hub: HubProcess, flow_token: str) -> None
             process.communicate()
     assert process.returncode == 0, err[-3000:]
     assert out.strip().splitlines()[-1] == last_line
+
+
+# the example's own environment: a Prefect home of its own, and none of the session's settings
+_HEADER_ENV = {k: v for k, v in ENV.items()
+               if k not in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_UI_URL",
+                            "PREFECT_LOGGING_LEVEL")}
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_runs_as_its_header_says(example: str, tmp_path: Path) -> None:
+    """The header's lines, read from the example and run as written: a Prefect server, a hub
+    with the Prefect resumer, a workflow token, the example; the flow's log shows each inbox
+    URL, and each event links back to its flow run in Prefect's UI."""
+    server, api, hub_line, token, run = header_commands(ROOT / "examples" / example)
+    assert server.background and server.text.startswith("prefect server start")
+    assert hub_line.background and "SIGNOFF_RESUMERS__PREFECT__API_URL" in hub_line.text
+    assert run.text.startswith(f"python examples/{example}")
+    steps, last_line = PLAYS[example]
+    env = {**_HEADER_ENV, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    with HeaderRun(tmp_path, ports=(4200, 8765), env=env) as shell:
+        shell.start(server, timeout=180)
+        shell.run(api)
+        shell.start(hub_line)
+        shell.run(token)
+        process = shell.start(run)
+        hub = shell.hub()
+        seen = []
+        for name, answer in steps:
+            event = find_event(hub, "prefect:", timeout=180)  # type: ignore[arg-type]
+            deadline = time.monotonic() + 120
+            while event["name"] != name or event["status"] != "pending":
+                assert time.monotonic() < deadline, f"{name} was never asked"
+                time.sleep(0.2)
+                event = find_event(hub, "prefect:")  # type: ignore[arg-type]
+            assert event["source"]["link"].startswith(f"http://127.0.0.1:{shell.port(4200)}/")
+            hub.answer(event["id"], answer)
+            seen.append(event)
+        out, _ = process.communicate(timeout=180)
+    assert process.returncode == 0, out
+    assert last_line in out.splitlines(), out
+    for event in seen:  # the flow run's log names each question's inbox page
+        assert f"signoff: waiting for an answer in the inbox: {hub.url}/events/{event['id']}" \
+            in out, out

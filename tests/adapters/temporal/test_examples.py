@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ...example_header import HeaderRun, header_commands
 from ..scenarios import find_event
 from .harness import Stack, address_of
 
@@ -94,3 +95,35 @@ def test_worker_killed_while_waiting(idle: Stack) -> None:
     finally:
         second_worker.send_signal(signal.SIGTERM)
         second_worker.wait(20)
+
+
+def test_example_runs_as_its_header_says(tmp_path: Path) -> None:
+    """The header's lines, read from the example and run as written: a dev server, a hub with
+    the Temporal resumer, a workflow token, the example; its log shows each inbox URL."""
+    server, hub_line, token, run = header_commands(EXAMPLE)
+    assert server.background and server.text.startswith("temporal server start-dev")
+    assert hub_line.background and "SIGNOFF_RESUMERS__TEMPORAL__ADDRESS" in hub_line.text
+    assert run.text.startswith("python examples/temporal_document_approval.py run")
+    with HeaderRun(tmp_path, ports=(7233, 8233, 8765)) as shell:
+        shell.start(server)
+        shell.start(hub_line)
+        shell.run(token)
+        process = shell.start(run)
+        hub = shell.hub()
+        first = find_event(hub, "temporal:default:approve-DOC-7:", timeout=90)  # type: ignore[arg-type]
+        assert first["name"] == "approve" and first["assignees"] == ["alice"]
+        hub.answer(first["id"], True)
+        deadline = time.monotonic() + 60
+        second = first
+        while second["id"] == first["id"]:
+            assert time.monotonic() < deadline, "the follow-up question never came"
+            time.sleep(0.1)
+            second = find_event(hub, "temporal:default:approve-DOC-7:")  # type: ignore[arg-type]
+        assert second["name"] == "publish-to"
+        hub.answer(second["id"], "website")
+        out, _ = process.communicate(timeout=90)
+    assert process.returncode == 0, out
+    assert "DOC-7: approved, published to website" in out.splitlines(), out
+    for event in (first, second):  # the worker's log names each question's inbox page
+        assert f"signoff: waiting for an answer in the inbox: {hub.url}/events/{event['id']}" \
+            in out, out

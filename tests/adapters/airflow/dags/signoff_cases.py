@@ -59,6 +59,14 @@ with _dag("signoff_hub_gone") as hub_gone:
 with _dag("signoff_env_token") as env_token:
     ApprovalSensor(task_id="ask", prompt="Token from the environment?", trigger_token="env")
 
+with _dag("signoff_no_hub") as no_hub:
+    # retries as a production DAG would have: a missing connection must not use them up
+    ApprovalSensor(task_id="ask", prompt="Which hub?", retries=3,
+                   retry_delay=timedelta(seconds=1))
+
+with _dag("signoff_stored_connection") as stored_connection:
+    ApprovalSensor(task_id="ask", prompt="Stored connection?", conn_id="signoff_stored")
+
 with _dag("signoff_mapped") as mapped:
     InputSensor.partial(task_id="ask", input={"kind": "choice", "options": ["a", "b"]}) \
         .expand(prompt=["first?", "second?"])

@@ -30,17 +30,14 @@ def test_nothing_stalls_the_hub(case: str, tmp_path: Path) -> None:
     # issue is about) fails both.
     assert figures.healthz_p99 < 0.1, seen
     assert figures.healthz_worst < 0.5, seen
-    # 1,000 sends at once take the notification threads' turns at the GIL: a wake then waits
-    # up to ~130 ms on a quiet machine (the issue's 100 ms is missed here; the note says so)
-    assert figures.wake_worst < (0.3 if case == "notify-1000" else 0.1), seen
+    assert figures.wake_worst < 0.1, seen
     # a witness tier and deadline falling due behind 1,000 others (each an escalation write
-    # and a send) wait their turn: 0.03-3.0 s and up to 1.6 s measured (the sweep re-reads the
-    # tiers still in flight until their writes land), so that case allows 5 s and 3 s; issue
-    # 14 stays open on it (the fix: take due tiers with a lease, as deliveries are taken)
+    # and a send) wait their turn: tiers are taken with a lease and sent from sender
+    # processes, 0.34 s and 0.02 s late measured (before: 0.7-3.0 s and up to 1.6 s); the
+    # tier's bound leaves room for a busy CI machine
     slow = case == "notify-1000"
-    assert figures.tier_late is not None and figures.tier_late < (5.0 if slow else 1.0), seen
-    assert figures.deadline_late is not None and figures.deadline_late < (
-        3.0 if slow else 1.0), seen
+    assert figures.tier_late is not None and figures.tier_late < (2.0 if slow else 1.0), seen
+    assert figures.deadline_late is not None and figures.deadline_late < 1.0, seen
     if case in ("hung-webhook", "engine-unreachable"):
         # the others' delivery went through at once; the stuck ones are retried, visibly
         assert figures.notes["other_delivery"] < 1.0, seen

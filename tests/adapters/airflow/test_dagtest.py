@@ -289,3 +289,32 @@ def test_link_labels_priority_and_templated_context(hub: HubProcess,
     _answer(hub, event, True)
     run.wait()
     assert runner.log_text().count(waiting) == 1
+
+
+def test_a_decision_tampered_in_the_database_is_refused_by_the_task(
+        hub: HubProcess, runner: DagTestRunner) -> None:
+    """Issue 22: the first try got the hub's signed rejection and died; the retry finds the
+    event decided, but the row now says approved: the signature does not match, the task fails
+    instead of acting on it, and the hub audits the refusal."""
+    import sqlite3
+
+    earlier = len(runner.log_text())  # the runner's log holds the other tests' runs too
+    run = runner.submit(CASES, "signoff_tampered", env=_workflow_env(hub))
+    event = find_event(hub, "airflow:signoff_tampered:")
+    _answer(hub, event, False, "no")
+    deadline = time.monotonic() + 60  # the first try has the decision and died
+    while "worker lost after the decision" not in runner.log_text()[earlier:]:
+        assert time.monotonic() < deadline, "the first try never got the decision"
+        time.sleep(0.05)
+    with sqlite3.connect(hub.database) as db:  # what someone with the database could do
+        changed = db.execute("UPDATE decisions SET value = 'true', outcome = 'approved'"
+                             " WHERE event_id = ?", (event["id"],)).rowcount
+    assert changed == 1
+    report = run.wait()
+    assert report["tasks"]["ask"]["state"] == "failed"
+    assert report["tasks"]["ask"]["try_number"] == 2
+    assert report["tasks"]["after"]["state"] == "upstream_failed"
+    assert any(f["type"] == "DecisionUnverified" for f in report["failures"]), report["failures"]
+    audit = httpx.get(f"{hub.url}/api/v1/events/{event['id']}/audit",
+                      headers=hub.headers()).json()["entries"]
+    assert "decision_refused" in [e["action"] for e in audit]

@@ -47,6 +47,13 @@ for crash in ("after_ask", "after_decision"):
                          retry_delay=timedelta(seconds=0)) >> EmptyOperator(task_id="after")
     globals()[retry_dag.dag_id] = retry_dag
 
+with _dag("signoff_tampered") as tampered:
+    # the decision reaches the first try, which dies; the retry, 3 s later, finds the event
+    # decided at creation and must verify what the hub now says (the test changes it meanwhile)
+    CrashingApproval(task_id="ask", prompt="Tamper with me?", crash="after_decision",
+                     retries=1, retry_delay=timedelta(seconds=3)) >> \
+        EmptyOperator(task_id="after")
+
 with _dag("signoff_restart") as restart:
     InputSensor(task_id="ask", prompt="How many shards?", input=int, poll_seconds=5) >> \
         EmptyOperator(task_id="after")

@@ -9,7 +9,10 @@ field, what was expected and what came.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -93,10 +96,23 @@ class SignoffActivities:
         self.token = token
         self.ui_url = ui_url.rstrip("/") if ui_url else None
         self.settle_wait = settle_wait
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                                 dict[str | None, AsyncClient]] = \
+            weakref.WeakKeyDictionary()
 
-    def _client(self, channel: str | None = None) -> AsyncClient:
-        # one client per call: a worker may run activities on more than one event loop
-        return AsyncClient(self.url, self.token, channel=channel)
+    @contextlib.asynccontextmanager
+    async def _client(self, channel: str | None = None) -> AsyncIterator[AsyncClient]:
+        """The running event loop's client for ``channel``, kept from call to call.
+
+        Its connections and the hub's public keys are reused (a new client per call paid a
+        connection and a ``/api/v1/keys`` read on every check). A worker may run activities on
+        more than one event loop: each has its own.
+        """
+        per_loop = self._clients.setdefault(asyncio.get_running_loop(), {})
+        client = per_loop.get(channel)
+        if client is None:
+            client = per_loop[channel] = AsyncClient(self.url, self.token, channel=channel)
+        yield client
 
     def _link(self, event: EventCreate) -> EventCreate:
         params = event.source.params

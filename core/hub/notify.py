@@ -23,7 +23,6 @@ in flight, on as many processes (at most :data:`MAX_SENDERS`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import time
@@ -162,8 +161,8 @@ class Notifier:
                       f"reject: {self.links.url(event, recipient, 'reject', now)}"]
         return title, "\n".join(lines)
 
-    async def send(self, event: Event, what: str, extra: list[str] | None = None,
-                   limiter: anyio.CapacityLimiter | None = None, *,
+    async def send(self, event: Event, what: str, extra: list[str] | None = None, *,
+                   limiter: anyio.CapacityLimiter,
                    only: list[str] | None = None,
                    now: datetime | None = None) -> dict[str, Any]:
         """Notify; returns what the audit log records (targets count, success).
@@ -188,7 +187,7 @@ class Notifier:
             return {**result, "ok": False,
                     "error": "apprise is not installed: pip install 'signoff[hub]'"}
         messages = [(urls, *self.message(event, what, who, now)) for who, urls in grouped]
-        async with limiter if limiter is not None else contextlib.nullcontext():
+        async with limiter:
             # cancelled (the timeout), a queued send is dropped; a running one is abandoned
             ok, refused = await asyncio.wrap_future(pool.submit(_senders.send_all, messages))
         if refused:

@@ -295,9 +295,6 @@ class Store(ReviewerStore, BalanceStore, Protocol):
             AlreadyAnswered: this responder already answered.
         """
 
-    def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
-        """Pending events whose next escalation tier is due."""
-
     def claim_escalations(self, now: datetime, limit: int, lease: float) -> list[Event]:
         """Take the pending events whose next tier is due by ``now`` (at most ``limit``, the
         earliest due first) for ``lease`` seconds: their next tier moves to ``now + lease``,

@@ -525,13 +525,6 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         self._announce(conn, event_id, stored)
         return status, stored, delivery
 
-    def due_escalations(self, now: datetime, limit: int = 100) -> list[Event]:
-        """Pending events whose next escalation tier is due."""
-        rows = self._read(
-            f"SELECT * FROM events {self._indexed_by('events_escalation')} WHERE status = 'pending'"
-            " AND next_escalation <= ? ORDER BY next_escalation LIMIT ?", (_ts(now), limit))
-        return self._events_from_rows(rows, detail=True)
-
     def claim_escalations(self, now: datetime, limit: int, lease: float) -> list[Event]:
         """Take the due tiers for ``lease`` seconds (see the protocol): the pick (rows locked
         where the dialect locks them) and the move are in one write transaction, so two hubs

@@ -673,8 +673,8 @@ class StoreContract(ReviewerContract, BalanceContract):
         event = make_event(assignees=["ann"], policy=policy)
         store.create_event(event, channel="api")
         assert store.next_escalation() == T0 + timedelta(seconds=60)
-        assert store.due_escalations(T0 + timedelta(seconds=59)) == []
-        [due] = store.due_escalations(T0 + timedelta(seconds=60))
+        assert store.claim_escalations(T0 + timedelta(seconds=59), 100, lease=30) == []
+        [due] = store.claim_escalations(T0 + timedelta(seconds=60), 100, lease=30)
         assert due.escalation_level == 0
         moved = store.escalate(event.id, level=0, assignees=["ann", "group:leads"], data={})
         assert moved.escalation_level == 1 and moved.assignees == ["ann", "group:leads"]

@@ -18,7 +18,7 @@ this module holds what PostgreSQL does its own way:
   writes are serialized across every process on the database, as SQLite's single writer
   serializes them in one: the audit chain numbers its entries in order, and a decision stays a
   compare-and-set (``UPDATE ... WHERE status = 'pending'``, checked by its row count). The
-  queries that pick due work (``due_events``, ``due_escalations``, ``due_deliveries``) are plain
+  queries that pick due work (``due_events``, ``claim_escalations``, ``claim_deliveries``) are plain
   ``SELECT ... ORDER BY ... LIMIT`` on one table, so they can take ``FOR UPDATE SKIP LOCKED``.
 - **Migrations** are the same versioned list as SQLite's (:mod:`signoff.store._schema`),
   applied each in its own transaction under another advisory lock, so replicas starting

@@ -109,6 +109,22 @@ def _utcnow() -> datetime:
 
 
 _CREATE_FIELDS = tuple(EventCreate.model_fields)
+# pydantic's model_construct inspects a default factory's signature on every call (slower than
+# validating): _draft gives every field, these defaults the ones it does not set itself
+_EVENT_DEFAULTS = {name: (f.default_factory, f.default) for name, f in Event.model_fields.items()
+                   if not f.is_required()}
+
+
+_DRAFT_SETS = frozenset({"id", "requested_by", "status", "created_at", "deadline",
+                         "escalation_level", "decision", "responses", "deliveries", "digest",
+                         "digest_parts"})
+
+
+def _defaults_except(fields: dict[str, Any], also: frozenset[str]) -> dict[str, Any]:
+    """Event's defaults for the fields neither ``fields`` nor ``also`` name."""
+    return {name: factory() if factory is not None else default  # type: ignore[call-arg]
+            for name, (factory, default) in _EVENT_DEFAULTS.items()
+            if name not in fields and name not in also}
 
 
 @dataclass
@@ -380,14 +396,13 @@ class Hub:
         # through the validators (Event has none of its own)
         fields = {name: getattr(body, name) for name in _CREATE_FIELDS}
         fields.update(policy=policy, assignees=assignees, on_timeout=on_timeout)
-        # every field given: pydantic's model_construct inspects a default factory's signature
-        # on each call, slower than validating
         parts = digest_parts(body)  # what a reviewer will be shown, bound at creation
         event = Event.model_construct(**fields, id=new_id("ev"), requested_by=who.user,
                                       status="pending", created_at=now, deadline=deadline,
                                       escalation_level=0, decision=None, responses=[],
                                       deliveries=[], digest=parts_digest(parts),
-                                      digest_parts=parts)
+                                      digest_parts=parts,
+                                      **_defaults_except(fields, _DRAFT_SETS))
         routed = route(event)
         decision = None
         if routed.action == "approve":

@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import secrets
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -186,7 +186,7 @@ def _clone(store: Any, status: str, copies: int, postgres: bool) -> int:
                     else:
                         picked.append(f't."{c}"')
                 where = ("t.status = ?" if table == "events" else
-                         f"t.event_id IN (SELECT id FROM events WHERE status = ?)")
+                         "t.event_id IN (SELECT id FROM events WHERE status = ?)")
                 quoted = ", ".join(f'"{c}"' for c in cols)
                 conn.execute(
                     f"{series}INSERT INTO {table} ({quoted}) SELECT {', '.join(picked)}"

@@ -88,13 +88,14 @@ def _plain(value: Any) -> bool:
     """Whether ``json.dumps(sort_keys=True)`` writes ``value`` exactly as RFC 8785 does: no
     floats (their forms differ: ``1.0``/``1``, ``1e-07``/``1e-7``), integers JCS can carry, and
     keys within the BMP (where code point order is RFC 8785's UTF-16 order). Strings escape
-    alike: ``"``, ``\\``, ``\\b\\t\\n\\f\\r`` and ``\\u00xx`` for the other controls.
+    alike: quote, backslash, the short escapes (b, t, n, f, r) and ``u00xx`` for the other
+    control characters.
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_SAFE <= value <= _SAFE
+        return bool(-_SAFE <= value <= _SAFE)
     if kind is dict:
         return all(type(k) is str and (k.isascii() or max(k) < "\U00010000") and _plain(v)
                    for k, v in value.items())

@@ -164,7 +164,7 @@ def configure(settings: Settings) -> Callable[[], None]:
     writer = _Writer(lines, JsonFormatter() if fmt == "json" else TextFormatter(), sys.stderr)
     # neither format shows where a line was logged from, nor the thread or process: the
     # logging HOWTO's "Optimization" switches, so each record costs the event loop less
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger("signoff")
     root.handlers[:] = [_Handoff(lines, writer.urgent)]

@@ -22,12 +22,10 @@ import asyncio
 import builtins
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -55,17 +53,16 @@ from .._rules import (
     can_read,
     cancel_decision,
     response_decision,
-    timeout_decision,
 )
 from .._shadow import shadow_of
 from ..deciders import Decider, DeciderFailed, Verdict, load_decider
-from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer, target_of
-from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, DueDelivery, Store
+from ..resumers import target_of
+from ..store import AuditEntry, AuditNote, Batching, DeliveryRecord, Store
 from .access import Access
 from .balance import Balancer, Plan
 from .delegation import Delegations, delegated
+from .dispatch import Dispatcher, StartRefused
 from .egress import check_event_egress
-from .escalation import escalate
 from .evidence import check_answer_digest
 from .evidence import same_payload as _same_payload
 from .limits import Limits
@@ -75,30 +72,14 @@ from .logs import state_change
 from .masking import may_reveal, shown
 from .metrics import Metrics
 from .notify import Notifier
-from .reminders import remind
 from .settings import Settings
 from .slack import Slack
+from .sweeper import Sweeper
 from .tasks import LoopLag, Tasks
 
 __all__ = ["Hub", "StartRefused", "check_channel"]
 
-_SWEEP_PAGE = 500
-"""Due events one look of the sweeper takes at most (a burst beyond it: the next look)."""
-
-_SWEEP_WRITES = 128
-"""Tier and timeout writes of the sweeper in flight at most: a burst of due events queues here,
-not in the store's writer, where it would hold up everyone's answers."""
-
-UNAVAILABLE = "resumer unavailable: "
-"""How the error of a delivery that failed for want of its resumer begins: at start, those whose
-resumer loads now are made pending again."""
-
 _COUNT_REPLICAS_EVERY = 5.0  # seconds between counts of the hubs sharing the database
-_LEASE_MARGIN = 30.0
-"""At most this many seconds a taken delivery stays with its hub beyond the time it may wait
-for a slot and run (two ``delivery_timeout``): if that hub dies before it records the
-attempt, another one retries the delivery after that long (``delivery_timeout`` beyond, when
-that is shorter)."""
 log = logging.getLogger("signoff.hub")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -150,10 +131,9 @@ class Hub:
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
         self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
-        self._resumers: dict[str, Resumer | None] = {}
-        self._sweep_wake = asyncio.Event()
-        self._sweep_more = False
-        self._dispatch_wake = asyncio.Event()
+        self.dispatcher = Dispatcher(self)
+        self._resumers = self.dispatcher.resumers  # the answer path reads them too
+        self.sweeper = Sweeper(self)
         self._tasks: list[asyncio.Task[None]] = []
         # issue 21: one-click answer links; a random key (links die with the process) only
         # where the caller has no audit key to derive one from
@@ -187,13 +167,13 @@ class Hub:
         Raises:
             StartRefused: a resumer configured in ``settings.resumers`` cannot load.
         """
-        await self._load_resumers()
+        await self.dispatcher.load_all()
         bridges = self._start_bridges()
         if self.notifier.configured():  # a hub that notifies nobody never imports apprise
             self.notifier.load()  # sender processes; a send waits for them, off the loop
-        await self._requeue_unavailable()
-        self._tasks = [asyncio.create_task(self._sweep_loop(), name="signoff-sweeper"),
-                       asyncio.create_task(self._dispatch_loop(), name="signoff-dispatcher"),
+        await self.dispatcher.requeue_unavailable()
+        self._tasks = [asyncio.create_task(self.sweeper.loop(), name="signoff-sweeper"),
+                       asyncio.create_task(self.dispatcher.loop(), name="signoff-dispatcher"),
                        asyncio.create_task(self.loop_lag.run(), name="signoff-loop-lag"),
                        *(task for bridge in bridges for task in bridge.start())]
         self._listen()
@@ -434,7 +414,7 @@ class Hub:
                 state_change("decided", stored, decided_by=stored.decision.by)
             policy = stored.policy
             if stored.deadline is not None or (policy and policy.escalate):
-                self._sweep_wake.set()
+                self.sweeper.wake.set()
             self._notify(stored, "decided" if stored.decision else "created")
             if self.slack is not None:
                 self.slack.created(stored)
@@ -564,7 +544,7 @@ class Hub:
                 event = await self._write_deciding(self._respond_now, who, event_id, checked,
                                                    comment, channel, relayed_by, digest)
             except _ResumerNotLoaded as missing:  # the first answer for this orchestrator
-                await self._run(self._resumer_exists, missing.name)
+                await self._run(self.dispatcher.resumer_exists, missing.name)
             except RelayRefused as refused:  # audited, and shown in the event's history
                 await self._write(self.store.record, "relay_refused", actor=refused.by,
                                   channel=refused.engine, event_id=event_id,
@@ -683,7 +663,7 @@ class Hub:
         """The resumer that delivers this event's decision, loaded on first use."""
         orchestrator = event.source.orchestrator
         if orchestrator not in self._resumers:  # first use: an SDK import may take seconds
-            await self._run(self._resumer_exists, orchestrator)
+            await self._run(self.dispatcher.resumer_exists, orchestrator)
         return self._route(event)
 
     async def _resume_target(self, event: Event) -> str | None:
@@ -695,7 +675,7 @@ class Hub:
         """
         name = event.source.orchestrator
         if name not in self._resumers:
-            await self._run(self._resumer_exists, name)
+            await self._run(self.dispatcher.resumer_exists, name)
         try:
             found = target_of(self._resumers.get(name), event)
         except Exception as exc:  # a third-party resumer that cannot read the params
@@ -726,7 +706,7 @@ class Hub:
             self.metrics.decided(event)
         state_change("decided", event, decided_by=event.decision.by)
         if any(d.state == "pending" for d in event.deliveries):
-            self._dispatch_wake.set()
+            self.dispatcher.wake.set()
         self._notify(event, "deadline" if event.decision.by == "timeout" else "decided")
 
     async def audit(self, who: Identity, event_id: str) -> builtins.list[AuditEntry]:
@@ -890,43 +870,6 @@ class Hub:
         """Ask the store a cheap question: raises if it cannot answer (`/readyz`)."""
         await self._run(self.store.next_deadline)
 
-    # deadlines ---------------------------------------------------------------------------
-    async def sweep(self, now: datetime | None = None) -> int:
-        """Start the tiers and ``on_timeout`` decisions due by ``now``, each as its own task;
-        returns how many were started. Nothing here waits for them: a decider taking seconds
-        delays no other event's tier or deadline.
-        """
-        now = self.clock() if now is None else now
-        page = _SWEEP_PAGE
-        started = 0
-        # each due tier is taken with a lease (a decider's time, twice, and a margin), so no
-        # later look, here or on another replica, reads or starts it again while in hand
-        lease = 2 * self.settings.decider_timeout + 30
-        escalations = await self._run(self.store.claim_escalations, now, page, lease)
-        for event in escalations:
-            assert event.policy is not None
-            more = len(event.policy.escalate) > event.escalation_level + 1
-            started += self.work.start(("escalate", event.id, event.escalation_level),
-                                       partial(self._escalate, event),
-                                       # its next tier may fall due before the sweeper wakes
-                                       done=self._sweep_wake.set if more else self._sweep_again)
-        busy = self.work.count("timeout")
-        due = await self._run(self.store.due_events, now, page + busy)
-        for event in due:
-            started += self.work.start(("timeout", event.id),
-                                       partial(self._time_out, event, now),
-                                       done=self._sweep_again)
-        self._sweep_more = len(escalations) >= page or len(due) >= page + busy
-        if self.settings.reminders:  # issue 21: one pass at a time, in its own task
-            self.work.start(("remind",), partial(self._remind, now))
-        return started
-
-    async def _remind(self, now: datetime) -> None:
-        try:
-            await remind(self, now)
-        except Exception:
-            log.exception("reminder pass failed; the next sweep tries again")
-
     async def ask_decider(self, name: str, event: Event) -> Verdict:
         """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at
         most ``decider_concurrency`` calls in flight to it, each within ``decider_timeout``;
@@ -958,118 +901,6 @@ class Hub:
             log.warning("decider %r failed on event %s: %s", name, event.id, exc)
             raise
 
-    async def _escalate(self, event: Event) -> None:
-        assert event.policy is not None
-        try:
-            if event.policy.escalate[event.escalation_level].fallback is not None:
-                await escalate(self, event)  # the decider's own limiter bounds it
-                return
-            async with self.work.slot("sweep", _SWEEP_WRITES):
-                await escalate(self, event)
-        except AlreadyDecided:
-            pass  # answered or escalated meanwhile
-
-    async def _time_out(self, event: Event, now: datetime) -> None:
-        try:
-            async with self.work.slot("sweep", _SWEEP_WRITES):
-                await self._decide(event, timeout_decision(event, now), None)
-        except AlreadyDecided:
-            pass  # a racing answer won: that is fine
-
-    def _sweep_again(self) -> None:
-        # the last look saw a full page, so more may be due: look again once half of what it
-        # started is done (not after each one: a look costs a query and a page of events)
-        in_flight = self.work.count("escalate") + self.work.count("timeout")
-        if self._sweep_more and in_flight <= _SWEEP_PAGE // 2:
-            self._sweep_wake.set()
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            self._sweep_wake.clear()
-            now = self.clock()
-            try:
-                await self.sweep(now)
-                # what was due by ``now`` is started or in flight: the next is after it (not
-                # after the clock's time now, which may have passed a deadline unswept)
-                times = [await self._run(self.store.next_deadline, now),
-                         await self._run(self.store.next_escalation, now)]
-                upcoming = min((t for t in times if t is not None), default=None)
-            except Exception:
-                log.exception("deadline sweep failed; trying again")
-                upcoming = None
-            pause = self.settings.sweep_interval
-            if upcoming is not None:
-                pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
-            try:
-                await asyncio.wait_for(self._sweep_wake.wait(), timeout=pause)
-            except asyncio.TimeoutError:
-                pass
-
-    # deliveries --------------------------------------------------------------------------
-    def _resumer_exists(self, name: str) -> bool:
-        """Load the resumer ``name`` (a worker thread: an SDK import may take seconds)."""
-        if name not in self._resumers:
-            began = time.monotonic()
-            try:
-                factory = load_resumer(name)
-                config = dict(self.settings.resumers.get(name, {}))
-                if name in BUILTIN:  # the built-ins call out through the hub's egress guard
-                    config["egress"] = self.egress
-                self._resumers[name] = None if factory is None else factory(config)
-            except Exception as exc:  # installed but broken: deliveries fail with the reason
-                log.exception("resumer %r could not be loaded", name)
-                self._resumers[name] = _BrokenResumer(
-                    f"{UNAVAILABLE}{name!r} could not be loaded: {type(exc).__name__}: {exc}")
-            else:
-                if self._resumers[name] is not None:
-                    log.info("resumer %r ready (loaded in %.2f s)", name,
-                             time.monotonic() - began)
-        return self._resumers[name] is not None
-
-    async def _load_resumers(self) -> None:
-        """Load and warm every resumer named in ``settings.resumers``, in worker threads."""
-        for name in self.settings.resumers:
-            await self._run(self._resumer_exists, name)
-            resumer = self._resumers[name]
-            if resumer is None or isinstance(resumer, _BrokenResumer):
-                reason = (resumer.reason if isinstance(resumer, _BrokenResumer)
-                          else f"no resumer named {name!r} is installed")
-                log.critical("refusing to start: [resumers.%s] is configured but %s; install "
-                             "the extra that provides it (pip install 'signoff[%s]') or remove "
-                             "[resumers.%s]", name, reason.removeprefix(UNAVAILABLE), name, name)
-                raise StartRefused(f"[resumers.{name}] is configured but cannot load: {reason}")
-            warm = getattr(resumer, "warm", None)
-            if callable(warm):  # connect ahead of the first delivery, where the resumer can
-                try:
-                    with anyio.fail_after(self.settings.delivery_timeout):
-                        await warm()
-                except Exception as exc:
-                    log.warning("resumer %r could not warm up (its deliveries will retry): "
-                                "%s: %s", name, type(exc).__name__, exc)
-
-    async def _requeue_unavailable(self) -> None:
-        """Deliveries that failed because their resumer could not load: pending again where it
-        loads now (after a restart with the extra installed).
-        """
-        skip: set[str] = set()
-        while True:
-            failed = [d for d in await self._run(self.store.list_deliveries, state="failed",
-                                                 error_prefix=UNAVAILABLE, limit=500)
-                      if d.resumer not in skip]
-            if not failed:
-                return
-            for name in {d.resumer for d in failed}:
-                if not (await self._run(self._resumer_exists, name)
-                        and not isinstance(self._resumers[name], _BrokenResumer)):
-                    skip.add(name)
-            again = [d for d in failed if d.resumer not in skip]
-            for delivery in again:
-                await self._write(self.store.retry_delivery, delivery.id, actor="hub",
-                                  channel="hub")
-            if again:
-                log.info("%d delivery(ies) that failed for want of a resumer are pending again",
-                         len(again))
-
     async def list_deliveries(self, who: Identity, *, state: str | None = None,
                               limit: int = 100) -> builtins.list[DeliveryRecord]:
         """Deliveries, most recently changed first (admins)."""
@@ -1088,121 +919,10 @@ class Hub:
             raise Forbidden(f"{who.user} may not retry deliveries (admins only)")
         record = await self._write(self.store.retry_delivery, delivery_id, actor=who.user,
                                    channel=channel)
-        if isinstance(self._resumers.get(record.resumer), _BrokenResumer):
+        if self.dispatcher.broken(record.resumer):
             del self._resumers[record.resumer]  # try loading it again
-        self._dispatch_wake.set()
+        self.dispatcher.wake.set()
         return record
-
-    async def dispatch(self, now: datetime | None = None) -> int:
-        """Start every delivery due by ``now`` as its own task (one at a time per delivery, at
-        most ``delivery_concurrency`` per resumer); returns how many were started.
-        """
-        now = self.clock() if now is None else now
-        started = 0
-        # taken for as long as the last of them may wait for a slot of its resumer and then
-        # run: past that, another hub (or this one) takes it again
-        take = 2 * self.settings.delivery_concurrency - self.work.count("deliver")
-        if take <= 0:
-            return 0  # a finished one sets _dispatch_wake, and the loop comes back
-        timeout = self.settings.delivery_timeout
-        lease = 2 * timeout + min(timeout, _LEASE_MARGIN)
-        for due in await self._run(self.store.claim_deliveries, now, take, lease):
-            started += self.work.start(("deliver", due.id),
-                                       partial(self._deliver, due),
-                                       done=self._dispatch_wake.set)
-        return started
-
-    async def _deliver(self, due: DueDelivery) -> None:
-        if due.resumer not in self._resumers:
-            await self._run(self._resumer_exists, due.resumer)
-        resumer = self._resumers.get(due.resumer)
-        timeout = self.settings.delivery_timeout
-        try:
-            if resumer is None:
-                raise DeliveryFailed(f"{UNAVAILABLE}no resumer named {due.resumer!r} is "
-                                     "installed")
-            async with self.work.slot(f"resumer:{due.resumer}",
-                                      self.settings.delivery_concurrency):
-                event = await self._load(due.event_id)
-                try:
-                    with anyio.fail_after(timeout):
-                        await resumer.deliver(event)
-                except TimeoutError:
-                    raise _TimedOut(f"{due.resumer}: no answer within {timeout:g} s") from None
-        except DeliveryFailed as exc:
-            log.warning("delivery %s of event %s failed: %s", due.id, due.event_id, exc)
-            await self._write(self.store.delivery_attempted, due.id, state="failed",
-                              error=str(exc))
-            self._delivered(event, due, "failed", str(exc))
-        except Exception as exc:
-            now = self.clock()
-            error = str(exc) or type(exc).__name__
-            if (now - due.created_at).total_seconds() > self.settings.delivery_give_up_after:
-                log.warning("delivery %s of event %s gave up: %s", due.id, due.event_id, error)
-                await self._write(self.store.delivery_attempted, due.id, state="failed",
-                                  error=f"gave up after {due.attempts + 1} attempts: {error}")
-                self._delivered(event, due, "failed", error)
-                return
-            delay = min(self.settings.delivery_backoff * 2**due.attempts,
-                        self.settings.delivery_backoff_max)
-            log.warning("delivery %s of event %s failed (attempt %d, again in %.1f s): %s",
-                        due.id, due.event_id, due.attempts + 1, delay, error)
-            await self._write(self.store.delivery_attempted, due.id, state="pending",
-                              error=error, next_attempt_at=now + timedelta(seconds=delay))
-            self._delivered(event, due, "retry", error)
-        else:
-            await self._write(self.store.delivery_attempted, due.id, state="delivered")
-            self._delivered(event, due, "delivered")
-
-    def _delivered(self, event: Event, due: DueDelivery, result: str,
-                   error: str | None = None) -> None:
-        """Count and log one delivery attempt's result."""
-        took = (self.clock() - due.created_at).total_seconds()
-        if self.metrics is not None:
-            self.metrics.delivery(due.resumer, result, took if result == "delivered" else None)
-        state_change("delivered" if result == "delivered" else "failed", event,
-                     resumer=due.resumer, attempt=due.attempts + 1, result=result, error=error)
-
-    async def _dispatch_loop(self) -> None:
-        while True:
-            self._dispatch_wake.clear()
-            now = self.clock()
-            try:
-                await self.dispatch(now)
-                # what was due by ``now`` is in flight: sleep until the next one after it
-                upcoming = await self._run(self.store.next_delivery_at, now)
-            except Exception:
-                log.exception("delivery dispatch failed; trying again")
-                upcoming = None
-            pause = self.settings.sweep_interval
-            if upcoming is not None:
-                pause = min(pause, max((upcoming - self.clock()).total_seconds(), 0.0))
-            try:
-                await asyncio.wait_for(self._dispatch_wake.wait(), timeout=pause)
-            except asyncio.TimeoutError:
-                pass
-
-
-class StartRefused(RuntimeError):
-    """The hub cannot start as configured (a configured resumer cannot load)."""
-
-
-class _TimedOut(Exception):
-    """A delivery attempt took longer than ``delivery_timeout``: retried with backoff."""
-
-
-class _BrokenResumer:
-    """Stands in for a resumer whose module failed to load, so deliveries say why."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    async def deliver(self, event: Event) -> None:
-        raise DeliveryFailed(self.reason)
-
-    async def aclose(self) -> None:
-        return None
-
 
 class _ResumerNotLoaded(Exception):
     """An answer needs a resumer that is not loaded yet (loading may import an SDK: slow)."""

@@ -24,6 +24,7 @@ from .._model import Event
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
 from ..store import DueDelivery
 from .logs import state_change
+from .tasks import on_schedule
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -195,23 +196,13 @@ class Dispatcher:
 
     async def loop(self) -> None:
         """Dispatch what is due, then sleep until the next delivery falls due or is woken."""
-        while True:
-            self.wake.clear()
-            now = self.hub.clock()
-            try:
-                await self.dispatch(now)
-                # what was due by ``now`` is in flight: sleep until the next one after it
-                upcoming = await self.hub._run(self.hub.store.next_delivery_at, now)
-            except Exception:
-                log.exception("delivery dispatch failed; trying again")
-                upcoming = None
-            pause = self.hub.settings.sweep_interval
-            if upcoming is not None:
-                pause = min(pause, max((upcoming - self.hub.clock()).total_seconds(), 0.0))
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=pause)
-            except asyncio.TimeoutError:
-                pass
+        await on_schedule("delivery dispatch", self._dispatch_due, wake=self.wake,
+                          clock=self.hub.clock, interval=self.hub.settings.sweep_interval)
+
+    async def _dispatch_due(self, now: datetime) -> datetime | None:
+        await self.dispatch(now)
+        # what was due by ``now`` is in flight: sleep until the next one after it
+        return await self.hub._run(self.hub.store.next_delivery_at, now)
 
 
 class _TimedOut(Exception):

@@ -20,6 +20,7 @@ from .._model import Event
 from .._rules import timeout_decision
 from .escalation import escalate
 from .reminders import remind
+from .tasks import on_schedule
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -106,23 +107,13 @@ class Sweeper:
 
     async def loop(self) -> None:
         """Sweep what is due, then sleep until the next deadline or tier, or until woken."""
-        while True:
-            self.wake.clear()
-            now = self.hub.clock()
-            try:
-                await self.sweep(now)
-                # what was due by ``now`` is started or in flight: the next is after it (not
-                # after the clock's time now, which may have passed a deadline unswept)
-                times = [await self.hub._run(self.hub.store.next_deadline, now),
-                         await self.hub._run(self.hub.store.next_escalation, now)]
-                upcoming = min((t for t in times if t is not None), default=None)
-            except Exception:
-                log.exception("deadline sweep failed; trying again")
-                upcoming = None
-            pause = self.hub.settings.sweep_interval
-            if upcoming is not None:
-                pause = min(pause, max((upcoming - self.hub.clock()).total_seconds(), 0.0))
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=pause)
-            except asyncio.TimeoutError:
-                pass
+        await on_schedule("deadline sweep", self._sweep_due, wake=self.wake,
+                          clock=self.hub.clock, interval=self.hub.settings.sweep_interval)
+
+    async def _sweep_due(self, now: datetime) -> datetime | None:
+        await self.sweep(now)
+        # what was due by ``now`` is started or in flight: the next is after it (not after the
+        # clock's time now, which may have passed a deadline unswept)
+        times = [await self.hub._run(self.hub.store.next_deadline, now),
+                 await self.hub._run(self.hub.store.next_escalation, now)]
+        return min((t for t in times if t is not None), default=None)

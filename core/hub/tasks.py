@@ -22,10 +22,11 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 import anyio
 
-__all__ = ["LoopLag", "Tasks"]
+__all__ = ["LoopLag", "Tasks", "on_schedule"]
 
 log = logging.getLogger("signoff.hub")
 
@@ -155,3 +156,26 @@ class LoopLag:
                 self._warned_at = time.monotonic()
                 log.warning("event loop lag %.0f ms (over %.0f ms): something blocked the loop",
                             lag * 1000, self.warn_after * 1000)
+
+
+async def on_schedule(what: str, step: Callable[[datetime], Awaitable[datetime | None]], *,
+                      wake: asyncio.Event, clock: Callable[[], datetime],
+                      interval: float) -> None:
+    """Run ``step(now)`` for ever: after each, sleep until the time it returns (at most
+    ``interval`` seconds) or until ``wake`` is set. A step that raises is logged (``what``
+    failed) and run again after ``interval``.
+    """
+    while True:
+        wake.clear()
+        try:
+            upcoming = await step(clock())
+        except Exception:
+            log.exception("%s failed; trying again", what)
+            upcoming = None
+        pause = interval
+        if upcoming is not None:
+            pause = min(pause, max((upcoming - clock()).total_seconds(), 0.0))
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=pause)
+        except asyncio.TimeoutError:
+            pass

@@ -17,8 +17,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
-from types import FrameType
 
 from signoff import Client, Rejected, result_of
 from signoff.testing import HubProcess, HubStartError
@@ -59,10 +59,6 @@ def release(client: Client, inbox: str) -> None:
     print(f"workflow: rolling out to {share} of traffic. Done.", flush=True)
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up the way Ctrl-C does
-
-
 def main() -> int:
     """Start a hub, run the workflow, keep the hub up until Ctrl-C (or `--once`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,7 +66,11 @@ def main() -> int:
                         help="the hub's port (default SIGNOFF_PORT or 8765)")
     parser.add_argument("--once", action="store_true", help="exit when the workflow ends")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM only set this: an exception raised wherever the signal lands (inside
+    # an HTTP client's connection pool, say) could leave a lock held that the cleanup needs
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopping.set())
     folder = Path(tempfile.mkdtemp(prefix="signoff-quickstart-"))
     hub = HubProcess(folder / "signoff.db", port=args.port)
     try:
@@ -84,20 +84,41 @@ def main() -> int:
               " admin, once):", flush=True)
         print(f"    {hub.login_url}", flush=True)
         print("", flush=True)
-        with Client(hub.url, hub.token("quickstart", role="workflow")) as client:
-            release(client, hub.url)
-        if not args.once:
-            print("workflow finished; the hub keeps running. Ctrl-C to stop.", flush=True)
-            assert hub.process is not None
-            hub.process.wait()
-    except KeyboardInterrupt:
-        print("quickstart: stopping", file=sys.stderr, flush=True)
+        token = hub.token("quickstart", role="workflow")
+        finished = threading.Event()
+        failed: list[Exception] = []
+
+        def workflow() -> None:
+            try:
+                with Client(hub.url, token) as client:
+                    release(client, hub.url)
+                if not args.once:
+                    print("workflow finished; the hub keeps running. Ctrl-C to stop.",
+                          flush=True)
+            except Exception as exc:  # the hub went away under it, say
+                if not stopping.is_set():
+                    failed.append(exc)
+                    print(f"workflow: failed: {exc}", file=sys.stderr, flush=True)
+            finally:
+                finished.set()
+
+        # the workflow waits in a thread of its own (a daemon: it ends with the process)
+        threading.Thread(target=workflow, name="workflow", daemon=True).start()
+        assert hub.process is not None
+        while not stopping.wait(0.2):
+            if (args.once and finished.is_set()) or hub.process.poll() is not None:
+                break
+        if stopping.is_set():
+            print("quickstart: stopping", file=sys.stderr, flush=True)
+        elif failed:
+            return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         hub.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

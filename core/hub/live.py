@@ -32,6 +32,7 @@ class Changes:
 
     def __init__(self) -> None:
         self.version = 0
+        self.closed = False  # the hub is shutting down: streams end
         self._bumped = asyncio.Event()
 
     def bump(self) -> None:
@@ -39,6 +40,11 @@ class Changes:
         self.version += 1
         bumped, self._bumped = self._bumped, asyncio.Event()
         bumped.set()
+
+    def close(self) -> None:
+        """The hub is shutting down: every stream ends now (the browser reconnects later)."""
+        self.closed = True
+        self.bump()
 
     async def wait(self, seen: int, timeout: float) -> int:
         """The version, once it moved past ``seen`` or ``timeout`` seconds passed."""
@@ -72,7 +78,8 @@ async def live(request: Request) -> StreamingResponse:
             shown: set[str] | None = None
             seen = -1
             yield b"retry: 3000\n\n"
-            while loop.time() < ends and not await request.is_disconnected():
+            while (not changes.closed and loop.time() < ends
+                   and not await request.is_disconnected()):
                 version = changes.version
                 if version != seen or shown is None:
                     page = await hub.list(session.who, status="pending", limit=PAGE)

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from .._rules import Identity
 from ..store import AuditKeyError, shown, token_id
@@ -115,18 +116,33 @@ def main(config: str | None = None, **overrides: Any) -> None:
           file=sys.stderr, flush=True)
     _raise_open_files()
     stop_logging = configure_logging(settings)
+    app = create_app(settings, store)
     config_ = uvicorn.Config(
-        create_app(settings, store), log_level="warning", access_log=False, backlog=4096,
+        app, log_level="warning", access_log=False, backlog=4096,
         timeout_keep_alive=75,
         proxy_headers=False)  # identity is the token; no X-Forwarded-* is trusted
     try:
-        _Server(config_).run(sockets=[sock])
+        _Server(config_, app).run(sockets=[sock])
     finally:
         stop_logging()  # every queued line written before the process ends
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server; once the hub has started, what it loaded is frozen for the collector."""
+    """uvicorn's server; once the hub has started, what it loaded is frozen for the collector,
+    and when it stops, the hub's long-polls and live streams end first.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for every request in flight before it stops: a parked long-poll would
+        # hold a SIGTERM for its whole wait (minutes), and Kubernetes would SIGKILL the pod
+        hub = getattr(self.app.state, "hub", None)
+        if hub is not None:
+            hub.closing()
+        await super().shutdown(sockets=sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)

@@ -129,7 +129,8 @@ class Hub:
         self.store = store
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         self.clock = clock
-        self._waiters: dict[str, set[asyncio.Future[Decision]]] = {}
+        self._waiters: dict[str, set[asyncio.Future[Decision | None]]] = {}
+        self._closing = False  # shutting down: long-polls answer at once
         self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self.dispatcher = Dispatcher(self)
         self._resumers = self.dispatcher.resumers  # the answer path reads them too
@@ -717,14 +718,14 @@ class Hub:
     # long-poll ---------------------------------------------------------------------------
     async def wait_decision(self, who: Identity, event_id: str, wait: float) -> Decision | None:
         """The decision, waiting up to ``wait`` seconds; woken by the decision itself."""
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(event_id, set())
         waiters.add(future)
         try:
             event = await self.get(who, event_id)  # registered first: no decision slips by
             if event.decision is not None:
                 return event.decision
-            if wait <= 0:
+            if wait <= 0 or self._closing:
                 return None
             with self.limits.long_poll(who.user):  # 429 past long_polls_per_token
                 try:
@@ -735,6 +736,19 @@ class Hub:
             waiters.discard(future)
             if not waiters:
                 self._waiters.pop(event_id, None)
+
+    def closing(self) -> None:
+        """The server is shutting down: every parked long-poll answers now as if its wait ran
+        out (204: the client asks again, of this hub once it is back or of another replica),
+        new ones do not park, and the live inbox streams end. The server waits for requests in
+        flight before it stops; without this, for the longest wait.
+        """
+        self._closing = True
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+        self.changes.close()
 
     # other hubs on the same database ------------------------------------------------------
     def _listen(self) -> None:

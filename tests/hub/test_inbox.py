@@ -233,3 +233,29 @@ def test_the_event_page_links_back_to_the_run(cast: Cast) -> None:  # noqa: F811
                          json={"name": "x", "prompt": "p",
                                "source": {"link": "javascript:alert(1)"}})
     assert refused.status_code == 422 and "source.link" in refused.text, refused.text
+
+
+def test_a_stopping_hub_ends_the_live_streams_at_once(tmp_path: Any) -> None:
+    """An open live inbox stream does not hold a SIGTERM for ``live_stream_seconds``: the
+    stream ends, the hub exits in a moment, and the browser reconnects (``retry: 3000``)."""
+    import threading
+    import time
+
+    with HubProcess(tmp_path / "hub.db") as hub:
+        ivy = sign_in(hub, hub.token("ivy"), "ivy")
+        with ivy.client.stream("GET", "/live", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 3000"
+            stopped: list[float] = []
+
+            def stop() -> None:
+                began = time.monotonic()
+                hub.stop()
+                stopped.append(time.monotonic() - began)
+
+            stopper = threading.Thread(target=stop)
+            stopper.start()
+            rest = list(lines)  # ends when the hub closes the stream
+            stopper.join(timeout=20)
+        assert ": still here" in rest
+        assert stopped and stopped[0] < 5, f"the hub took {stopped} s to stop"

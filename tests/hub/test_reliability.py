@@ -245,3 +245,30 @@ def test_an_answer_whose_request_is_cancelled_still_wakes_the_waiters(tmp_path: 
         store.close()
 
     asyncio.run(main())
+
+
+def test_a_stopping_hub_answers_its_parked_long_polls_at_once(fast_hub: HubProcess) -> None:
+    """SIGTERM with long-polls parked: each gets its 204 at once (the client asks again) and
+    the hub exits in a moment. uvicorn waits for requests in flight, so before, the hub held
+    the SIGTERM for the longest wait (and HubProcess, like Kubernetes, killed it after 15 s)."""
+    client = Client(fast_hub.url, fast_hub.token("flow", role="workflow"))
+    event = client.create(name="parked", prompt="p")
+    headers = {"Authorization": f"Bearer {fast_hub.admin_token}"}
+    answers: list[httpx.Response] = []
+
+    def park() -> None:
+        answers.append(httpx.get(f"{fast_hub.url}/api/v1/events/{event.id}/decision",
+                                 params={"wait": 60}, headers=headers, timeout=90))
+
+    parked = [threading.Thread(target=park) for _ in range(3)]
+    for thread in parked:
+        thread.start()
+    _until(lambda: httpx.get(f"{fast_hub.url}/healthz").json()["waiting"] == 3, 10,
+           "three parked long-polls")
+    began = time.monotonic()
+    fast_hub.stop()
+    took = time.monotonic() - began
+    for thread in parked:
+        thread.join(timeout=10)
+    assert [a.status_code for a in answers] == [204, 204, 204]
+    assert took < 5, f"the hub took {took:.1f} s to stop"

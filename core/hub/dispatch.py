@@ -55,6 +55,8 @@ class Dispatcher:
         self.resumers: dict[str, Resumer | None] = {}
         """Loaded resumers by name (None: no resumer of that name is installed)."""
         self.wake = asyncio.Event()
+        self.unfinished: list[DueDelivery] = []
+        """Deliveries taken whose attempt the hub's stop cancelled."""
 
     def broken(self, name: str) -> bool:
         """Whether the resumer ``name`` was found but failed to load."""
@@ -144,6 +146,29 @@ class Dispatcher:
         return started
 
     async def _deliver(self, due: DueDelivery) -> None:
+        try:
+            await self._attempt(due)
+        except asyncio.CancelledError:  # the hub is stopping: given back by release_unfinished
+            self.unfinished.append(due)
+            raise
+
+    async def release_unfinished(self) -> None:
+        """Give back the deliveries whose attempts the stop cancelled, so that a hub (this one
+        restarted, or another replica) takes them at once, not when their lease ends.
+        """
+        taken, self.unfinished = self.unfinished, []
+        if not taken:
+            return
+        try:
+            released = await self.hub._write(self.hub.store.release_deliveries, taken,
+                                             self.hub.clock())
+        except Exception:
+            log.warning("could not give back %d delivery(ies) in flight at stop; they are "
+                        "attempted again when their lease ends", len(taken), exc_info=True)
+        else:
+            log.info("gave back %d delivery(ies) in flight at stop", released)
+
+    async def _attempt(self, due: DueDelivery) -> None:
         if due.resumer not in self.resumers:
             await self.hub._run(self.resumer_exists, due.resumer)
         resumer = self.resumers.get(due.resumer)

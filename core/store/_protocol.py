@@ -124,6 +124,9 @@ class DueDelivery:
     resumer: str
     attempts: int
     created_at: datetime
+    leased_until: datetime | None = None
+    """When the lease :meth:`Store.claim_deliveries` took it with ends (what
+    :meth:`Store.release_deliveries` checks, so it never shortens another hub's lease)."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,12 @@ class Store(ReviewerStore, BalanceStore, Protocol):
         seconds: their next attempt moves to ``now + lease``, so no other hub on the database
         takes them meanwhile, and one whose hub died before recording the attempt
         (:meth:`delivery_attempted`) falls due again when the lease ends.
+        """
+
+    def release_deliveries(self, taken: Sequence[DueDelivery], now: datetime) -> int:
+        """Give back deliveries this hub took and will not attempt (it is stopping): each is
+        due again at ``now`` for any hub, unless its lease has moved on meanwhile (another hub
+        took it after the lease ended, or it was attempted). Returns how many were released.
         """
 
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:

@@ -622,8 +622,25 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                 (_ts(now) + lease, _ts(now), limit)).fetchall()
         rows.sort(key=lambda r: (r["created_at"], r["id"]))
         return [DueDelivery(id=r["id"], event_id=r["event_id"], resumer=r["resumer"],
-                            attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now())
+                            attempts=r["attempts"], created_at=_dt(r["created_at"]) or _now(),
+                            leased_until=_dt(r["next_attempt_at"]))
                 for r in rows]
+
+    def release_deliveries(self, taken: Sequence[DueDelivery], now: datetime) -> int:
+        """Make taken deliveries due at ``now`` where their lease is still the one taken (see
+        the protocol; the lease is compared to the millisecond: it went through a float).
+        """
+        held = [(_ts(now), d.id, _ts(d.leased_until)) for d in taken
+                if d.leased_until is not None]
+        if not held:
+            return 0
+        released = 0
+        with self._write() as conn:
+            for row in held:
+                released += len(conn.execute(
+                    "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'"
+                    " AND ABS(next_attempt_at - ?) < 0.001 RETURNING id", row).fetchall())
+        return released
 
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:
         """When the next pending delivery is due (after ``after``, if given)."""

@@ -352,6 +352,24 @@ class StoreContract(ReviewerContract, BalanceContract):
         assert store.claim_deliveries(now + timedelta(days=1), 10, lease=60) == []
         assert store.next_delivery_at() is None
 
+    def test_a_stopping_hub_gives_back_what_it_took(self, store: Store) -> None:
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        now = T0 + timedelta(seconds=1)
+        [taken] = store.claim_deliveries(now, 10, lease=60)
+        assert taken.leased_until == now + timedelta(seconds=60)
+        later = now + timedelta(seconds=2)
+        assert store.release_deliveries([taken], later) == 1
+        [again] = store.claim_deliveries(later, 10, lease=60)  # any hub takes it at once
+        assert again.id == taken.id and again.attempts == 0
+        # the first taking is stale now: giving it back must not shorten the new lease
+        assert store.release_deliveries([taken], later) == 0
+        assert store.claim_deliveries(later, 10, lease=60) == []
+        store.delivery_attempted(again.id, state="delivered")
+        assert store.release_deliveries([again], later) == 0  # attempted: nothing to give
+        assert store.next_delivery_at() is None
+
     def test_next_times_after_a_moment(self, store: Store) -> None:
         """``after`` skips what is due by then (what the hub is already working on)."""
         soon = make_event(timeout=10, policy=Policy(escalate=[Tier(after=timedelta(seconds=5), assignees=["b"])]))

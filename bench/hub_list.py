@@ -210,7 +210,8 @@ def fill(target: Path | str, events: int, batch: int, seed: int, decided: int = 
             if want and store.count_events(status=status) < want:
                 _fill_status(store, status, want, batch, clone, seed, now)
                 if clone > 1:
-                    added = _clone(store, status, -(-want // (-(-want // clone))), postgres)
+                    written = -(-want // clone)  # ceil: what _fill_status wrote
+                    added = _clone(store, status, -(-want // written), postgres)
                     print(f"   {status}: {added} events copied in SQL", flush=True)
         if postgres:
             with store._pool.connection() as raw:

@@ -133,7 +133,6 @@ class Hub:
         self._closing = False  # shutting down: long-polls answer at once
         self._specs: dict[str, InputSpec] = {}  # event id -> its input spec, which never changes
         self.dispatcher = Dispatcher(self)
-        self._resumers = self.dispatcher.resumers  # the answer path reads them too
         self.sweeper = Sweeper(self)
         self._tasks: list[asyncio.Task[None]] = []
         # issue 21: one-click answer links; a random key (links die with the process) only
@@ -195,7 +194,7 @@ class Hub:
         except ValueError as exc:
             log.critical("refusing to start: %s", exc)
             raise StartRefused(str(exc)) from exc
-        self._resumers[bridge.name] = bridge
+        self.dispatcher.resumers[bridge.name] = bridge
         return [bridge]
 
     async def stop(self) -> None:
@@ -215,7 +214,7 @@ class Hub:
             close = getattr(decider, "aclose", None)
             if callable(close):
                 await close()
-        for resumer in self._resumers.values():
+        for resumer in self.dispatcher.resumers.values():
             if resumer is not None:
                 await resumer.aclose()
 
@@ -664,7 +663,7 @@ class Hub:
     async def _via(self, event: Event) -> str | None:
         """The resumer that delivers this event's decision, loaded on first use."""
         orchestrator = event.source.orchestrator
-        if orchestrator not in self._resumers:  # first use: an SDK import may take seconds
+        if orchestrator not in self.dispatcher.resumers:  # first use: an SDK import may take seconds
             await self._run(self.dispatcher.resumer_exists, orchestrator)
         return self._route(event)
 
@@ -676,10 +675,10 @@ class Hub:
             InvalidInput: the resumer's ``target`` refused the event's params.
         """
         name = event.source.orchestrator
-        if name not in self._resumers:
+        if name not in self.dispatcher.resumers:
             await self._run(self.dispatcher.resumer_exists, name)
         try:
-            found = target_of(self._resumers.get(name), event)
+            found = target_of(self.dispatcher.resumers.get(name), event)
         except Exception as exc:  # a third-party resumer that cannot read the params
             raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
                                type(exc).__name__) from exc
@@ -688,9 +687,9 @@ class Hub:
     def _route(self, event: Event) -> str | None:
         """The resumer for this event, from those already loaded."""
         orchestrator = event.source.orchestrator
-        if orchestrator not in self._resumers:
+        if orchestrator not in self.dispatcher.resumers:
             raise _ResumerNotLoaded(orchestrator)
-        return orchestrator if self._resumers[orchestrator] is not None else None
+        return orchestrator if self.dispatcher.resumers[orchestrator] is not None else None
 
     async def _decide(self, event: Event, decision: Decision,
                       response: Response | None) -> Event:
@@ -935,7 +934,7 @@ class Hub:
         record = await self._write(self.store.retry_delivery, delivery_id, actor=who.user,
                                    channel=channel)
         if self.dispatcher.broken(record.resumer):
-            del self._resumers[record.resumer]  # try loading it again
+            del self.dispatcher.resumers[record.resumer]  # try loading it again
         self.dispatcher.wake.set()
         return record
 

@@ -35,7 +35,7 @@ from .._errors import (
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
-from ._protocol import AuditAnchor, Batching, Store, token_id
+from ._protocol import AuditAnchor, Batching, DueDelivery, Store, token_id
 from .contract_balance import BalanceContract
 from .contract_reviewers import ReviewerContract
 
@@ -75,6 +75,16 @@ def hold_writer(store: Batching) -> tuple[threading.Event, concurrent.futures.Fu
     held = store.submit(hold)
     assert started.wait(10), "the writer never started"
     return release, held
+
+
+def _claimed_delivery(store: Store) -> tuple[Event, datetime, DueDelivery]:
+    """An approved event with a webhook delivery, taken by a hub at T0 + 1 s for 60 s."""
+    event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+    store.create_event(event, channel="api")
+    store.decide(event.id, _approved(), deliver_via="webhook")
+    now = T0 + timedelta(seconds=1)
+    [taken] = store.claim_deliveries(now, 10, lease=60)
+    return event, now, taken
 
 
 def _approved(by: str = "rita", at: datetime = T0) -> Decision:
@@ -337,11 +347,7 @@ class StoreContract(ReviewerContract, BalanceContract):
         assert actions[-1] == "delivery_delivered"
 
     def test_a_claimed_delivery_is_taken_once_until_its_lease_ends(self, store: Store) -> None:
-        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
-        store.create_event(event, channel="api")
-        store.decide(event.id, _approved(), deliver_via="webhook")
-        now = T0 + timedelta(seconds=1)
-        [taken] = store.claim_deliveries(now, 10, lease=60)
+        event, now, taken = _claimed_delivery(store)
         assert (taken.event_id, taken.attempts) == (event.id, 0)
         assert store.claim_deliveries(now, 10, lease=60) == []  # another hub finds nothing
         assert store.claim_deliveries(now + timedelta(seconds=59), 10, lease=60) == []
@@ -353,11 +359,7 @@ class StoreContract(ReviewerContract, BalanceContract):
         assert store.next_delivery_at() is None
 
     def test_a_stopping_hub_gives_back_what_it_took(self, store: Store) -> None:
-        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
-        store.create_event(event, channel="api")
-        store.decide(event.id, _approved(), deliver_via="webhook")
-        now = T0 + timedelta(seconds=1)
-        [taken] = store.claim_deliveries(now, 10, lease=60)
+        _, now, taken = _claimed_delivery(store)
         assert taken.leased_until == now + timedelta(seconds=60)
         later = now + timedelta(seconds=2)
         assert store.release_deliveries([taken], later) == 1

@@ -179,7 +179,7 @@ def test_third_party_resumers_are_guarded_by_their_own_target(tmp_path: Path) ->
     async def go() -> None:
         store = open_store(str(tmp_path / "hub.db"))
         hub = Hub(load_settings(database=str(tmp_path / "hub.db")), store)
-        hub._resumers.update(mine=_ThirdPartyResumer(), old=_OldResumer())
+        hub.dispatcher.resumers.update(mine=_ThirdPartyResumer(), old=_OldResumer())
         a, b = Identity(user="flow-a", role="workflow"), Identity(user="flow-b", role="workflow")
 
         def body(orchestrator: str, **params: Any) -> EventCreate:

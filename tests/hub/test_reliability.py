@@ -64,6 +64,9 @@ class Receiver:
 def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
     env = {"SIGNOFF_SWEEP_INTERVAL": "0.2", "SIGNOFF_DELIVERY_BACKOFF": "0.2",
            "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5", "SIGNOFF_RESUMERS__WEBHOOK__SECRET": SECRET,
+           # a lease of 6 s (2 x timeout + timeout): a delivery the stop could not give back
+           # (taken just as the dispatcher was cancelled) is made within the tests' 15 s
+           "SIGNOFF_DELIVERY_TIMEOUT": "2",
            # the receivers here are on loopback, which egress refuses unless allowed
            "SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
            "SIGNOFF_EGRESS_ALLOW_PRIVATE": '["127.0.0.1/32"]'}

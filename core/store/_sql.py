@@ -95,6 +95,18 @@ _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout"
                 "sensitive", "digest_parts", "assignee", "shadow")
 
 
+AuditEntryText = tuple[float, str | None, str, str, str, str]
+"""An audit entry before it is chained: at, event id, actor, action, channel, data as JSON."""
+
+def chain_head(last: Row | None) -> tuple[int, str]:
+    """The seq and hash of the chain's last entry (0 and the genesis hash when empty)."""
+    return (last["seq"], last["hash"]) if last else (0, GENESIS)
+
+
+_AUDIT_INSERT = ("INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash,"
+                 " hash, alg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     """A :class:`~signoff.store.Store` on a SQL database, less what each database does its own
     way (see the module docstring).
@@ -141,16 +153,27 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     # audit ------------------------------------------------------------------------------
     def _append_audit(self, conn: Conn, action: str, *, actor: str, channel: str,
                       event_id: str | None, data: dict[str, Any], at: float) -> None:
-        last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (last["seq"] + 1, last["hash"]) if last else (1, GENESIS)
-        text = json.dumps(data, sort_keys=True, default=str)
+        self._add_audit_entry(conn, (at, event_id, actor, action, channel,
+                                     json.dumps(data, sort_keys=True, default=str)))
+
+    def _add_audit_entry(self, conn: Conn, entry: AuditEntryText) -> None:
+        """Append the entry after the chain's last one, in ``conn``'s transaction."""
+        conn.execute(_AUDIT_INSERT, self._audit_row(self._audit_chain_head(conn), *entry))
+
+    @staticmethod
+    def _audit_chain_head(conn: Conn) -> tuple[int, str]:
+        return chain_head(conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                          .fetchone())
+
+    def _audit_row(self, head: tuple[int, str], at: float, event_id: str | None, actor: str,
+                   action: str, channel: str, text: str) -> tuple[Any, ...]:
+        """The audit row that follows the entry ``head`` (its seq and hash), as
+        :data:`_AUDIT_INSERT` takes it; its hash is the row's ``[8]``.
+        """
+        seq, prev = head[0] + 1, head[1]
         digest = entry_hash(self._audit_key, prev, seq, at, event_id, actor, action, channel,
                             text)
-        conn.execute(
-            "INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash, hash,"
-            " alg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, at, event_id, actor, action, channel, text, prev, digest, KEYED),
-        )
+        return (seq, at, event_id, actor, action, channel, text, prev, digest, KEYED)
 
     def record(self, action: str, *, actor: str, channel: str, event_id: str | None = None,
                data: dict[str, Any] | None = None) -> None:
@@ -216,14 +239,21 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         with a key that exists, return the stored one unchanged; a ``resume_target`` another
         identity's event names is refused (see :meth:`signoff.store.Store.create_event`).
 
-        The check and the insert share the write transaction, and writes are serialized (one
-        writer on SQLite, the write advisory lock on PostgreSQL): two identities naming one
-        target at once cannot both get it.
+        The check and the insert share the write transaction, which holds the key and the
+        target it checks (one writer on SQLite, :meth:`_hold_names` on PostgreSQL): two
+        creations with one key make one event, and two identities naming one target at once
+        cannot both get it.
         """
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
         escalation = escalation_due(event.created_at, event.policy, 0)
-        with self._write() as conn:
+        names = []
+        if event.key is not None:
+            names.append(f"key {event.requested_by} {event.key}")
+        if resume_target is not None:
+            names.append(f"target {resume_target}")
+        with self._write(alongside=True) as conn:
+            self._hold_names(conn, names)
             existing = None
             if event.key is not None:  # a key is looked up among the requester's own events
                 existing = conn.execute(
@@ -399,7 +429,7 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     def decide(self, event_id: str, decision: Decision, *, response: Response | None = None,
                deliver_via: str | None = None) -> Event:
         """Write the decision once; see :meth:`signoff.store.Store.decide`."""
-        with self._write() as conn:
+        with self._write(alongside=True) as conn:
             self._pending_row(conn, event_id)
             if response is not None:
                 self._insert_response(conn, event_id, response)
@@ -413,11 +443,13 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                      deliver_via: str | None | Callable[[Event], str | None] = None) -> Event:
         """Store one response and, if ``settle`` says the responses decide, the decision too.
 
-        All in one transaction, so two responders completing a quorum at once cannot both
-        decide, and a refused response leaves nothing behind.
+        All in one transaction that holds the event's row, so two responders completing a
+        quorum at once cannot both decide (nor each miss the other's response), and a refused
+        response leaves nothing behind.
         """
-        with self._write() as conn:
-            row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+        with self._write(alongside=True) as conn:
+            row = conn.execute(f"SELECT * FROM events WHERE id = ?{self._FOR_UPDATE}",
+                               (event_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no event {event_id}")
             [event] = self._events_from_rows([row], detail=True, conn=conn)
@@ -439,10 +471,9 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         return event.model_copy(update={"status": status, "decision": stored,
                                         "deliveries": deliveries})
 
-    @staticmethod
-    def _pending_row(conn: Conn, event_id: str) -> Row:
-        row: Row | None = conn.execute("SELECT * FROM events WHERE id = ?",
-                                               (event_id,)).fetchone()
+    def _pending_row(self, conn: Conn, event_id: str) -> Row:
+        row: Row | None = conn.execute(f"SELECT * FROM events WHERE id = ?{self._FOR_UPDATE}",
+                                       (event_id,)).fetchone()
         if row is None:
             raise NotFound(f"no event {event_id}")
         if row["status"] != "pending":

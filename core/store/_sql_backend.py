@@ -19,9 +19,24 @@ class SQLBackend:
     ones: audit entries, rows to events).
     """
 
-    def _write(self) -> AbstractContextManager[Any]:
-        """A connection in a write transaction (a savepoint inside a group commit)."""
+    def _write(self, *, alongside: bool = False) -> AbstractContextManager[Any]:
+        """A connection in a write transaction (a savepoint inside a group commit).
+
+        Writes run one at a time. ``alongside=True`` is a write that locks what it reads
+        itself (rows read with ``_FOR_UPDATE``, names checked with :meth:`_hold_names`):
+        where the database can, it runs alongside other such writes, and only its audit
+        entries are put in order, as it commits.
+        """
         raise NotImplementedError
+
+    _FOR_UPDATE = ""
+    """What a ``SELECT`` of a row an ``alongside`` write goes on to change ends with, where
+    the dialect locks rows."""
+
+    def _hold_names(self, conn: Any, names: Sequence[str]) -> None:
+        """Hold ``names`` until the transaction ends (an ``alongside`` write checking that
+        something does not exist yet); nothing where writes run one at a time.
+        """
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of one read-only statement."""

@@ -37,6 +37,7 @@ from .._policy import Policy, Tier
 from .._rules import Identity
 from ._protocol import AuditAnchor, Batching, DueDelivery, Store, token_id
 from .contract_balance import BalanceContract
+from .contract_races import RaceContract
 from .contract_reviewers import ReviewerContract
 
 __all__ = ["StoreContract", "hold_writer", "make_event"]
@@ -91,7 +92,7 @@ def _approved(by: str = "rita", at: datetime = T0) -> Decision:
     return Decision(value=True, outcome=Outcome.approved, by=by, channel="api", at=at)
 
 
-class StoreContract(ReviewerContract, BalanceContract):
+class StoreContract(ReviewerContract, BalanceContract, RaceContract):
     """Behaviour every store must have. Subclass it and provide a ``store`` fixture."""
 
     @pytest.fixture

@@ -20,6 +20,22 @@ this module holds what PostgreSQL does its own way:
   compare-and-set (``UPDATE ... WHERE status = 'pending'``, checked by its row count). The
   queries that pick due work (``due_events``, ``claim_escalations``, ``claim_deliveries``) are plain
   ``SELECT ... ORDER BY ... LIMIT`` on one table, so they can take ``FOR UPDATE SKIP LOCKED``.
+- **The busy writes run side by side**: creating an event, answering and deciding one
+  (``_write(alongside=True)``) lock what they read themselves: the event's row
+  (``SELECT ... FOR UPDATE``), and the idempotency key and resume target a creation checks
+  (two-key advisory locks on the names' hashes, :meth:`PostgresStore._hold_names`). They take
+  the write lock *shared*, so they run alongside one another but never alongside a serialized
+  write, and they keep their audit entries until the end: as it commits, the write takes a
+  third lock, the audit lock, reads the chain's head, and inserts its entries in one
+  statement. The audit lock is held for three round trips (lock and head, insert, commit)
+  instead of the whole write, and commits stay in audit order (a write takes the audit lock
+  after every row lock it needs, and keeps it to its commit). Nothing waits for a row lock
+  while holding a lock another write waits for, so these locks cannot deadlock: a serialized
+  write starts only when no shared holder is left, and after the audit lock a write only
+  inserts.
+- **Round trips**: ``BEGIN`` and the first lock travel as one simple query, and a connection
+  taken from the pool is checked only when the server has written to it since it was put
+  back (a restart's goodbye), not with a query every time.
 - **Migrations** are the same versioned list as SQLite's (:mod:`signoff.store._schema`),
   applied each in its own transaction under another advisory lock, so replicas starting
   together migrate once; the version is kept in the table ``signoff_schema``.
@@ -32,8 +48,10 @@ need never be on a command line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
+import select
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -43,7 +61,7 @@ from .._model import Decision
 from . import shown
 from ._listen import APPLICATION, CHANNEL, Heard, Listener, payload
 from ._schema import for_postgresql
-from ._sql import Row, SQLStore
+from ._sql import _AUDIT_INSERT, AuditEntryText, Row, SQLStore, chain_head
 
 try:
     import psycopg
@@ -57,6 +75,12 @@ __all__ = ["PostgresStore"]
 # advisory lock keys: arbitrary, fixed numbers every signoff process agrees on
 _WRITE_LOCK = 0x5166_0FF1
 _MIGRATE_LOCK = 0x5166_0FF2
+_AUDIT_LOCK = 0x5166_0FF3
+_NAMES = 0x5166  # the first of the two keys of a lock that holds a name (the second: its hash)
+_BEGIN_SERIAL = b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _WRITE_LOCK
+_BEGIN_ALONGSIDE = b"BEGIN; SELECT pg_advisory_xact_lock_shared(%d)" % _WRITE_LOCK
+_AUDIT_HEAD = (b"SELECT pg_advisory_xact_lock(%d); SELECT seq, hash FROM audit ORDER BY seq"
+               b" DESC LIMIT 1" % _AUDIT_LOCK)  # two statements: the head read after the lock
 _CONNECT_TIMEOUT = 10.0  # seconds to wait for the first connection, at start
 _REQUEST_TIMEOUT = 5.0  # seconds a call waits for a connection before it answers 503
 
@@ -85,11 +109,37 @@ def _dialect(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+@functools.lru_cache(maxsize=16)
+def _audit_insert(rows: int) -> str:
+    """``_AUDIT_INSERT`` for ``rows`` rows in one statement."""
+    head, _, values = _AUDIT_INSERT.partition(" VALUES ")
+    return _dialect(head + " VALUES " + ", ".join([values] * rows))
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    """Check a connection taken from the pool with a query only when it is closed or the
+    server wrote to it while it sat in the pool: a server that stops or restarts says goodbye
+    (or its socket ends), and a healthy idle connection is never written to. The check costs a
+    ``poll`` instead of a round trip on every call.
+    """
+    if conn.closed or _readable(conn.fileno()):
+        ConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class _Conn:
     """A pooled connection as :class:`~signoff.store._sql.SQLStore` uses it."""
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(self, raw: psycopg.Connection[Any],
+                 entries: list[AuditEntryText] | None = None) -> None:
         self.raw = raw
+        self.entries = entries
+        """The audit entries an ``alongside`` write chains as it commits (None: at once)."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         return self.raw.execute(_dialect(sql), list(parameters))
@@ -131,7 +181,7 @@ class PostgresStore(SQLStore):
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False,
             timeout=min(connect_timeout, _REQUEST_TIMEOUT),
-            check=ConnectionPool.check_connection, name="signoff",
+            check=_check, name="signoff",
             kwargs={"autocommit": True, "row_factory": _row_factory})
         self._pool.open()
         try:
@@ -168,13 +218,49 @@ class PostgresStore(SQLStore):
 
     # connections ------------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[_Conn]:
+    def _write(self, *, alongside: bool = False) -> Iterator[_Conn]:
         """A write transaction: it waits for the write lock, so writes from every hub on the
-        database run one at a time (the audit chain is one sequence).
+        database run one at a time (the audit chain is one sequence); with ``alongside``, it
+        shares the lock with the other such writes and chains its audit entries as it commits
+        (see the module docstring).
         """
-        with _unavailable(self.name), self._pool.connection() as raw, raw.transaction():
-            raw.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-            yield _Conn(raw)
+        with _unavailable(self.name), self._pool.connection() as raw:
+            raw.execute(_BEGIN_ALONGSIDE if alongside else _BEGIN_SERIAL)
+            try:
+                conn = _Conn(raw, [] if alongside else None)
+                yield conn
+                if conn.entries:
+                    self._chain_audit(conn, conn.entries)
+                raw.execute(b"COMMIT")
+            except BaseException:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        raw.execute(b"ROLLBACK")
+                raise
+
+    def _add_audit_entry(self, conn: _Conn, entry: AuditEntryText) -> None:
+        if conn.entries is None:
+            super()._add_audit_entry(conn, entry)
+        else:
+            conn.entries.append(entry)
+
+    def _chain_audit(self, conn: _Conn, entries: list[AuditEntryText]) -> None:
+        """Take the audit lock (to the commit), then chain ``entries`` after the head."""
+        cursor = conn.raw.execute(_AUDIT_HEAD)
+        cursor.nextset()
+        head = chain_head(cursor.fetchone())
+        rows = []
+        for entry in entries:
+            row = self._audit_row(head, *entry)
+            rows.append(row)
+            head = (row[0], row[8])
+        conn.raw.execute(_audit_insert(len(rows)), [v for row in rows for v in row])
+
+    _FOR_UPDATE = " FOR UPDATE"
+
+    def _hold_names(self, conn: _Conn, names: Sequence[str]) -> None:
+        for name in sorted(set(names)):  # in one order: two writes holding two names wait
+            conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_NAMES, name))
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _unavailable(self.name), self._pool.connection() as raw:

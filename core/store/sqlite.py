@@ -111,7 +111,8 @@ class SQLiteStore(GroupCommit, SQLStore):
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, alongside: bool = False) -> Iterator[sqlite3.Connection]:
+        # ``alongside`` changes nothing here: SQLite runs one write at a time
         if self._in_batch():  # inside a group commit: a savepoint, committed with the batch
             with self._savepoint(self._writer) as conn:
                 yield conn

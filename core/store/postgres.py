@@ -99,7 +99,10 @@ class _Row(dict[str, Any]):
 
 
 def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
-    names = [column.name for column in cursor.description or ()]
+    # the names straight from the result: ``cursor.description`` builds a Column (with its
+    # type looked up) for each, a fifth of a decision's CPU in the store
+    result = cursor.pgresult
+    names = [] if result is None else [result.fname(i).decode() for i in range(result.nfields)]
     return functools.partial(_Row, names)
 
 

@@ -26,6 +26,7 @@ class RaceContract:
     """Racing writers; mixed into the store contract (its ``store`` fixture)."""
 
     def test_racing_creations_with_one_key_make_one_event(self, store: Store) -> None:
+        """Eight creations with one idempotency key at once: one event, the others get it."""
         from .contract import make_event
 
         start = threading.Barrier(8)

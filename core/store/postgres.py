@@ -241,8 +241,8 @@ class PostgresStore(SQLStore):
                         raw.execute(b"ROLLBACK")
                 raise
 
-    def _add_audit_entry(self, conn: _Conn, entry: AuditEntryText) -> None:
-        if conn.entries is None:
+    def _add_audit_entry(self, conn: Any, entry: AuditEntryText) -> None:
+        if conn.entries is None:  # a serialized write (or a migration): chained at once
             super()._add_audit_entry(conn, entry)
         else:
             conn.entries.append(entry)

@@ -55,8 +55,9 @@ class Dispatcher:
         self.resumers: dict[str, Resumer | None] = {}
         """Loaded resumers by name (None: no resumer of that name is installed)."""
         self.wake = asyncio.Event()
-        self.unfinished: list[DueDelivery] = []
-        """Deliveries taken whose attempt the hub's stop cancelled."""
+        self.taken: dict[str, DueDelivery] = {}
+        """Deliveries this hub took and has not finished attempting: what a stop gives back."""
+        self._claims: set[asyncio.Future[list[DueDelivery]]] = set()
 
     def broken(self, name: str) -> bool:
         """Whether the resumer ``name`` was found but failed to load."""
@@ -139,24 +140,43 @@ class Dispatcher:
             return 0  # a finished one sets _dispatch_wake, and the loop comes back
         timeout = self.hub.settings.delivery_timeout
         lease = 2 * timeout + min(timeout, _LEASE_MARGIN)
-        for due in await self.hub._run(self.hub.store.claim_deliveries, now, take, lease):
+        def claim() -> list[DueDelivery]:
+            claimed = self.hub.store.claim_deliveries(now, take, lease)
+            # noted as they are taken: a stop that cancels the attempts' tasks before they run
+            # still finds them here to give back
+            self.taken.update((due.id, due) for due in claimed)
+            return claimed
+
+        # shielded: a stop that cancels this wait lets the claim finish (the worker thread
+        # commits it anyway), and release_unfinished waits for it before giving back
+        claiming = asyncio.ensure_future(self.hub._run(claim))
+        self._claims.add(claiming)
+        claiming.add_done_callback(self._claims.discard)
+        for due in await asyncio.shield(claiming):
             started += self.hub.work.start(("deliver", due.id),
                                        partial(self._deliver, due),
                                        done=self.wake.set)
         return started
 
     async def _deliver(self, due: DueDelivery) -> None:
+        stopped = False
         try:
             await self._attempt(due)
         except asyncio.CancelledError:  # the hub is stopping: given back by release_unfinished
-            self.unfinished.append(due)
+            stopped = True
             raise
+        finally:
+            if not stopped:
+                self.taken.pop(due.id, None)
 
     async def release_unfinished(self) -> None:
-        """Give back the deliveries whose attempts the stop cancelled, so that a hub (this one
-        restarted, or another replica) takes them at once, not when their lease ends.
+        """Give back the deliveries taken and not finished when the stop cancelled their
+        attempts (or the wait for the claim itself), so that a hub (this one restarted, or
+        another replica) takes them at once, not when their lease ends.
         """
-        taken, self.unfinished = self.unfinished, []
+        await asyncio.gather(*self._claims, return_exceptions=True)
+        taken = list(self.taken.values())
+        self.taken.clear()
         if not taken:
             return
         try:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff import Client, EventCreate, Identity
+from signoff import Client, Decision, EventCreate, Identity, Outcome
 from signoff.hub import Hub, load_settings
 from signoff.store import SQLiteStore, open_store
 from signoff.store.contract import hold_writer
@@ -64,8 +65,8 @@ class Receiver:
 def fast_hub(tmp_path: Path) -> Iterator[HubProcess]:
     env = {"SIGNOFF_SWEEP_INTERVAL": "0.2", "SIGNOFF_DELIVERY_BACKOFF": "0.2",
            "SIGNOFF_DELIVERY_BACKOFF_MAX": "0.5", "SIGNOFF_RESUMERS__WEBHOOK__SECRET": SECRET,
-           # a lease of 6 s (2 x timeout + timeout): a delivery the stop could not give back
-           # (taken just as the dispatcher was cancelled) is made within the tests' 15 s
+           # a lease of 6 s (2 x timeout + timeout): a delivery a stop could not give back
+           # (the store failing just then) is still made within the tests' 15 s
            "SIGNOFF_DELIVERY_TIMEOUT": "2",
            # the receivers here are on loopback, which egress refuses unless allowed
            "SIGNOFF_EGRESS_ALLOW": '["http://127.0.0.1:*"]',
@@ -245,6 +246,47 @@ def test_an_answer_whose_request_is_cancelled_still_wakes_the_waiters(tmp_path: 
         stored = store.get_event(event.id)
         assert stored is not None and stored.decision == decision
         held.result(5)
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_deliveries_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path: Path) -> None:
+    """The stop lands while the dispatcher waits for its claim (taken in a worker thread, which
+    finishes it): what it took is given back at once, not left leased for twice the delivery
+    timeout. Before, only attempts already running were given back."""
+    async def main() -> None:
+        store = open_store(str(tmp_path / "hub.db"))
+        hub = Hub(load_settings(database=str(tmp_path / "hub.db"),
+                                egress_allow=["http://127.0.0.1:*"],
+                                egress_allow_private=["127.0.0.1/32"]), store)
+        flow = Identity(user="flow", role="workflow")
+        events = [(await hub.create(flow, EventCreate(name="gate", prompt="Ship?", source={
+            "orchestrator": "webhook", "params": {"url": "http://127.0.0.1:9/x"}}), "api"))[0]
+            for _ in range(2)]
+        for event in events:
+            store.decide(event.id, Decision(value=True, outcome=Outcome.approved, by="rita",
+                                            channel="api", at=hub.clock()),
+                         deliver_via="webhook")
+        claiming, finish = threading.Event(), threading.Event()
+        claim = store.claim_deliveries
+
+        def slow_claim(*args: Any) -> Any:
+            taken = claim(*args)
+            claiming.set()
+            finish.wait(5)
+            return taken
+
+        store.claim_deliveries = slow_claim  # type: ignore[method-assign]
+        dispatch = asyncio.create_task(hub.dispatcher.dispatch())
+        assert await asyncio.to_thread(claiming.wait, 5)
+        dispatch.cancel()  # as stop() cancels the dispatcher's loop
+        finish.set()
+        with pytest.raises(asyncio.CancelledError):
+            await dispatch
+        await hub.stop()
+        due = store.due_deliveries(hub.clock() + timedelta(seconds=1))
+        assert sorted(d.event_id for d in due) == sorted(e.id for e in events)
         store.close()
 
     asyncio.run(main())

@@ -24,7 +24,7 @@ from .._model import Event
 from ..resumers import BUILTIN, DeliveryFailed, Resumer, load_resumer
 from ..store import DueDelivery
 from .logs import state_change
-from .tasks import on_schedule
+from .tasks import Leases, on_schedule
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -55,9 +55,8 @@ class Dispatcher:
         self.resumers: dict[str, Resumer | None] = {}
         """Loaded resumers by name (None: no resumer of that name is installed)."""
         self.wake = asyncio.Event()
-        self.taken: dict[str, DueDelivery] = {}
+        self.taken: Leases[DueDelivery] = Leases()
         """Deliveries this hub took and has not finished attempting: what a stop gives back."""
-        self._claims: set[asyncio.Future[list[DueDelivery]]] = set()
 
     def broken(self, name: str) -> bool:
         """Whether the resumer ``name`` was found but failed to load."""
@@ -140,19 +139,8 @@ class Dispatcher:
             return 0  # a finished one sets _dispatch_wake, and the loop comes back
         timeout = self.hub.settings.delivery_timeout
         lease = 2 * timeout + min(timeout, _LEASE_MARGIN)
-        def claim() -> list[DueDelivery]:
-            claimed = self.hub.store.claim_deliveries(now, take, lease)
-            # noted as they are taken: a stop that cancels the attempts' tasks before they run
-            # still finds them here to give back
-            self.taken.update((due.id, due) for due in claimed)
-            return claimed
-
-        # shielded: a stop that cancels this wait lets the claim finish (the worker thread
-        # commits it anyway), and release_unfinished waits for it before giving back
-        claiming = asyncio.ensure_future(self.hub._run(claim))
-        self._claims.add(claiming)
-        claiming.add_done_callback(self._claims.discard)
-        for due in await asyncio.shield(claiming):
+        claim = partial(self.hub.store.claim_deliveries, now, take, lease)
+        for due in await self.taken.take(self.hub._run, claim, key=lambda due: due.id):
             started += self.hub.work.start(("deliver", due.id),
                                        partial(self._deliver, due),
                                        done=self.wake.set)
@@ -167,16 +155,14 @@ class Dispatcher:
             raise
         finally:
             if not stopped:
-                self.taken.pop(due.id, None)
+                self.taken.done(due.id)
 
     async def release_unfinished(self) -> None:
         """Give back the deliveries taken and not finished when the stop cancelled their
         attempts (or the wait for the claim itself), so that a hub (this one restarted, or
         another replica) takes them at once, not when their lease ends.
         """
-        await asyncio.gather(*self._claims, return_exceptions=True)
-        taken = list(self.taken.values())
-        self.taken.clear()
+        taken = await self.taken.give_back()
         if not taken:
             return
         try:

@@ -207,6 +207,7 @@ class Hub:
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         await self.work.aclose(drain=("notify",))
         await self.dispatcher.release_unfinished()
+        await self.sweeper.give_back()
         await self.notifier.aclose()
         if self.slack is not None:
             await self.slack.aclose()

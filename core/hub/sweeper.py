@@ -2,25 +2,26 @@
 
 :class:`Sweeper` reads its schedule from the store, so a restarted hub catches up. Each due
 tier is taken with a lease (:meth:`~signoff.store.Store.claim_escalations`), so no later look,
-here or on another replica, starts it again while it is in hand; each tier and timeout runs as
-its own task (a decider taking seconds delays no other event), at most ``_SWEEP_WRITES``
-writes in flight.
+here or on another replica, starts it again while it is in hand (and a hub that stops gives
+back the tiers it had not applied); each tier and timeout runs as its own task (a decider
+taking seconds delays no other event), at most ``_SWEEP_WRITES`` writes in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 from .._errors import AlreadyDecided
 from .._model import Event
 from .._rules import timeout_decision
+from ..store import TakenTier
 from .escalation import escalate
 from .reminders import remind
-from .tasks import on_schedule
+from .tasks import Leases, on_schedule
 
 if TYPE_CHECKING:
     from .service import Hub
@@ -43,6 +44,8 @@ class Sweeper:
         self.hub = hub
         self.wake = asyncio.Event()
         self.more = False  # the last look saw a full page: more may be due
+        self.taken: Leases[tuple[TakenTier, Event]] = Leases()
+        """Tiers this hub took and has not applied: what a stop gives back."""
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Start the tiers and ``on_timeout`` decisions due by ``now``, each as its own task;
@@ -55,12 +58,18 @@ class Sweeper:
         # each due tier is taken with a lease (a decider's time, twice, and a margin), so no
         # later look, here or on another replica, reads or starts it again while in hand
         lease = 2 * self.hub.settings.decider_timeout + 30
-        escalations = await self.hub._run(self.hub.store.claim_escalations, now, page, lease)
-        for event in escalations:
+        leased_until = now + timedelta(seconds=lease)
+
+        def claim() -> list[tuple[TakenTier, Event]]:
+            return [(TakenTier(event.id, event.escalation_level, leased_until), event)
+                    for event in self.hub.store.claim_escalations(now, page, lease)]
+
+        escalations = await self.taken.take(self.hub._run, claim, key=lambda pair: pair[0])
+        for tier, event in escalations:
             assert event.policy is not None
             more = len(event.policy.escalate) > event.escalation_level + 1
             started += self.hub.work.start(("escalate", event.id, event.escalation_level),
-                                       partial(self._escalate, event),
+                                       partial(self._escalate, event, tier),
                                        # its next tier may fall due before the sweeper wakes
                                        done=self.wake.set if more else self._again)
         busy = self.hub.work.count("timeout")
@@ -80,8 +89,9 @@ class Sweeper:
         except Exception:
             log.exception("reminder pass failed; the next sweep tries again")
 
-    async def _escalate(self, event: Event) -> None:
+    async def _escalate(self, event: Event, tier: TakenTier) -> None:
         assert event.policy is not None
+        stopped = False
         try:
             if event.policy.escalate[event.escalation_level].fallback is not None:
                 await escalate(self.hub, event)  # the decider's own limiter bounds it
@@ -90,6 +100,29 @@ class Sweeper:
                 await escalate(self.hub, event)
         except AlreadyDecided:
             pass  # answered or escalated meanwhile
+        except asyncio.CancelledError:  # the hub is stopping: given back by give_back
+            stopped = True
+            raise
+        finally:
+            if not stopped:
+                self.taken.done(tier)
+
+    async def give_back(self) -> None:
+        """Give back the tiers taken and not applied when the stop cancelled them (or the wait
+        for the claim itself), so that a hub (this one restarted, or another replica) applies
+        them at once, not when their lease ends.
+        """
+        tiers = [tier for tier, _ in await self.taken.give_back()]
+        if not tiers:
+            return
+        try:
+            released = await self.hub._write(self.hub.store.release_escalations, tiers,
+                                             self.hub.clock())
+        except Exception:
+            log.warning("could not give back %d escalation tier(s) in hand at stop; they are "
+                        "applied when their lease ends", len(tiers), exc_info=True)
+        else:
+            log.info("gave back %d escalation tier(s) in hand at stop", released)
 
     async def _time_out(self, event: Event, now: datetime) -> None:
         try:

@@ -20,13 +20,14 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Generic, TypeVar
 
 import anyio
 
-__all__ = ["LoopLag", "Tasks", "on_schedule"]
+__all__ = ["Leases", "LoopLag", "Tasks", "on_schedule"]
 
 log = logging.getLogger("signoff.hub")
 
@@ -125,6 +126,48 @@ class Tasks:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+T = TypeVar("T")
+
+
+class Leases(Generic[T]):
+    """What a loop took from the store with a lease and has not finished with, by key: what
+    the hub gives back when it stops, so another hub (or this one restarted) takes it at once
+    instead of when the lease ends.
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[Hashable, T] = {}
+        self._taking: set[asyncio.Future[Sequence[T]]] = set()
+
+    async def take(self, run: Callable[[Callable[[], Sequence[T]]], Awaitable[Sequence[T]]],
+                   claim: Callable[[], Sequence[T]], key: Callable[[T], Hashable]) -> Sequence[T]:
+        """``claim()`` through ``run`` (a worker thread), each taken item held under its key.
+
+        Shielded: a stop that cancels this wait lets the claim finish (its thread commits it
+        anyway), and :meth:`give_back` waits for it.
+        """
+        def claimed() -> Sequence[T]:
+            items = claim()
+            self.held.update((key(item), item) for item in items)
+            return items
+
+        taking = asyncio.ensure_future(run(claimed))
+        self._taking.add(taking)
+        taking.add_done_callback(self._taking.discard)
+        return await asyncio.shield(taking)
+
+    def done(self, key: Hashable) -> None:
+        """The item under ``key`` is finished with (applied, or failed and rescheduled)."""
+        self.held.pop(key, None)
+
+    async def give_back(self) -> list[T]:
+        """Every item still held, once the claims in flight have finished; none held after."""
+        await asyncio.gather(*self._taking, return_exceptions=True)
+        items = list(self.held.values())
+        self.held.clear()
+        return items
 
 
 class LoopLag:

@@ -27,6 +27,7 @@ from ._protocol import (
     PendingSummary,
     SessionInfo,
     Store,
+    TakenTier,
     TokenInfo,
     token_id,
 )
@@ -36,7 +37,7 @@ from .sqlite import SQLiteStore
 
 __all__ = ["Assignment", "AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
            "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
-           "SessionInfo", "Store", "StoreError", "TokenInfo", "check_database", "is_postgres",
+           "SessionInfo", "Store", "StoreError", "TakenTier", "TokenInfo", "check_database", "is_postgres",
            "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
 
 

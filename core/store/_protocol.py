@@ -29,7 +29,7 @@ from ._protocol_balance import BalanceStore
 from ._protocol_reviewers import ReviewerStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditNote", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
-           "DueDelivery", "SessionInfo", "Store", "TokenInfo", "token_id"]
+           "DueDelivery", "SessionInfo", "Store", "TakenTier", "TokenInfo", "token_id"]
 
 T = TypeVar("T")
 
@@ -127,6 +127,17 @@ class DueDelivery:
     leased_until: datetime | None = None
     """When the lease :meth:`Store.claim_deliveries` took it with ends (what
     :meth:`Store.release_deliveries` checks, so it never shortens another hub's lease)."""
+
+
+@dataclass(frozen=True)
+class TakenTier:
+    """An escalation tier :meth:`Store.claim_escalations` took: the event, its tier then, and
+    when the lease ends (what :meth:`Store.release_escalations` checks).
+    """
+
+    event_id: str
+    level: int
+    leased_until: datetime
 
 
 @dataclass(frozen=True)
@@ -304,6 +315,12 @@ class Store(ReviewerStore, BalanceStore, Protocol):
         so neither this hub's next look nor another hub on the database takes them while
         their tier is applied; one whose hub died before :meth:`escalate` falls due again when
         the lease ends.
+        """
+
+    def release_escalations(self, taken: Sequence[TakenTier], now: datetime) -> int:
+        """Give back tiers this hub took and will not apply (it is stopping): each is due again
+        at ``now`` for any hub, unless the event moved on meanwhile (decided, escalated, or
+        taken again after the lease ended). Returns how many were released.
         """
 
     def next_escalation(self, after: datetime | None = None) -> datetime | None:

@@ -60,6 +60,7 @@ from ._protocol import (
     DeliveryRecord,
     DueDelivery,
     PendingSummary,
+    TakenTier,
 )
 from ._sql_balance import BalanceRecords
 from ._sql_reviewers import ReviewerRecords
@@ -575,6 +576,15 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         order = {event_id: i for i, event_id in enumerate(picked)}  # the earliest due first
         return sorted(events, key=lambda e: order[e.id])
 
+    def release_escalations(self, taken: Sequence[TakenTier], now: datetime) -> int:
+        """Make taken tiers due at ``now`` where the event is still pending at that tier under
+        the lease taken (see the protocol; compared to the millisecond, as deliveries are).
+        """
+        return self._release(
+            "UPDATE events SET next_escalation = ? WHERE id = ? AND status = 'pending'"
+            " AND escalation_level = ? AND ABS(next_escalation - ?) < 0.001 RETURNING id",
+            [(_ts(now), t.event_id, t.level, _ts(t.leased_until)) for t in taken])
+
     def next_escalation(self, after: datetime | None = None) -> datetime | None:
         """When the next escalation tier falls due (after ``after``, if given)."""
         row = self._read(f"SELECT next_escalation FROM events {self._indexed_by('events_escalation')}"
@@ -661,16 +671,19 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         """Make taken deliveries due at ``now`` where their lease is still the one taken (see
         the protocol; the lease is compared to the millisecond: it went through a float).
         """
-        held = [(_ts(now), d.id, _ts(d.leased_until)) for d in taken
-                if d.leased_until is not None]
-        if not held:
+        return self._release(
+            "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'"
+            " AND ABS(next_attempt_at - ?) < 0.001 RETURNING id",
+            [(_ts(now), d.id, _ts(d.leased_until)) for d in taken if d.leased_until is not None])
+
+    def _release(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        """Run a compare-and-set ``UPDATE ... RETURNING`` once per row; how many changed."""
+        if not rows:
             return 0
         released = 0
         with self._write() as conn:
-            for row in held:
-                released += len(conn.execute(
-                    "UPDATE deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending'"
-                    " AND ABS(next_attempt_at - ?) < 0.001 RETURNING id", row).fetchall())
+            for row in rows:
+                released += len(conn.execute(sql, row).fetchall())
         return released
 
     def next_delivery_at(self, after: datetime | None = None) -> datetime | None:

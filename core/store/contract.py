@@ -35,7 +35,7 @@ from .._errors import (
 from .._model import Decision, Event, EventCreate, Outcome, Response
 from .._policy import Policy, Tier
 from .._rules import Identity
-from ._protocol import AuditAnchor, Batching, DueDelivery, Store, token_id
+from ._protocol import AuditAnchor, Batching, DueDelivery, Store, TakenTier, token_id
 from .contract_balance import BalanceContract
 from .contract_races import RaceContract
 from .contract_reviewers import ReviewerContract
@@ -727,6 +727,28 @@ class StoreContract(ReviewerContract, BalanceContract, RaceContract):
         assert again.id == other.id and again.escalation_level == 0
         store.decide(other.id, _approved())
         assert store.claim_escalations(due + timedelta(days=1), 10, lease=30) == []
+
+    def test_a_stopping_hub_gives_back_the_tiers_it_took(self, store: Store) -> None:
+        tier = Policy(escalate=[Tier(after=timedelta(seconds=60), assignees=["b"]),
+                                Tier(after=timedelta(seconds=120), assignees=["c"])])
+        first, second = make_event(policy=tier), make_event(policy=tier)
+        for event in (first, second):
+            store.create_event(event, channel="api")
+        due = T0 + timedelta(seconds=61)
+        taken = [TakenTier(e.id, e.escalation_level, due + timedelta(seconds=30))
+                 for e in store.claim_escalations(due, 10, lease=30)]
+        assert sorted(t.event_id for t in taken) == sorted([first.id, second.id])
+        store.escalate(first.id, level=0, assignees=["b"], data={})  # applied before the stop
+        later = due + timedelta(seconds=2)
+        assert store.release_escalations(taken, later) == 1  # only the one not applied
+        [again] = store.claim_escalations(later, 10, lease=30)  # any hub takes it at once
+        assert again.id == second.id and again.escalation_level == 0
+        # the first taking is stale now: giving it back must not shorten the new lease
+        assert store.release_escalations(taken, later) == 0
+        assert store.claim_escalations(later, 10, lease=30) == []
+        store.decide(second.id, _approved())
+        assert store.release_escalations(
+            [TakenTier(second.id, 0, later + timedelta(seconds=30))], later) == 0
 
     # the optional Batching capability ---------------------------------------------------
     def test_batched_writes_share_a_commit_and_fail_alone(self, store: Store) -> None:

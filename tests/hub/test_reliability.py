@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff import Client, Decision, EventCreate, Identity, Outcome
+from signoff import Client, Decision, EventCreate, Identity, Outcome, Policy, Tier
 from signoff.hub import Hub, load_settings
 from signoff.store import SQLiteStore, open_store
-from signoff.store.contract import hold_writer
+from signoff.store.contract import hold_writer, make_event
 from signoff.testing import HubProcess, free_port, until
 
 SECRET = "shared-secret"
@@ -287,6 +287,39 @@ def test_deliveries_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path:
         await hub.stop()
         due = store.due_deliveries(hub.clock() + timedelta(seconds=1))
         assert sorted(d.event_id for d in due) == sorted(e.id for e in events)
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_tiers_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path: Path) -> None:
+    """The same for escalation tiers: taken with a lease of twice the decider's time and 30 s,
+    given back at the stop, so another replica applies them at once."""
+    async def main() -> None:
+        store = open_store(str(tmp_path / "hub.db"))
+        hub = Hub(load_settings(database=str(tmp_path / "hub.db")), store)
+        tier = Policy(escalate=[Tier(after=timedelta(seconds=60), assignees=["b"])])
+        event = make_event(policy=tier, at=hub.clock() - timedelta(minutes=5))
+        store.create_event(event, channel="api")
+        claiming, finish = threading.Event(), threading.Event()
+        claim = store.claim_escalations
+
+        def slow_claim(*args: Any) -> Any:
+            taken = claim(*args)
+            claiming.set()
+            finish.wait(5)
+            return taken
+
+        store.claim_escalations = slow_claim  # type: ignore[method-assign]
+        sweep = asyncio.create_task(hub.sweeper.sweep())
+        assert await asyncio.to_thread(claiming.wait, 5)
+        sweep.cancel()  # as stop() cancels the sweeper's loop
+        finish.set()
+        with pytest.raises(asyncio.CancelledError):
+            await sweep
+        await hub.stop()
+        [again] = claim(hub.clock() + timedelta(seconds=1), 10, 30)
+        assert again.id == event.id and again.escalation_level == 0
         store.close()
 
     asyncio.run(main())

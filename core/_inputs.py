@@ -36,7 +36,10 @@ from ._limits import (
     MAX_PATTERN_LENGTH,
     MAX_SCHEMA_DEPTH,
     MAX_TEXT_LENGTH,
+    Flag,
+    Integer,
     JsonRefused,
+    Number,
     bounded_json,
     check_json,
     compile_pattern,
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Int64 = Annotated[Integer, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class _Spec(BaseModel):
@@ -71,14 +74,14 @@ class ApprovalInput(_Spec):
     """Approve or reject: the value is ``true`` (approved) or ``false`` (rejected)."""
 
     kind: Literal["approval"] = "approval"
-    default: bool | None = None
+    default: Flag | None = None
 
 
 class BoolInput(_Spec):
     """A yes/no answer that is not an approval (rejecting is not an option)."""
 
     kind: Literal["bool"] = "bool"
-    default: bool | None = None
+    default: Flag | None = None
 
 
 class IntInput(_Spec):
@@ -99,9 +102,9 @@ class FloatInput(_Spec):
     """A number, optionally bounded (``min`` and ``max`` inclusive)."""
 
     kind: Literal["float"] = "float"
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
-    default: float | None = Field(default=None, allow_inf_nan=False)
+    min: Number | None = Field(default=None, allow_inf_nan=False)
+    max: Number | None = Field(default=None, allow_inf_nan=False)
+    default: Number | None = Field(default=None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _check(self) -> FloatInput:
@@ -113,12 +116,12 @@ class TextInput(_Spec):
     """Free text, optionally limited in length or matched against a regular expression."""
 
     kind: Literal["text"] = "text"
-    max_length: int | None = Field(default=None, ge=1, le=MAX_TEXT_LENGTH)
+    max_length: Integer | None = Field(default=None, ge=1, le=MAX_TEXT_LENGTH)
     pattern: str | None = Field(
         default=None, max_length=MAX_PATTERN_LENGTH,
         description="A regular expression in RE2 syntax the whole answer must match (matched "
                     "in linear time: no backreferences or lookarounds).")
-    multiline: bool = False
+    multiline: Flag = False
     default: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
 
     @field_validator("pattern")
@@ -155,8 +158,8 @@ class MultiChoiceInput(_Spec):
 
     kind: Literal["multichoice"] = "multichoice"
     options: list[Option] = Field(min_length=1, max_length=MAX_OPTIONS)
-    min_selected: int = Field(default=0, ge=0, le=MAX_OPTIONS)
-    max_selected: int | None = Field(default=None, ge=1, le=MAX_OPTIONS)
+    min_selected: Integer = Field(default=0, ge=0, le=MAX_OPTIONS)
+    max_selected: Integer | None = Field(default=None, ge=1, le=MAX_OPTIONS)
     default: list[str] | None = None
 
     @model_validator(mode="after")

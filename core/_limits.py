@@ -5,6 +5,7 @@ always be stored, listed and shown again.
 | --------------------------------------------- | -------------------------------------- |
 | any string                                    | valid Unicode (no lone surrogates)     |
 | any number                                    | finite (no NaN, no Infinity); integers within 64 bits |
+| a number, integer or true/false field          | that JSON type itself: ``true`` is not 1, ``"0.5"`` not 0.5, ``1`` not ``true`` (:data:`Number`, :data:`Integer`, :data:`Flag`) |
 | JSON values (context, recommendation, source params, answers, form defaults) | nested at most :data:`MAX_JSON_DEPTH` deep, at most :data:`MAX_JSON_NODES` values, keys at most :data:`MAX_KEY_LENGTH` characters |
 | ``context`` / ``source.params``               | at most :data:`MAX_CONTEXT_KEYS` top-level keys |
 | a form's JSON schema                          | nested at most :data:`MAX_SCHEMA_DEPTH` deep, at most :data:`MAX_JSON_NODES` values |
@@ -26,11 +27,14 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationInfo
+from pydantic import Strict, ValidationInfo
 
 __all__ = [
+    "Flag",
+    "Integer",
+    "Number",
     "MAX_ASSIGNEES",
     "MAX_CONDITION_DEPTH",
     "MAX_CONDITION_LENGTH",
@@ -71,6 +75,16 @@ MAX_KEY_LENGTH = 200
 """The longest key of a JSON object."""
 MAX_CONTEXT_KEYS = 500
 """Top-level keys of ``context`` and ``source.params``."""
+Number = Annotated[float, Strict()]
+"""A field that takes a JSON number (an integer too) and nothing else: pydantic's default
+(lax) mode would turn ``true`` into 1.0 and ``"0.5"`` into 0.5, accepting what the API's schema
+says is refused."""
+Integer = Annotated[int, Strict()]
+"""A field that takes a JSON integer and nothing else (not ``true``, ``"2"`` or ``2.5``)."""
+Flag = Annotated[bool, Strict()]
+"""A field that takes ``true`` or ``false`` and nothing else (not ``1``, ``"yes"`` or
+``"true"``)."""
+
 MAX_DURATION = 365 * 86_400.0
 """The longest ``timeout`` or escalation ``after``: one year, in seconds."""
 MAX_WAIT = 60.0

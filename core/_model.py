@@ -43,6 +43,7 @@ from ._limits import (
     MAX_LABEL_KEY,
     MAX_LABEL_VALUE,
     MAX_LABELS,
+    Number,
     bounded_json,
 )
 from ._policy import Impact, Policy
@@ -153,7 +154,7 @@ class EventCreate(_Frozen):
         json_schema_extra={"items": {"type": "string", "pattern": _ASSIGNEE.pattern}},
     )
     priority: Priority = Priority.normal
-    timeout: float | None = Field(
+    timeout: Number | None = Field(
         default=None, gt=0, le=MAX_DURATION, allow_inf_nan=False,
         description="Seconds until the deadline (at most a year).",
     )
@@ -164,7 +165,7 @@ class EventCreate(_Frozen):
         default=None,
         description=f"What the automation before this step recommends; {_BOUNDS}.",
     )
-    confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    confidence: Number | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     impact: Impact | None = Field(default=None, description="How much is at stake if wrong.")
     policy: Policy | None = Field(default=None, description="Routing, quorum, escalation.")
     sensitive: list[SensitivePath] = Field(

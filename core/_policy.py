@@ -36,6 +36,8 @@ from ._limits import (
     MAX_NOTIFY,
     MAX_RULES,
     MAX_TIERS,
+    Flag,
+    Integer,
     from_store,
 )
 
@@ -89,12 +91,19 @@ class Tier(_Frozen):
         description="Time since creation (seconds or an ISO 8601 duration), at most a year.")
     assignees: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
         default_factory=list, max_length=MAX_ASSIGNEES)
-    keep_previous: bool = Field(default=True, description="Keep the earlier assignees too.")
+    keep_previous: Flag = Field(default=True, description="Keep the earlier assignees too.")
     fallback: str | None = Field(
         default=None, description="A decider decides at this tier ('auto': the hub's default).")
     notify: list[ChannelName] = Field(
         default_factory=list, max_length=MAX_NOTIFY,
         description="Notification channels (by name) told of the step.")
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _not_a_flag(cls, after: Any) -> Any:
+        if isinstance(after, bool):  # lax mode would read true as 1 second
+            raise ValueError("after must be seconds or an ISO 8601 duration, not true/false")
+        return after
 
     @field_validator("after")
     @classmethod
@@ -111,18 +120,18 @@ class Policy(_Frozen):
 
     route: list[Rule] = Field(default_factory=list, max_length=MAX_RULES,
                               description="First matching rule wins.")
-    quorum: int = Field(default=1, ge=1, le=20, description="Distinct approvals needed.")
-    forbid_self_approval: bool = False
-    rejection_rejects: bool = Field(
+    quorum: Integer = Field(default=1, ge=1, le=20, description="Distinct approvals needed.")
+    forbid_self_approval: Flag = False
+    rejection_rejects: Flag = Field(
         default=True, description="One rejection rejects; if false, it takes `quorum` of them.")
     escalate: list[Tier] = Field(default_factory=list, max_length=MAX_TIERS)
     on_timeout: Literal["default", "reject", "fail"] | None = None
-    automation_counts: bool = Field(
+    automation_counts: Flag = Field(
         default=False, description="A decider's approval may count towards a quorum above 1.")
     notify: list[ChannelName] = Field(
         default_factory=list, max_length=MAX_NOTIFY,
         description="Notification channels (by name) for this event.")
-    forbid_batch: bool = Field(
+    forbid_batch: Flag = Field(
         default=False, description="Never decided in a batch from the inbox: each reviewer "
                                    "decides it on its own page.")
     balance: Balance | None = Field(
@@ -263,7 +272,7 @@ class PolicyFileRule(_Frozen):
     """A platform rule from the hub's policy file. Every field can only tighten."""
 
     match: PolicyMatch = Field(default_factory=PolicyMatch)
-    quorum: int | None = Field(default=None, ge=1, le=20)
+    quorum: Integer | None = Field(default=None, ge=1, le=20)
     forbid_self_approval: Literal[True] | None = None
     forbid_auto_approve: Literal[True] | None = None
     add_assignees: list[str] = Field(default_factory=list)

@@ -98,6 +98,39 @@ def test_event_create_bounds_name_the_field(fields: dict[str, Any], field: str) 
     assert refused(**fields).startswith(field)
 
 
+# what the API's schema says is refused is refused, not converted: pydantic's lax mode reads
+# true as 1, "0.5" as 0.5 and 1 as true (schemathesis found true accepted as a confidence)
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"confidence": True}, "confidence"),
+    ({"confidence": "0.5"}, "confidence"),
+    ({"timeout": True}, "timeout"),
+    ({"timeout": "60"}, "timeout"),
+    ({"policy": {"quorum": True}}, "policy.quorum"),
+    ({"policy": {"quorum": 2.0}}, "policy.quorum"),
+    ({"policy": {"forbid_self_approval": 1}}, "policy.forbid_self_approval"),
+    ({"policy": {"rejection_rejects": "false"}}, "policy.rejection_rejects"),
+    ({"policy": {"escalate": [{"after": True}]}}, "policy.escalate.0.after"),
+    ({"policy": {"escalate": [{"after": 60, "keep_previous": 0}]}},
+     "policy.escalate.0.keep_previous"),
+    ({"input": {"kind": "approval", "default": "yes"}}, "input.approval.default"),
+    ({"input": {"kind": "int", "min": True}}, "input.int.min"),
+    ({"input": {"kind": "float", "default": "1.5"}}, "input.float.default"),
+    ({"input": {"kind": "text", "max_length": True}}, "input.text.max_length"),
+    ({"input": {"kind": "text", "multiline": 1}}, "input.text.multiline"),
+    ({"input": {"kind": "multichoice", "options": ["a"], "max_selected": True}},
+     "input.multichoice.max_selected"),
+])
+def test_a_value_of_another_json_type_is_refused_not_converted(fields: dict[str, Any],
+                                                                field: str) -> None:
+    assert refused(**fields).startswith(field)
+
+
+def test_numbers_still_take_integers() -> None:
+    event = EventCreate(name="n", prompt="p", timeout=60, confidence=1,
+                        input={"kind": "float", "min": 0, "max": 10})
+    assert (event.timeout, event.confidence) == (60.0, 1.0)
+
+
 def test_response_value_is_bounded() -> None:
     with pytest.raises(ValidationError) as caught:
         ResponseCreate(value=nested(MAX_JSON_DEPTH + 1))

@@ -147,32 +147,17 @@ class Dispatcher:
         return started
 
     async def _deliver(self, due: DueDelivery) -> None:
-        stopped = False
-        try:
+        async with self.taken.working_on(due.id):  # cancelled by a stop: given back
             await self._attempt(due)
-        except asyncio.CancelledError:  # the hub is stopping: given back by release_unfinished
-            stopped = True
-            raise
-        finally:
-            if not stopped:
-                self.taken.done(due.id)
 
     async def release_unfinished(self) -> None:
         """Give back the deliveries taken and not finished when the stop cancelled their
         attempts (or the wait for the claim itself), so that a hub (this one restarted, or
         another replica) takes them at once, not when their lease ends.
         """
-        taken = await self.taken.give_back()
-        if not taken:
-            return
-        try:
-            released = await self.hub._write(self.hub.store.release_deliveries, taken,
-                                             self.hub.clock())
-        except Exception:
-            log.warning("could not give back %d delivery(ies) in flight at stop; they are "
-                        "attempted again when their lease ends", len(taken), exc_info=True)
-        else:
-            log.info("gave back %d delivery(ies) in flight at stop", released)
+        await self.taken.give_back(
+            lambda taken: self.hub._write(self.hub.store.release_deliveries, taken,
+                                          self.hub.clock()), "delivery(ies)")
 
     async def _attempt(self, due: DueDelivery) -> None:
         if due.resumer not in self.resumers:

@@ -91,38 +91,25 @@ class Sweeper:
 
     async def _escalate(self, event: Event, tier: TakenTier) -> None:
         assert event.policy is not None
-        stopped = False
-        try:
-            if event.policy.escalate[event.escalation_level].fallback is not None:
-                await escalate(self.hub, event)  # the decider's own limiter bounds it
-                return
-            async with self.hub.work.slot("sweep", _SWEEP_WRITES):
-                await escalate(self.hub, event)
-        except AlreadyDecided:
-            pass  # answered or escalated meanwhile
-        except asyncio.CancelledError:  # the hub is stopping: given back by give_back
-            stopped = True
-            raise
-        finally:
-            if not stopped:
-                self.taken.done(tier)
+        async with self.taken.working_on(tier):  # cancelled by a stop: given back
+            try:
+                if event.policy.escalate[event.escalation_level].fallback is not None:
+                    await escalate(self.hub, event)  # the decider's own limiter bounds it
+                    return
+                async with self.hub.work.slot("sweep", _SWEEP_WRITES):
+                    await escalate(self.hub, event)
+            except AlreadyDecided:
+                pass  # answered or escalated meanwhile
 
     async def give_back(self) -> None:
         """Give back the tiers taken and not applied when the stop cancelled them (or the wait
         for the claim itself), so that a hub (this one restarted, or another replica) applies
         them at once, not when their lease ends.
         """
-        tiers = [tier for tier, _ in await self.taken.give_back()]
-        if not tiers:
-            return
-        try:
-            released = await self.hub._write(self.hub.store.release_escalations, tiers,
-                                             self.hub.clock())
-        except Exception:
-            log.warning("could not give back %d escalation tier(s) in hand at stop; they are "
-                        "applied when their lease ends", len(tiers), exc_info=True)
-        else:
-            log.info("gave back %d escalation tier(s) in hand at stop", released)
+        await self.taken.give_back(
+            lambda taken: self.hub._write(self.hub.store.release_escalations,
+                                          [tier for tier, _ in taken], self.hub.clock()),
+            "escalation tier(s)")
 
     async def _time_out(self, event: Event, now: datetime) -> None:
         try:

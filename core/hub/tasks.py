@@ -158,16 +158,38 @@ class Leases(Generic[T]):
         taking.add_done_callback(self._taking.discard)
         return await asyncio.shield(taking)
 
-    def done(self, key: Hashable) -> None:
-        """The item under ``key`` is finished with (applied, or failed and rescheduled)."""
-        self.held.pop(key, None)
+    @asynccontextmanager
+    async def working_on(self, key: Hashable) -> AsyncIterator[None]:
+        """Around the work on the item held under ``key``: once the work ends, the item is no
+        longer held, unless the stop cancelled it (then it is given back).
+        """
+        stopped = False
+        try:
+            yield
+        except asyncio.CancelledError:
+            stopped = True
+            raise
+        finally:
+            if not stopped:
+                self.held.pop(key, None)
 
-    async def give_back(self) -> list[T]:
-        """Every item still held, once the claims in flight have finished; none held after."""
+    async def give_back(self, release: Callable[[list[T]], Awaitable[int]], what: str) -> None:
+        """Once the claims in flight have finished, ``release`` every item still held (the
+        store's compare-and-set on the lease taken), and log how many ``what`` it gave back;
+        none is held afterwards. A failure is logged: the items then wait out their lease.
+        """
         await asyncio.gather(*self._taking, return_exceptions=True)
         items = list(self.held.values())
         self.held.clear()
-        return items
+        if not items:
+            return
+        try:
+            released = await release(items)
+        except Exception:
+            log.warning("could not give back %d %s in hand at stop; they are taken again when "
+                        "their lease ends", len(items), what, exc_info=True)
+        else:
+            log.info("gave back %d %s in hand at stop", released, what)
 
 
 class LoopLag:

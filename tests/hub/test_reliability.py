@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -251,6 +251,29 @@ def test_an_answer_whose_request_is_cancelled_still_wakes_the_waiters(tmp_path: 
     asyncio.run(main())
 
 
+async def _stop_while_claiming(hub: Hub, store: Any, claim_name: str,
+                               step: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run one ``step`` of a hub loop and stop the hub while the store's ``claim_name`` runs in
+    its worker thread, as a SIGTERM lands while the loop waits for its claim."""
+    claiming, finish = threading.Event(), threading.Event()
+    claim = getattr(store, claim_name)
+
+    def slow_claim(*args: Any) -> Any:
+        taken = claim(*args)
+        claiming.set()
+        finish.wait(5)
+        return taken
+
+    setattr(store, claim_name, slow_claim)
+    running = asyncio.create_task(step())
+    assert await asyncio.to_thread(claiming.wait, 5)
+    running.cancel()  # as stop() cancels the loop
+    finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await hub.stop()
+
+
 def test_deliveries_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path: Path) -> None:
     """The stop lands while the dispatcher waits for its claim (taken in a worker thread, which
     finishes it): what it took is given back at once, not left leased for twice the delivery
@@ -268,23 +291,7 @@ def test_deliveries_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path:
             store.decide(event.id, Decision(value=True, outcome=Outcome.approved, by="rita",
                                             channel="api", at=hub.clock()),
                          deliver_via="webhook")
-        claiming, finish = threading.Event(), threading.Event()
-        claim = store.claim_deliveries
-
-        def slow_claim(*args: Any) -> Any:
-            taken = claim(*args)
-            claiming.set()
-            finish.wait(5)
-            return taken
-
-        store.claim_deliveries = slow_claim  # type: ignore[method-assign]
-        dispatch = asyncio.create_task(hub.dispatcher.dispatch())
-        assert await asyncio.to_thread(claiming.wait, 5)
-        dispatch.cancel()  # as stop() cancels the dispatcher's loop
-        finish.set()
-        with pytest.raises(asyncio.CancelledError):
-            await dispatch
-        await hub.stop()
+        await _stop_while_claiming(hub, store, "claim_deliveries", hub.dispatcher.dispatch)
         due = store.due_deliveries(hub.clock() + timedelta(seconds=1))
         assert sorted(d.event_id for d in due) == sorted(e.id for e in events)
         store.close()
@@ -301,23 +308,8 @@ def test_tiers_claimed_as_a_stop_cancels_the_claim_are_given_back(tmp_path: Path
         tier = Policy(escalate=[Tier(after=timedelta(seconds=60), assignees=["b"])])
         event = make_event(policy=tier, at=hub.clock() - timedelta(minutes=5))
         store.create_event(event, channel="api")
-        claiming, finish = threading.Event(), threading.Event()
         claim = store.claim_escalations
-
-        def slow_claim(*args: Any) -> Any:
-            taken = claim(*args)
-            claiming.set()
-            finish.wait(5)
-            return taken
-
-        store.claim_escalations = slow_claim  # type: ignore[method-assign]
-        sweep = asyncio.create_task(hub.sweeper.sweep())
-        assert await asyncio.to_thread(claiming.wait, 5)
-        sweep.cancel()  # as stop() cancels the sweeper's loop
-        finish.set()
-        with pytest.raises(asyncio.CancelledError):
-            await sweep
-        await hub.stop()
+        await _stop_while_claiming(hub, store, "claim_escalations", hub.sweeper.sweep)
         [again] = claim(hub.clock() + timedelta(seconds=1), 10, 30)
         assert again.id == event.id and again.escalation_level == 0
         store.close()

@@ -228,8 +228,8 @@ class PostgresStore(SQLStore):
         (see the module docstring).
         """
         with _unavailable(self.name), self._pool.connection() as raw:
-            raw.execute(_BEGIN_ALONGSIDE if alongside else _BEGIN_SERIAL)
             try:
+                raw.execute(_BEGIN_ALONGSIDE if alongside else _BEGIN_SERIAL)
                 conn = _Conn(raw, [] if alongside else None)
                 yield conn
                 if conn.entries:

@@ -68,10 +68,13 @@ class Sweeper:
         for tier, event in escalations:
             assert event.policy is not None
             more = len(event.policy.escalate) > event.escalation_level + 1
-            started += self.hub.work.start(("escalate", event.id, event.escalation_level),
-                                       partial(self._escalate, event, tier),
-                                       # its next tier may fall due before the sweeper wakes
-                                       done=self.wake.set if more else self._again)
+            begun = self.hub.work.start(("escalate", event.id, event.escalation_level),
+                                    partial(self._escalate, event, tier),
+                                    # its next tier may fall due before the sweeper wakes
+                                    done=self.wake.set if more else self._again)
+            if not begun:  # in hand here already (its lease ran out meanwhile): that one's
+                self.taken.held.pop(tier, None)
+            started += begun
         busy = self.hub.work.count("timeout")
         due = await self.hub._run(self.hub.store.due_events, now, page + busy)
         for event in due:

@@ -29,7 +29,7 @@ import math
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Strict, ValidationInfo
+from pydantic import Strict, ValidationInfo
 
 __all__ = [
     "Flag",
@@ -75,19 +75,13 @@ MAX_KEY_LENGTH = 200
 """The longest key of a JSON object."""
 MAX_CONTEXT_KEYS = 500
 """Top-level keys of ``context`` and ``source.params``."""
-def _json_number(value: Any) -> Any:
-    if isinstance(value, (bool, str, bytes)):
-        raise ValueError(f"expected a JSON number, got {type(value).__name__} {value!r:.40}")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_json_number)]
+Number = Annotated[float, Strict()]
 """A field that takes a JSON number (an integer too) and nothing else: pydantic's default
 (lax) mode would turn ``true`` into 1.0 and ``"0.5"`` into 0.5, accepting what the API's schema
 says is refused."""
-Integer = Annotated[int, BeforeValidator(_json_number)]
-"""A field that takes a JSON integer and nothing else: not ``true``, ``"2"`` or ``2.5``
-(``2.0`` is one, as JSON Schema counts it)."""
+Integer = Annotated[int, Strict()]
+"""A field that takes a JSON integer and nothing else (not ``true``, ``"2"``, ``2.5`` or
+``2.0``)."""
 Flag = Annotated[bool, Strict()]
 """A field that takes ``true`` or ``false`` and nothing else (not ``1``, ``"yes"`` or
 ``"true"``)."""

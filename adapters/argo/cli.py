@@ -168,8 +168,15 @@ def render_command(name: str, kind: str, choices: tuple[str, ...], default_text:
     extra: dict[str, Any] = {}
     if choices:
         extra["options"] = list(choices)
-    if kind in ("int", "float"):
-        extra.update({k: v for k, v in (("min", minimum), ("max", maximum)) if v is not None})
+    for option, key, value in (("--min", "min", minimum), ("--max", "max", maximum)):
+        if kind not in ("int", "float") or value is None:
+            continue
+        if kind == "int":  # the spec's int bounds take integers only
+            if not value.is_integer():
+                raise ValueError(f"{option}: expected a whole number for an int gate, "
+                                 f"got {value:g}")
+            value = int(value)
+        extra[key] = value
     if kind == "text":
         extra.update({k: v for k, v in (("max_length", max_length), ("pattern", pattern))
                       if v is not None})

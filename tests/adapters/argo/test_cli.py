@@ -76,6 +76,9 @@ def test_refusals_are_one_line_errors(tmp_path: Path) -> None:
                                                   "ending alphanumeric), got 'Bad_Name'")
     code, output = run("argo", "render", "--name", "n", "--kind", "int", "--default", "x", *HUB)
     assert code == 1 and "--default: expected a whole number, got 'x'" in output
+    code, output = run("argo", "render", "--name", "n", "--kind", "int", "--min", "1.5", *HUB)
+    assert (code, output.splitlines()[-1]) == (1, "Error: --min: expected a whole number for "
+                                                  "an int gate, got 1.5")
     code, output = run("argo", "render", "--name", "n", "--label", "novalue", *HUB)
     assert code == 2 and "expected KEY=VALUE, got 'novalue'" in output
     bad = tmp_path / "two.yaml"

@@ -64,17 +64,17 @@ class Sweeper:
             return [(TakenTier(event.id, event.escalation_level, leased_until), event)
                     for event in self.hub.store.claim_escalations(now, page, lease)]
 
-        escalations = await self.taken.take(self.hub._run, claim, key=lambda pair: pair[0])
-        for tier, event in escalations:
+        # held by event and tier: taken again after its lease ran out (its first attempt still
+        # running here), the newer lease is the one a stop gives back
+        escalations = await self.taken.take(
+            self.hub._run, claim, key=lambda pair: (pair[0].event_id, pair[0].level))
+        for _, event in escalations:
             assert event.policy is not None
             more = len(event.policy.escalate) > event.escalation_level + 1
-            begun = self.hub.work.start(("escalate", event.id, event.escalation_level),
-                                    partial(self._escalate, event, tier),
-                                    # its next tier may fall due before the sweeper wakes
-                                    done=self.wake.set if more else self._again)
-            if not begun:  # in hand here already (its lease ran out meanwhile): that one's
-                self.taken.held.pop(tier, None)
-            started += begun
+            started += self.hub.work.start(("escalate", event.id, event.escalation_level),
+                                       partial(self._escalate, event),
+                                       # its next tier may fall due before the sweeper wakes
+                                       done=self.wake.set if more else self._again)
         busy = self.hub.work.count("timeout")
         due = await self.hub._run(self.hub.store.due_events, now, page + busy)
         for event in due:
@@ -92,9 +92,10 @@ class Sweeper:
         except Exception:
             log.exception("reminder pass failed; the next sweep tries again")
 
-    async def _escalate(self, event: Event, tier: TakenTier) -> None:
+    async def _escalate(self, event: Event) -> None:
         assert event.policy is not None
-        async with self.taken.working_on(tier):  # cancelled by a stop: given back
+        # cancelled by a stop: given back
+        async with self.taken.working_on((event.id, event.escalation_level)):
             try:
                 if event.policy.escalate[event.escalation_level].fallback is not None:
                     await escalate(self.hub, event)  # the decider's own limiter bounds it

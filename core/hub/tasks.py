@@ -138,7 +138,7 @@ class Leases(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self.held: dict[Hashable, T] = {}
+        self._held: dict[Hashable, T] = {}
         self._taking: set[asyncio.Future[Sequence[T]]] = set()
 
     async def take(self, run: Callable[[Callable[[], Sequence[T]]], Awaitable[Sequence[T]]],
@@ -150,7 +150,7 @@ class Leases(Generic[T]):
         """
         def claimed() -> Sequence[T]:
             items = claim()
-            self.held.update((key(item), item) for item in items)
+            self._held.update((key(item), item) for item in items)
             return items
 
         taking = asyncio.ensure_future(run(claimed))
@@ -171,7 +171,7 @@ class Leases(Generic[T]):
             raise
         finally:
             if not stopped:
-                self.held.pop(key, None)
+                self._held.pop(key, None)
 
     async def give_back(self, release: Callable[[list[T]], Awaitable[int]], what: str) -> None:
         """Once the claims in flight have finished, ``release`` every item still held (the
@@ -179,8 +179,8 @@ class Leases(Generic[T]):
         none is held afterwards. A failure is logged: the items then wait out their lease.
         """
         await asyncio.gather(*self._taking, return_exceptions=True)
-        items = list(self.held.values())
-        self.held.clear()
+        items = list(self._held.values())
+        self._held.clear()
         if not items:
             return
         try:

@@ -98,6 +98,8 @@ _BODY_FIELDS = ("prompt", "input", "context", "assignees", "priority", "timeout"
 
 AuditEntryText = tuple[float, str | None, str, str, str, str]
 """An audit entry before it is chained: at, event id, actor, action, channel, data as JSON."""
+LazyEntry = Callable[[], AuditEntryText]
+"""An audit entry made when called: its data reads a statement's result not yet fetched."""
 
 def chain_head(last: Row | None) -> tuple[int, str]:
     """The seq and hash of the chain's last entry (0 and the genesis hash when empty)."""
@@ -153,13 +155,30 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
 
     # audit ------------------------------------------------------------------------------
     def _append_audit(self, conn: Conn, action: str, *, actor: str, channel: str,
-                      event_id: str | None, data: dict[str, Any], at: float) -> None:
-        self._add_audit_entry(conn, (at, event_id, actor, action, channel,
-                                     json.dumps(data, sort_keys=True, default=str)))
+                      event_id: str | None, data: dict[str, Any] | Callable[[], dict[str, Any]],
+                      at: float) -> None:
+        """Append an audit entry in ``conn``'s transaction; ``data`` may be a function that
+        makes it, called once what it reads has arrived (see :meth:`_add_audit_entry`).
+        """
+        def text() -> AuditEntryText:
+            made = data() if callable(data) else data
+            return (at, event_id, actor, action, channel,
+                    json.dumps(made, sort_keys=True, default=str))
 
-    def _add_audit_entry(self, conn: Conn, entry: AuditEntryText) -> None:
-        """Append the entry after the chain's last one, in ``conn``'s transaction."""
-        conn.execute(_AUDIT_INSERT, self._audit_row(self._audit_chain_head(conn), *entry))
+        self._add_audit_entry(conn, text if callable(data) else text())
+
+    def _add_audit_entry(self, conn: Conn, entry: AuditEntryText | LazyEntry) -> None:
+        """Append the entry after the chain's last one, in ``conn``'s transaction (a store
+        that sends statements ahead calls a lazy entry's function as late as it can).
+        """
+        text = entry() if callable(entry) else entry
+        conn.execute(_AUDIT_INSERT, self._audit_row(self._audit_chain_head(conn), *text))
+
+    def _check_later(self, conn: Conn, check: Callable[[], None]) -> None:
+        """Run ``check`` (it raises to undo the write) once the statements it reads the
+        results of have answered: now, where each statement answers as it runs.
+        """
+        check()
 
     @staticmethod
     def _audit_chain_head(conn: Conn) -> tuple[int, str]:
@@ -289,7 +308,8 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                     self._append_audit(conn, action, actor=actor, channel="hub",
                                        event_id=event.id, data=data, at=created)
                 if decision is not None:
-                    self._write_decision(conn, event.id, decision, None)
+                    self._write_decision(conn, event.id, decision, None, key=event.key,
+                                         digest=event.digest)
                 else:
                     self._announce(conn, event.id)
         if existing is None and decision is None:
@@ -431,10 +451,11 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                deliver_via: str | None = None) -> Event:
         """Write the decision once; see :meth:`signoff.store.Store.decide`."""
         with self._write(alongside=True) as conn:
-            self._pending_row(conn, event_id)
+            row = self._pending_row(conn, event_id)
             if response is not None:
                 self._insert_response(conn, event_id, response)
-            self._write_decision(conn, event_id, decision, deliver_via)
+            self._write_decision(conn, event_id, decision, deliver_via, key=row["key"],
+                                 digest=row["digest"])
         event = self.get_event(event_id)
         assert event is not None
         return event
@@ -467,7 +488,8 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
             if decision is None:
                 return event
             via = deliver_via(event) if callable(deliver_via) else deliver_via
-            status, stored, delivery = self._write_decision(conn, event_id, decision, via)
+            status, stored, delivery = self._write_decision(conn, event_id, decision, via,
+                                                            key=event.key, digest=event.digest)
         deliveries = [*event.deliveries, delivery] if delivery else event.deliveries
         return event.model_copy(update={"status": status, "decision": stored,
                                         "deliveries": deliveries})
@@ -488,51 +510,53 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         at = _ts(response.at)
         # RETURNING *: the row as stored, every column (those later migrations add too), sealed
         # without reading it back (see _returned)
-        row = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO responses (id, event_id, \"by\", value, comment, channel, at,"
             " relayed_from, verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (response.id, event_id, response.by, value, response.comment, response.channel, at,
-             response.relayed_from, int(response.verified))).fetchone()
+             response.relayed_from, int(response.verified)))
         data: dict[str, Any] = {"value": response.value, "comment": response.comment}
         if response.relayed_from is not None or not response.verified:
             data.update(relayed_from=response.relayed_from, verified=response.verified)
         self._append_audit(conn, "responded", actor=response.by, channel=response.channel,
-                           event_id=event_id,
-                           data={**data, "row": row_seal("responses", response.id, _returned(row, at))},
-                           at=at)
+                           event_id=event_id, at=at, data=lambda: {
+                               **data, "row": row_seal("responses", response.id,
+                                                       _returned(inserted.fetchone(), at))})
         return response.model_copy(update={"value": json.loads(value), "at": _at(at)})
 
     def _write_decision(self, conn: Conn, event_id: str, decision: Decision,
-                        deliver_via: str | None) -> tuple[str, Decision, Delivery | None]:
-        """Write the decision (compare-and-set); returns the new status, the decision and the
-        delivery as they now read back from the store.
+                        deliver_via: str | None, *, key: str | None,
+                        digest: str | None) -> tuple[str, Decision, Delivery | None]:
+        """Write the decision (compare-and-set) on the event the write holds, whose ``key`` and
+        ``digest`` it read; returns the new status, the decision and the delivery as they now
+        read back from the store.
         """
         status = "cancelled" if decision.outcome.value == "cancelled" else "decided"
         at = _ts(decision.at)
-        updated = conn.execute(
-            "UPDATE events SET status = ?, next_escalation = NULL"
-            " WHERE id = ? AND status = 'pending' RETURNING key, digest",
-            (status, event_id)).fetchone()
-        if updated is None:  # the compare-and-set: only a pending event takes a decision
-            raise AlreadyDecided(f"event {event_id} is no longer pending")
+        updated = conn.execute("UPDATE events SET status = ?, next_escalation = NULL"
+                               " WHERE id = ? AND status = 'pending'", (status, event_id))
+
+        def still_pending() -> None:  # the compare-and-set: only a pending event is decided
+            if updated.rowcount != 1:
+                raise AlreadyDecided(f"event {event_id} is no longer pending")
+
+        self._check_later(conn, still_pending)
         value = json.dumps(decision.value)
         # signed as it reads back (the value through JSON, the time through the column)
         stored = decision.model_copy(update={"value": json.loads(value), "at": _at(at),
-                                             "digest": updated["digest"]})
+                                             "digest": digest})
         if self.signer is not None:
-            kid, signature = self.signer.sign(
-                decision_claims(event_id, updated["key"], stored.digest, stored))
+            kid, signature = self.signer.sign(decision_claims(event_id, key, digest, stored))
             stored = stored.model_copy(update={"kid": kid, "signature": signature})
-        row = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO decisions (event_id, value, outcome, \"by\", comment, channel, at, rule,"
             " relayed_from, verified, proposal, amended, digest, kid, signature)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (event_id, value, decision.outcome.value, decision.by, decision.comment,
              decision.channel, at, decision.rule, decision.relayed_from, int(decision.verified),
              None if decision.proposal is None else json.dumps(decision.proposal),
-             int(decision.amended), stored.digest, stored.kid, stored.signature)).fetchone()
-        data: dict[str, Any] = {"value": decision.value, "comment": decision.comment,
-                                "row": row_seal("decisions", event_id, _returned(row, at))}
+             int(decision.amended), stored.digest, stored.kid, stored.signature))
+        data: dict[str, Any] = {"value": decision.value, "comment": decision.comment}
         if stored.kid is not None:
             data["kid"] = stored.kid
         if decision.rule:
@@ -548,7 +572,9 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                                 updated_at=_at(at))
             data["delivery"] = {"id": delivery.id, "resumer": deliver_via}
         self._append_audit(conn, decision.outcome.value, actor=decision.by,
-                           channel=decision.channel, event_id=event_id, data=data, at=at)
+                           channel=decision.channel, event_id=event_id, at=at, data=lambda: {
+                               **data, "row": row_seal("decisions", event_id,
+                                                       _returned(inserted.fetchone(), at))})
         if delivery is not None:
             conn.execute(
                 "INSERT INTO deliveries (id, event_id, resumer, state, attempts,"

@@ -33,7 +33,13 @@ this module holds what PostgreSQL does its own way:
   while holding a lock another write waits for, so these locks cannot deadlock: a serialized
   write starts only when no shared holder is left, and after the audit lock a write only
   inserts.
-- **Round trips**: ``BEGIN`` and the first lock travel as one simple query, and a connection
+- **Round trips**: the busy writes run in psycopg's pipeline mode, and wait for an answer only
+  where they read one: a statement whose result only an audit entry or a check needs (the
+  inserted row's seal, the decision's compare-and-set) is sent without waiting, and the audit
+  lock and the chain's head travel with them. An answer that decides an event costs four
+  round trips (begin, lock and read the event; its responses; the writes with the audit lock
+  and head; the audit entries with the commit) instead of eleven, and the audit lock is held
+  for one. A serialized write sends ``BEGIN`` and its lock as one simple query. A connection
   taken from the pool is checked only when the server has written to it since it was put
   back (a restart's goodbye), not with a query every time.
 - **Migrations** are the same versioned list as SQLite's (:mod:`signoff.store._schema`),
@@ -61,7 +67,7 @@ from .._model import Decision
 from . import shown
 from ._listen import APPLICATION, CHANNEL, Heard, Listener, payload
 from ._schema import for_postgresql
-from ._sql import _AUDIT_INSERT, AuditEntryText, Row, SQLStore, chain_head
+from ._sql import _AUDIT_INSERT, AuditEntryText, LazyEntry, Row, SQLStore, chain_head
 
 try:
     import psycopg
@@ -78,9 +84,9 @@ _MIGRATE_LOCK = 0x5166_0FF2
 _AUDIT_LOCK = 0x5166_0FF3
 _NAMES = 0x5166  # the first of the two keys of a lock that holds a name (the second: its hash)
 _BEGIN_SERIAL = b"BEGIN; SELECT pg_advisory_xact_lock(%d)" % _WRITE_LOCK
-_BEGIN_ALONGSIDE = b"BEGIN; SELECT pg_advisory_xact_lock_shared(%d)" % _WRITE_LOCK
-_AUDIT_HEAD = (b"SELECT pg_advisory_xact_lock(%d); SELECT seq, hash FROM audit ORDER BY seq"
-               b" DESC LIMIT 1" % _AUDIT_LOCK)  # two statements: the head read after the lock
+_SHARE_WRITE_LOCK = b"SELECT pg_advisory_xact_lock_shared(%d)" % _WRITE_LOCK
+_TAKE_AUDIT_LOCK = b"SELECT pg_advisory_xact_lock(%d)" % _AUDIT_LOCK
+_AUDIT_HEAD = b"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _CONNECT_TIMEOUT = 10.0  # seconds to wait for the first connection, at start
 _REQUEST_TIMEOUT = 5.0  # seconds a call waits for a connection before it answers 503
 
@@ -139,10 +145,12 @@ class _Conn:
     """A pooled connection as :class:`~signoff.store._sql.SQLStore` uses it."""
 
     def __init__(self, raw: psycopg.Connection[Any],
-                 entries: list[AuditEntryText] | None = None) -> None:
+                 entries: list[AuditEntryText | LazyEntry] | None = None) -> None:
         self.raw = raw
         self.entries = entries
         """The audit entries an ``alongside`` write chains as it commits (None: at once)."""
+        self.checks: list[Callable[[], None]] = []
+        """What an ``alongside`` write checks once its statements have answered."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any:
         return self.raw.execute(_dialect(sql), list(parameters))
@@ -224,40 +232,60 @@ class PostgresStore(SQLStore):
     def _write(self, *, alongside: bool = False) -> Iterator[_Conn]:
         """A write transaction: it waits for the write lock, so writes from every hub on the
         database run one at a time (the audit chain is one sequence); with ``alongside``, it
-        shares the lock with the other such writes and chains its audit entries as it commits
-        (see the module docstring).
+        shares the lock with the other such writes, sends its statements in pipeline mode and
+        chains its audit entries as it commits (see the module docstring).
         """
         with _unavailable(self.name), self._pool.connection() as raw:
             try:
-                raw.execute(_BEGIN_ALONGSIDE if alongside else _BEGIN_SERIAL)
-                conn = _Conn(raw, [] if alongside else None)
-                yield conn
-                if conn.entries:
+                if not alongside:
+                    raw.execute(_BEGIN_SERIAL)
+                    yield _Conn(raw)
+                    raw.execute(b"COMMIT")
+                    return
+                with raw.pipeline():
+                    raw.execute(b"BEGIN")
+                    raw.execute(_SHARE_WRITE_LOCK)
+                    conn = _Conn(raw, [])
+                    yield conn
                     self._chain_audit(conn)
-                raw.execute(b"COMMIT")
+                    raw.execute(b"COMMIT")
             except BaseException:
                 if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):
                         raw.execute(b"ROLLBACK")
                 raise
 
-    def _add_audit_entry(self, conn: Any, entry: AuditEntryText) -> None:
+    def _add_audit_entry(self, conn: Any, entry: AuditEntryText | LazyEntry) -> None:
         if conn.entries is None:  # a serialized write (or a migration): chained at once
             super()._add_audit_entry(conn, entry)
         else:
             conn.entries.append(entry)
 
+    def _check_later(self, conn: Any, check: Callable[[], None]) -> None:
+        if conn.entries is None:
+            check()
+        else:
+            conn.checks.append(check)
+
     def _chain_audit(self, conn: _Conn) -> None:
-        """Take the audit lock (to the commit), then chain the write's entries after the head."""
-        cursor = conn.raw.execute(_AUDIT_HEAD)
-        cursor.nextset()
-        head = chain_head(cursor.fetchone())
+        """Take the audit lock (to the commit), then chain the write's entries after the head.
+
+        The lock and the head travel with the write's statements not yet answered: one round
+        trip answers them all, then the checks run and the entries are made.
+        """
+        if not conn.entries and not conn.checks:
+            return
+        conn.raw.execute(_TAKE_AUDIT_LOCK)
+        head = chain_head(conn.raw.execute(_AUDIT_HEAD).fetchone())
+        for check in conn.checks:
+            check()
         rows = []
         for entry in conn.entries or ():
-            row = self._audit_row(head, *entry)
+            row = self._audit_row(head, *(entry() if callable(entry) else entry))
             rows.append(row)
             head = (row[0], row[8])
-        conn.raw.execute(_audit_insert(len(rows)), [v for row in rows for v in row])
+        if rows:
+            conn.raw.execute(_audit_insert(len(rows)), [v for row in rows for v in row])
 
     _FOR_UPDATE = " FOR UPDATE"
 

@@ -1,11 +1,14 @@
 """Who is calling: API tokens, browser sessions and one-time login links, for one hub.
 
 A checked token is cached for ``token_cache_seconds``, but only together with the store's
-token generation read on the same request: a revocation anywhere (another replica, or
-``signoff token revoke`` straight on the database) moves the generation, so the very next
-request reads the token again and gets 401. (On SQLite the generation is a counter in a file
-beside the database that every revoking process bumps, read from memory: no query per
-request; see :mod:`signoff.store._signal`.) Expiry is checked on every request against the
+token generation, read for the request after it arrived: a revocation anywhere (another
+replica, or ``signoff token revoke`` straight on the database) moves the generation, so the
+very next request reads the token again and gets 401. Requests that wait at once share the
+read (:class:`FreshReads`): a request that arrives while one is on its way waits for the next,
+which starts when that one ends and serves every request that came meanwhile, so sixteen
+requests at once cost two reads, not sixteen, and none uses a read sent before it came. (On
+SQLite the generation is a counter in a file beside the database that every revoking process
+bumps, read from memory: no query per request; see :mod:`signoff.store._signal`.) Expiry is checked on every request against the
 cached expiry. Sessions and login links are not cached at all: they live in the store, so any
 replica can serve them and a logout ends them everywhere.
 
@@ -19,8 +22,9 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import InvalidInput, Unauthenticated
 from .._rules import Identity
@@ -30,7 +34,7 @@ if TYPE_CHECKING:
     from .service import Hub
     from .settings import Settings
 
-__all__ = ["LINK_PATH", "MAX_TOKEN_DAYS", "Access", "login_link", "parse_expires"]
+__all__ = ["LINK_PATH", "MAX_TOKEN_DAYS", "Access", "FreshReads", "login_link", "parse_expires"]
 
 log = logging.getLogger("signoff.hub")
 _CACHE_MAX = 10_000
@@ -89,6 +93,58 @@ def _wall() -> datetime:
     return datetime.now(timezone.utc)
 
 
+T = TypeVar("T")
+
+
+class FreshReads(Generic[T]):
+    """A read shared by the callers that wait at once, each given a read that started after it
+    asked (see the module docstring); a caller cancelled while it waits leaves the read to the
+    others.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._sent: asyncio.Future[T] | None = None
+        """The read on its way."""
+        self._next: asyncio.Future[T] | None = None
+        """What the callers that came while it was on its way wait for."""
+
+    async def get(self) -> T:
+        """The value, as read after this call began."""
+        if self._sent is None:
+            self._sent = wanted = self._send()
+        else:
+            if self._next is None:
+                self._next = asyncio.get_running_loop().create_future()
+            wanted = self._next
+        return await asyncio.shield(wanted)
+
+    def _send(self) -> asyncio.Future[T]:
+        sent = asyncio.ensure_future(self._read())
+        sent.add_done_callback(self._answered)
+        return sent
+
+    def _answered(self, sent: asyncio.Future[T]) -> None:
+        if not sent.cancelled():
+            sent.exception()  # its callers get it; nobody left waiting is not an error
+        waiting, self._next, self._sent = self._next, None, None
+        if waiting is not None:
+            self._sent = self._send()
+            self._sent.add_done_callback(lambda read: _pass_on(read, waiting))
+
+
+def _pass_on(read: asyncio.Future[T], to: asyncio.Future[T]) -> None:
+    """Give ``to`` what ``read`` ended with."""
+    if read.cancelled():
+        to.cancel()
+        return
+    error = read.exception()
+    if error is not None:
+        to.set_exception(error)
+    else:
+        to.set_result(read.result())
+
+
 class Access:
     """Tokens, sessions and login links as one hub process sees them."""
 
@@ -99,6 +155,7 @@ class Access:
         self._cache: dict[str, tuple[TokenInfo, int, float]] = {}
         self._touched: dict[str, float] = {}
         self._touching: set[asyncio.Future[Any]] = set()
+        self._generation = FreshReads(lambda: hub._run(hub.store.token_generation))
 
     # tokens ------------------------------------------------------------------------------
     async def token(self, secret: str | None) -> TokenInfo:
@@ -111,12 +168,12 @@ class Access:
             raise Unauthenticated("an API token is required (Authorization: Bearer TOKEN)")
         ttl = self.settings.token_cache_seconds
         generation = 0
-        if ttl > 0:  # one small read per request: what makes a revocation count at once
+        if ttl > 0:  # read after the request came: what makes a revocation count at once
             batching = self.hub._batching
             if batching is not None and batching.inline_reads:
                 generation = self.store.token_generation()
             else:
-                generation = await self.hub._run(self.store.token_generation)
+                generation = await self._generation.get()
         now = time.monotonic()
         cached = self._cache.get(secret)
         if cached is not None and cached[1] == generation and cached[2] > now:

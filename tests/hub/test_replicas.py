@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from signoff import Client
+from signoff.store import token_id
 from signoff.testing import HubProcess, free_port, until
 
 from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
@@ -337,3 +338,38 @@ def test_the_live_inbox_on_one_replica_shows_an_event_created_on_another(
             made = Client(a.url, flow).create(name="deploy", prompt="Ship?", assignees=["ivy"])
             assert next(frames) == ("inbox", {"added": [made.id], "removed": [], "pending": 1})
             assert time.monotonic() - began < 5
+
+
+def test_a_token_revoked_on_one_replica_is_refused_at_once_by_another_under_load(
+        pg_url: str, tmp_path: Path) -> None:
+    # sixteen requests at a time share the token generation reads on replica B: still, every
+    # request sent after the revocation's 200 (on replica A) is refused
+    with replicas(pg_url, tmp_path, 2) as (a, b):
+        token = a.token("rory")
+
+        async def scenario() -> tuple[int, float, list[tuple[float, int]]]:
+            seen: list[tuple[float, int]] = []
+            stop = asyncio.Event()
+            async with httpx.AsyncClient(base_url=b.url, headers=b.headers(token),
+                                         timeout=30) as client:
+                async def ask() -> None:
+                    while not stop.is_set():
+                        sent = time.monotonic()
+                        seen.append((sent, (await client.get("/api/v1/me")).status_code))
+
+                askers = [asyncio.create_task(ask()) for _ in range(16)]
+                await asyncio.sleep(1.0)
+                async with httpx.AsyncClient(base_url=a.url, headers=a.headers()) as admin:
+                    gone = await admin.post(f"/api/v1/tokens/{token_id(token)}/revoke")
+                revoked = time.monotonic()
+                await asyncio.sleep(1.0)
+                stop.set()
+                await asyncio.gather(*askers)
+            return gone.status_code, revoked, seen
+
+        status, revoked, seen = asyncio.run(scenario())
+    assert status == 200
+    before = [code for sent, code in seen if sent < revoked]
+    after = [code for sent, code in seen if sent > revoked]
+    assert before.count(200) > 50, before  # the load ran, with the token cached
+    assert after and set(after) == {401}, sorted(set(after))

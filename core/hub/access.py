@@ -5,12 +5,13 @@ token generation, read for the request after it arrived: a revocation anywhere (
 replica, or ``signoff token revoke`` straight on the database) moves the generation, so the
 very next request reads the token again and gets 401. Requests that wait at once share the
 read (:class:`FreshReads`): a request that arrives while one is on its way waits for the next,
-which starts when that one ends and serves every request that came meanwhile, so sixteen
-requests at once cost two reads, not sixteen, and none uses a read sent before it came. (On
-SQLite the generation is a counter in a file beside the database that every revoking process
-bumps, read from memory: no query per request; see :mod:`signoff.store._signal`.) Expiry is checked on every request against the
-cached expiry. Sessions and login links are not cached at all: they live in the store, so any
-replica can serve them and a logout ends them everywhere.
+which starts when that one ends and serves every request that came meanwhile, so none uses a
+read sent before it came (measured with 16 clients: about one read for every three requests).
+(On SQLite the generation is a counter in a file beside the database that every revoking
+process bumps, read from memory: no query per request; see :mod:`signoff.store._signal`.)
+Expiry is checked on every request against the cached expiry. Sessions and login links are
+not cached at all: they live in the store, so any replica can serve them and a logout ends
+them everywhere.
 
 A token's last-used time is written at most once per ``token_touch_seconds`` per token and
 process; the write is queued for the store and never awaited by the request.

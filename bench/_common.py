@@ -35,7 +35,7 @@ import httpx
 
 from signoff.testing import HubProcess
 
-__all__ = ["EVENTS", "NO_LIMITS", "RawAnswer", "RawConnection", "Report", "Summary", "bench_hub",
+__all__ = ["EVENTS", "NO_LIMITS", "LockWaits", "RawAnswer", "RawConnection", "Report", "Summary", "bench_hub",
            "bench_replicas", "cpu_seconds", "cpu_times", "die", "event_body", "fast_loop",
            "hub_env", "parser", "profiled", "raise_nofile", "rss_kib", "summarize",
            "wait_parked"]
@@ -222,6 +222,72 @@ def bench_replicas(args: argparse.Namespace,
         if len(hubs) > 1:
             print(f"   replicas: {len(hubs)} hubs on the one database")
         yield hubs
+
+
+class LockWaits:
+    """While inside: how many of the hubs' PostgreSQL sessions wait for, or hold, each of the
+    store's advisory locks (the audit lock, the write lock), and how often the audit lock's
+    holder was waiting for its hub to send the next statement (``ClientRead``), sampled from
+    ``pg_locks`` and ``pg_stat_activity`` every 5 ms on a connection of its own. Does nothing
+    without a ``url`` (SQLite).
+    """
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.samples = 0
+        self.mean: dict[tuple[str, bool], float] = {}
+        self.audit_client = 0
+        """Samples where the audit lock's holder waited for its hub (``ClientRead``)."""
+
+    def __enter__(self) -> LockWaits:
+        if self.url is not None:
+            import threading
+
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, name="lock-waits", daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        import psycopg
+
+        from signoff.store.postgres import _AUDIT_LOCK, _WRITE_LOCK
+
+        names = {_AUDIT_LOCK: "audit", _WRITE_LOCK: "write"}
+        totals: dict[tuple[str, bool], int] = {}
+        assert self.url is not None
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.005):
+                rows = conn.execute(
+                    "SELECT l.objid, l.granted, count(*), count(*) FILTER (WHERE"
+                    " a.wait_event = 'ClientRead') FROM pg_locks l JOIN pg_stat_activity a"
+                    " ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.classid = 0"
+                    " GROUP BY 1, 2")
+                for objid, granted, count, reading in rows:
+                    if objid in names:
+                        key = (names[objid], granted)
+                        totals[key] = totals.get(key, 0) + count
+                        if granted and names[objid] == "audit":
+                            self.audit_client += reading
+                self.samples += 1
+        self.mean = {k: v / max(self.samples, 1) for k, v in totals.items()}
+
+    def __exit__(self, *exc: object) -> None:
+        if self.url is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+
+    def line(self) -> str | None:
+        """The means as one line (None on SQLite)."""
+        if self.url is None:
+            return None
+        def of(lock: str, granted: bool) -> float:
+            return self.mean.get((lock, granted), 0.0)
+        return (f"PostgreSQL sessions, mean of {self.samples} samples: audit lock "
+                f"{of('audit', False):.2f} waiting / {of('audit', True):.2f} holding; "
+                f"write lock {of('write', False):.2f} waiting / {of('write', True):.2f} "
+                f"holding (shared holders count each); the audit lock's holder waited for "
+                f"its hub in {self.audit_client / max(self.samples, 1):.0%} of the samples")
 
 
 @contextlib.contextmanager

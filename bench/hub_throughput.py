@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from _common import (
     EVENTS,
+    LockWaits,
     RawConnection,
     Report,
     bench_replicas,
@@ -268,7 +269,8 @@ def main() -> int:
         print(f"   created {len(ids)} events in {made:.2f} s: {create_rate:.0f} creations/s")
         print(f"   per request (send -> 201): {summarize(made_latencies).line()}")
         create_ms = made_cpu.lines(made, len(ids), "creation")
-        with profiled(pid, _profile_path(args.profile, "decide")), Phase(pids) as cpu:
+        with profiled(pid, _profile_path(args.profile, "decide")), Phase(pids) as cpu, \
+                LockWaits(args.db) as locks:
             elapsed, latencies = asyncio.run(answer_all(urls, reviewer, ids, args.clients,
                                                         args.budget, args.client))
         batch_rate = batch_ms = None
@@ -281,6 +283,8 @@ def main() -> int:
     print(f"   decided {len(ids)} events in {elapsed:.2f} s: {rate:.0f} decisions/s")
     print(f"   per request (send -> 200): {s.line()}")
     decide_ms = cpu.lines(elapsed, len(ids), "decision")
+    if locks.line() is not None:
+        print(f"   {locks.line()}")
     if args.batch:
         batch_rate = batch_n / batched
         print(f"   batch: created {batch_n} events in {batched:.2f} s, {args.batch} per request: "

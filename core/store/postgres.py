@@ -27,8 +27,8 @@ this module holds what PostgreSQL does its own way:
   the write lock *shared*, so they run alongside one another but never alongside a serialized
   write, and they keep their audit entries until the end: as it commits, the write takes a
   third lock, the audit lock, reads the chain's head, and inserts its entries in one
-  statement. The audit lock is held for three round trips (lock and head, insert, commit)
-  instead of the whole write, and commits stay in audit order (a write takes the audit lock
+  statement. The audit lock is held from the head to the commit (see "Round trips") instead
+  of the whole write, and commits stay in audit order (a write takes the audit lock
   after every row lock it needs, and keeps it to its commit). Nothing waits for a row lock
   while holding a lock another write waits for, so these locks cannot deadlock: a serialized
   write starts only when no shared holder is left, and after the audit lock a write only

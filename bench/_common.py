@@ -47,6 +47,17 @@ NO_LIMITS = {"SIGNOFF_CREATE_RATE": "0", "SIGNOFF_ANSWER_RATE": "0",
 """The hub settings that lift every per-token limit (0 = unlimited)."""
 
 
+def _database_url(value: str) -> str:
+    """``--db``: a URL without its password (the hubs are started with it on their command
+    line, which ``signoff serve`` refuses)."""
+    from signoff.store import has_password, shown
+
+    if has_password(value):
+        raise argparse.ArgumentTypeError(f"give the password in PGPASSWORD or PGPASSFILE, not "
+                                         f"in the URL: {shown(value)}")
+    return value
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every hub benchmark shares."""
     cli = argparse.ArgumentParser(description=description)
@@ -54,7 +65,7 @@ def parser(description: str) -> argparse.ArgumentParser:
                      help="also write the figures to bench/results/<name>.json")
     cli.add_argument("--dir", default=None,
                      help="directory for the hub's database (default: a fresh temp dir)")
-    cli.add_argument("--db", default=None, metavar="URL",
+    cli.add_argument("--db", default=None, metavar="URL", type=_database_url,
                      help="run the hub on this (empty) PostgreSQL database, "
                           "postgresql://user@host:port/name, instead of a temporary SQLite file "
                           "(password in PGPASSWORD or PGPASSFILE)")

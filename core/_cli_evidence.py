@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ._cli_db import db_option
 from ._client import Client
 from ._errors import SignoffError
 from ._evidence import Keyring, verify_record
@@ -36,7 +37,7 @@ def _root(ctx: click.Context) -> dict[str, Any]:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--db", "database", default=None, help=_DB_HELP)
+@db_option(_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 @click.pass_context
 def keys(ctx: click.Context, database: str | None, config: str | None) -> None:
@@ -56,7 +57,7 @@ def keys(ctx: click.Context, database: str | None, config: str | None) -> None:
 
 
 @keys.command("rotate")
-@click.option("--db", "database", default=None, help="The hub's database (its keyring beside).")
+@db_option("The hub's database (its keyring beside).")
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 def keys_rotate(database: str | None, config: str | None) -> None:
     """Retire the signing key (kept, public only: old decisions still verify) and add a new

@@ -15,6 +15,7 @@ import click
 import httpx
 from pydantic import ValidationError
 
+from ._cli_db import db_option
 from ._cli_delegate import delegate
 from ._cli_export import export
 from ._cli_replay import replay_command
@@ -105,7 +106,7 @@ def main(ctx: click.Context, url: str | None, token: str | None) -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to bind (default 8765).")
-@click.option("--db", "database", default=None, help=_DB_HELP)
+@db_option(_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def serve(host: str | None, port: int | None, database: str | None, config: str | None) -> None:
@@ -119,7 +120,7 @@ def serve(host: str | None, port: int | None, database: str | None, config: str 
 
 
 @main.command()
-@click.option("--db", "database", default=None, help="SQLite file (default ./signoff.db).")
+@db_option("SQLite file (default ./signoff.db).")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def migrate(database: str | None, config: str | None) -> None:
@@ -166,7 +167,7 @@ def _token_store(database: str | None, config: str | None) -> tuple[Settings, St
     return settings, store
 
 
-_DB = click.option("--db", "database", default=None, help=_DB_HELP)
+_DB = db_option(_DB_HELP)
 _CONFIG = click.option("--config", type=click.Path(dir_okay=False), default=None,
                        envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 
@@ -376,7 +377,7 @@ def _audited_store(database: str | None, config: str | None) -> tuple[Store, str
 
 
 @audit.command("verify")
-@click.option("--db", "database", default=None, help=_DB_HELP)
+@db_option(_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 @click.option("--anchor", default=None, metavar="LINE",
               help="An anchor `signoff audit anchor` printed earlier: also check that no "
@@ -415,7 +416,7 @@ def audit_verify(database: str | None, config: str | None, anchor: str | None) -
 
 
 @audit.command("anchor")
-@click.option("--db", "database", default=None, help=_DB_HELP)
+@db_option(_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None, envvar="SIGNOFF_CONFIG")
 def audit_anchor(database: str | None, config: str | None) -> None:
     """Print the audit log's head (entry number and keyed hash) as one line. Keep it where the
@@ -458,7 +459,7 @@ def _delivery_line(d: dict[str, Any]) -> str:
 @click.option("--state", type=click.Choice(["pending", "delivered", "failed"]), default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON delivery per line.")
-@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@db_option("Work on this SQLite file directly.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.pass_context
 def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: bool,
@@ -489,7 +490,7 @@ def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: 
 
 @deliveries.command("retry")
 @click.argument("delivery_id")
-@click.option("--db", "database", default=None, help="Work on this SQLite file directly.")
+@db_option("Work on this SQLite file directly.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.pass_context
 def deliveries_retry(ctx: click.Context, delivery_id: str, database: str | None,

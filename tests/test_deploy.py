@@ -20,6 +20,7 @@ import kubernetes_validate
 import pytest
 import tomllib
 
+from signoff._errors import SignoffError
 from signoff.hub import load_settings
 from signoff.hub.settings import Settings
 from signoff.testing import HubProcess
@@ -229,6 +230,68 @@ def test_migrate_on_a_database_it_cannot_open_is_a_one_line_error(tmp_path: Path
     assert failed.returncode == 1
     assert failed.stderr.startswith("error: database: the folder")
     assert not (tmp_path / "missing").exists()
+
+
+_WITH_PASSWORDS = ["postgresql://signoff:s3cret@db.example:5432/signoff",
+                   "postgres://signoff:s3cret@db.example/signoff",
+                   "postgresql://signoff@db.example/signoff?sslmode=require&password=s3cret",
+                   "postgresql://signoff@db.example/signoff?PASSWORD=s3cret"]
+
+
+@pytest.mark.parametrize("command", [["serve"], ["migrate"], ["token", "list"],
+                                     ["audit", "verify"], ["keys"]])
+@pytest.mark.parametrize("url", _WITH_PASSWORDS)
+def test_a_database_password_on_the_command_line_is_refused(command: list[str],
+                                                            url: str) -> None:
+    """A command line is visible to every user of the machine: --db refuses a URL that
+    carries its password, names the option and shows the URL with the password masked."""
+    refused = subprocess.run(
+        [sys.executable, "-c", "from signoff.cli import run; run()", *command, "--db", url],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")})
+    assert refused.returncode == 2, refused.stderr
+    assert "'--db'" in refused.stderr and "without its password" in refused.stderr
+    assert "PGPASSWORD" in refused.stderr and "SIGNOFF_DB" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout
+    assert "***" in refused.stderr
+
+
+def test_a_database_url_without_a_password_is_taken_as_given() -> None:
+    from signoff.store import has_password, shown
+
+    plain = "postgresql://signoff@db.example:5432/signoff?sslmode=require"
+    assert not has_password(plain) and shown(plain) == plain
+    assert not has_password("/var/lib/signoff/signoff.db")
+    assert [shown(url).count("***") for url in _WITH_PASSWORDS] == [1, 1, 1, 1]
+
+
+def test_signoff_db_names_the_database_below_arguments_above_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("SIGNOFF_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "hub.toml"
+    config.write_text('database = "/from/the/file.db"\n')
+    assert load_settings(config).database == "/from/the/file.db"
+    monkeypatch.setenv("SIGNOFF_DB", "postgresql://signoff@db.example/signoff")
+    assert load_settings(config).database == "postgresql://signoff@db.example/signoff"
+    assert load_settings(config, database="/from/argv.db").database == "/from/argv.db"
+    monkeypatch.setenv("SIGNOFF_DATABASE", "postgresql://signoff@db.example/signoff")
+    assert load_settings(config).database == "postgresql://signoff@db.example/signoff"
+    monkeypatch.setenv("SIGNOFF_DATABASE", "/another.db")
+    with pytest.raises(SignoffError, match="SIGNOFF_DB and SIGNOFF_DATABASE"):
+        load_settings(config)
+
+
+def test_migrate_opens_the_database_signoff_db_names(tmp_path: Path) -> None:
+    database = tmp_path / "named-by-env.db"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    made = subprocess.run(
+        [sys.executable, "-c", "from signoff.cli import run; run()", "migrate"], cwd=elsewhere,
+        capture_output=True, text=True, timeout=60, env={**env, "SIGNOFF_DB": str(database)})
+    assert made.returncode == 0, made.stderr
+    assert database.is_file() and list(elsewhere.iterdir()) == []  # not ./signoff.db
 
 
 def test_the_kustomizations_are_all_tested() -> None:

@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -42,7 +43,7 @@ from pydantic_settings import (
 
 from .._channels import channel_kind, check_claim
 from .._egress import EgressGuard
-from .._errors import HubError
+from .._errors import HubError, SignoffError
 from .._policy import CHANNEL_NAME, Impact, PolicyFileRule, RelayPolicy
 from .bridges.airflow_config import DEPLOYMENT_NAME, AirflowDeployment
 from .identity_settings import OidcSettings, TrustedProxySettings, WorkloadIssuer
@@ -102,9 +103,10 @@ class Settings(BaseSettings):
     """Port to bind (0 picks a free one)."""
 
     database: str = "signoff.db"
-    """The store: a SQLite path or ``sqlite:///path``, or a PostgreSQL URL
-    ``postgresql://user@host:port/database`` (the ``postgres`` extra; give its password through
-    ``PGPASSWORD`` or a ``PGPASSFILE``, not in the URL, and the audit key with ``audit_key`` or
+    """The store (``SIGNOFF_DATABASE`` or ``SIGNOFF_DB``): a SQLite path or ``sqlite:///path``,
+    or a PostgreSQL URL ``postgresql://user@host:port/database`` (the ``postgres`` extra; its
+    password in ``PGPASSWORD`` or a ``PGPASSFILE``, or the whole URL in the environment or this
+    file, never on a command line: ``--db`` refuses one; the audit key with ``audit_key`` or
     ``audit_key_file``)."""
 
     public_url: str | None = None
@@ -272,8 +274,17 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Arguments, then environment, then the TOML file."""
+        """Arguments, then environment (``SIGNOFF_DB`` too, the short name of
+        ``SIGNOFF_DATABASE``), then the TOML file.
+        """
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        short = os.environ.get("SIGNOFF_DB")
+        if short:
+            long = os.environ.get("SIGNOFF_DATABASE")
+            if long and long != short:
+                raise SignoffError("settings: database: SIGNOFF_DB and SIGNOFF_DATABASE name "
+                                   "two different databases; set one of them")
+            sources.append(InitSettingsSource(settings_cls, init_kwargs={"database": short}))
         path = _config_file.get() or os.environ.get("SIGNOFF_CONFIG")
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))

@@ -37,13 +37,23 @@ from .sqlite import SQLiteStore
 
 __all__ = ["Assignment", "AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
            "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
-           "SessionInfo", "Store", "StoreError", "TakenTier", "TokenInfo", "check_database", "is_postgres",
+           "SessionInfo", "Store", "StoreError", "TakenTier", "TokenInfo", "check_database", "has_password", "is_postgres",
            "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
 
 
 def shown(url: str) -> str:
-    """A database URL without its password, for messages and logs."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """A database URL without its password (in its user part or a ``password=`` parameter),
+    for messages and logs.
+    """
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def has_password(url: str) -> bool:
+    """Whether a database URL carries a password (in its user part or a ``password=``
+    parameter).
+    """
+    return shown(url) != url
 
 
 def is_postgres(url: str) -> bool:

@@ -95,8 +95,8 @@ def _one_transaction(store: Any) -> Iterator[None]:
             conn = _Conn(raw)
 
             @contextlib.contextmanager
-            def joined_pg() -> Iterator[Any]:
-                yield conn
+            def joined_pg(*, alongside: bool = False) -> Iterator[Any]:
+                yield conn  # alongside or not: one transaction, its entries chained at once
 
             store._write = joined_pg
             try:
@@ -107,7 +107,7 @@ def _one_transaction(store: Any) -> Iterator[None]:
     writer, lock = store._writer, store._lock
 
     @contextlib.contextmanager
-    def joined() -> Iterator[Any]:
+    def joined(*, alongside: bool = False) -> Iterator[Any]:
         yield writer
 
     with lock:

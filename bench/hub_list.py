@@ -290,7 +290,9 @@ async def measure(url: str, admin: str, reviewer: str, requests: int, warmup: in
                 answer = await page(cursor)()
                 cursor = answer.json()["next_cursor"]
                 if cursor is None:
-                    raise RuntimeError(f"{who}: no page {number + 1}")
+                    raise SystemExit(f"hub_list: the {who} sees only {number} page(s) of 50 "
+                                     "pending events; pages 2 and 10 need more: raise --events "
+                                     "(the reviewer sees about 40% of them)")
                 cursors[number + 1] = cursor
             for number in (2, 10):
                 results[f"api {who} page {number}"] = await _time(

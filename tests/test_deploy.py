@@ -282,6 +282,46 @@ def test_signoff_db_names_the_database_below_arguments_above_the_file(
         load_settings(config)
 
 
+def test_signoff_database_file_names_the_database_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("SIGNOFF_")]:
+        monkeypatch.delenv(name)
+    url = "postgresql://signoff:s3cret@db.example:5432/signoff"
+    secret = tmp_path / "database-url"
+    secret.write_text(url + "\n")
+    monkeypatch.setenv("SIGNOFF_DATABASE_FILE", str(secret))
+    assert load_settings().database == url
+    with pytest.raises(SignoffError, match="database_file: expected it alone"):
+        load_settings(database="/from/argv.db")
+    monkeypatch.setenv("SIGNOFF_DB", "/from/env.db")
+    with pytest.raises(SignoffError, match="database_file: expected it alone"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (None, "no such file"), ("", "empty"), ("  \n", "empty"),
+    ("postgresql://signoff:s3cret@a/b\npostgresql://signoff:s3cret@c/d", "several lines"),
+    ("postgresql://signoff:s3cret@a/b" + "x" * 5000, "bytes"),
+    (b"postgresql://signoff:s3cret@a/\xff", "UnicodeDecodeError")])
+def test_a_database_file_that_cannot_be_the_url_is_an_error_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes | None,
+        why: str) -> None:
+    for name in [k for k in os.environ if k.startswith("SIGNOFF_")]:
+        monkeypatch.delenv(name)
+    secret = tmp_path / "database-url"
+    if isinstance(content, bytes):
+        secret.write_bytes(content)
+    elif content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("SIGNOFF_DATABASE_FILE", str(secret))
+    with pytest.raises(SignoffError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith("settings: database_file: expected")
+    assert str(secret) in message and why in message
+    assert "s3cret" not in message  # the file's text is never shown
+
+
 def test_migrate_opens_the_database_signoff_db_names(tmp_path: Path) -> None:
     database = tmp_path / "named-by-env.db"
     elsewhere = tmp_path / "cwd"

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     file, never on a command line: ``--db`` refuses one; the audit key with ``audit_key`` or
     ``audit_key_file``)."""
 
+    database_file: Path | None = None
+    """A file holding the database URL, password and all (``SIGNOFF_DATABASE_FILE``, e.g. a
+    mounted Kubernetes or Docker secret), instead of ``database``: its text, stripped, one line
+    of at most 4 KiB. Given with ``database`` (or ``--db``, ``SIGNOFF_DB``), it is an error."""
+
     public_url: str | None = None
     """The URL reviewers reach the hub at, for links; default ``http://HOST:PORT``."""
 
@@ -496,6 +501,18 @@ class Settings(BaseSettings):
         return channels
 
     @model_validator(mode="after")
+    def _database_from_file(self) -> Settings:
+        if self.database_file is None:
+            return self
+        if "database" in self.model_fields_set:
+            raise SignoffError("settings: database_file: expected it alone, but the database is "
+                               "also given (database, --db, SIGNOFF_DATABASE or SIGNOFF_DB); "
+                               "set one of them")
+        # the model is frozen: the URL read from the file replaces the default once, here
+        object.__setattr__(self, "database", _read_database_file(self.database_file))
+        return self
+
+    @model_validator(mode="after")
     def _policy_file_channels_exist(self) -> Settings:
         for index, rule in enumerate(self.policies):
             for name in rule.notify:
@@ -509,6 +526,33 @@ class Settings(BaseSettings):
         return EgressGuard(self.egress_allow, self.egress_allow_private)
 
 
+
+
+_DATABASE_FILE_MAX = 4096
+
+
+def _read_database_file(path: Path) -> str:
+    """The database URL a file holds (never echoed: it may carry the password)."""
+    field = "settings: database_file"
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SignoffError(f"{field}: expected a file holding the database URL, got {path} "
+                               "(not a regular file)")
+        if size > _DATABASE_FILE_MAX:
+            raise SignoffError(f"{field}: expected a database URL of at most "
+                               f"{_DATABASE_FILE_MAX} bytes, got {path} of {size} bytes")
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise SignoffError(f"{field}: expected a file holding the database URL, got {path} "
+                           "(no such file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SignoffError(f"{field}: expected a readable UTF-8 file holding the database URL, "
+                           f"got {path} ({type(exc).__name__})") from None
+    if not text or any(c in text for c in "\r\n\0"):
+        raise SignoffError(f"{field}: expected one line holding the database URL, got {path} "
+                           f"({'empty' if not text else 'several lines or a NUL'})")
+    return text
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -201,7 +201,8 @@ class PostgresStore(SQLStore):
             self._pool.close()
             raise StoreError(f"database: cannot connect to {self.name} within "
                              f"{connect_timeout:g} s (is the server up, and the password in "
-                             "PGPASSWORD or PGPASSFILE?)") from exc
+                             "PGPASSWORD, a PGPASSFILE, or the URL in SIGNOFF_DATABASE_FILE?)"
+                             ) from exc
 
     # other hubs on the database --------------------------------------------------------
     def _announce(self, conn: Any, event_id: str, decision: Decision | None = None) -> None:

@@ -41,6 +41,35 @@ def test_the_password_never_reaches_the_command_line(pg_hub: HubProcess) -> None
     assert pg_hub.env["PGPASSWORD"] not in cmdline
 
 
+def test_the_whole_url_may_come_from_a_file(postgres: PostgresServer, pg_url: str,
+                                           tmp_path: Path) -> None:
+    """SIGNOFF_DATABASE_FILE: the URL with its password in a file (a mounted secret); with no
+    PGPASSWORD and no password file, the hub's commands reach the database by it alone."""
+    import os
+    import subprocess
+    import sys
+
+    user, rest = pg_url.split("://", 1)[1].split("@", 1)
+    secret = tmp_path / "database-url"
+    secret.write_text(f"postgresql://{user}:{postgres.password}@{rest}\n")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SIGNOFF_", "PG"))}
+    env.update(SIGNOFF_AUDIT_KEY=PG_AUDIT_KEY, SIGNOFF_SIGNING_KEYS=PG_SIGNING_KEYS,
+               PGPASSFILE=str(tmp_path / "no-pgpass"), PGCONNECT_TIMEOUT="5")
+
+    def migrate(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from signoff.cli import run; run()",
+                               "migrate"], capture_output=True, text=True, timeout=120,
+                              env={**env, **extra})
+
+    done = migrate(SIGNOFF_DATABASE_FILE=str(secret))
+    assert done.returncode == 0, done.stderr
+    assert "migrated" in done.stdout
+    assert postgres.password not in done.stdout + done.stderr
+    without = migrate(SIGNOFF_DB=pg_url)  # the same URL without its password: refused
+    assert without.returncode == 1 and "cannot connect" in without.stderr
+
+
 def test_create_answer_wake_and_restart(pg_hub: HubProcess) -> None:
     flow = pg_hub.token("flow", role="workflow")
     rita = pg_hub.token("rita", role="reviewer")

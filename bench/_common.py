@@ -292,6 +292,9 @@ class LockWaits:
         """The means as one line (None on SQLite)."""
         if self.url is None:
             return None
+        if not self.samples:
+            return "PostgreSQL sessions: no lock sample taken (the sampler could not connect)"
+
         def of(lock: str, granted: bool) -> float:
             return self.mean.get((lock, granted), 0.0)
         return (f"PostgreSQL sessions, mean of {self.samples} samples: audit lock "

@@ -500,17 +500,20 @@ class Settings(BaseSettings):
                                  "digits, _ . - ; 1-64, starting with a letter or digit)")
         return channels
 
-    @model_validator(mode="after")
-    def _database_from_file(self) -> Settings:
-        if self.database_file is None:
-            return self
-        if "database" in self.model_fields_set:
+    @model_validator(mode="before")
+    @classmethod
+    def _database_from_file(cls, data: Any) -> Any:
+        """``database_file``: the URL it holds becomes ``database`` before the fields are
+        checked (a value of the wrong type is left for the field's own check).
+        """
+        named = data.get("database_file") if isinstance(data, dict) else None
+        if not isinstance(named, (str, Path)):
+            return data
+        if "database" in data:
             raise SignoffError("settings: database_file: expected it alone, but the database is "
                                "also given (database, --db, SIGNOFF_DATABASE or SIGNOFF_DB); "
                                "set one of them")
-        # the model is frozen: the URL read from the file replaces the default once, here
-        object.__setattr__(self, "database", _read_database_file(self.database_file))
-        return self
+        return {**data, "database": _read_database_file(Path(named))}
 
     @model_validator(mode="after")
     def _policy_file_channels_exist(self) -> Settings:
@@ -533,25 +536,26 @@ _DATABASE_FILE_MAX = 4096
 
 def _read_database_file(path: Path) -> str:
     """The database URL a file holds (never echoed: it may carry the password)."""
-    field = "settings: database_file"
+    def refused(expected: str, why: str) -> SignoffError:
+        return SignoffError(f"settings: database_file: expected {expected}, got {path} ({why})")
+
+    if not path.is_file():  # nor a FIFO or a device, which a read could block on or not end
+        raise refused("a file holding the database URL",
+                      "not a regular file" if path.exists() else "no such file")
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise SignoffError(f"{field}: expected a file holding the database URL, got {path} "
-                               "(not a regular file)")
-        if size > _DATABASE_FILE_MAX:
-            raise SignoffError(f"{field}: expected a database URL of at most "
-                               f"{_DATABASE_FILE_MAX} bytes, got {path} of {size} bytes")
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise SignoffError(f"{field}: expected a file holding the database URL, got {path} "
-                           "(no such file)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SignoffError(f"{field}: expected a readable UTF-8 file holding the database URL, "
-                           f"got {path} ({type(exc).__name__})") from None
+        with path.open("rb") as handle:
+            raw = handle.read(_DATABASE_FILE_MAX + 1)  # bounded, whatever the file claims
+    except OSError as exc:
+        raise refused("a readable file holding the database URL", type(exc).__name__) from None
+    if len(raw) > _DATABASE_FILE_MAX:
+        raise refused(f"a database URL of at most {_DATABASE_FILE_MAX} bytes", "longer")
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise refused("a UTF-8 file holding the database URL", "not UTF-8") from None
     if not text or any(c in text for c in "\r\n\0"):
-        raise SignoffError(f"{field}: expected one line holding the database URL, got {path} "
-                           f"({'empty' if not text else 'several lines or a NUL'})")
+        raise refused("one line holding the database URL",
+                      "empty" if not text else "several lines or a NUL")
     return text
 
 

@@ -55,7 +55,7 @@ def test_the_whole_url_may_come_from_a_file(postgres: PostgresServer, pg_url: st
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SIGNOFF_", "PG"))}
     env.update(SIGNOFF_AUDIT_KEY=PG_AUDIT_KEY, SIGNOFF_SIGNING_KEYS=PG_SIGNING_KEYS,
-               PGPASSFILE=str(tmp_path / "no-pgpass"), PGCONNECT_TIMEOUT="5")
+               PGPASSFILE=str(tmp_path / "no-pgpass"))
 
     def migrate(**extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-c", "from signoff.cli import run; run()",

@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # The hub's image: `signoff serve` with the [hub,postgres] extras, as a non-root user.
 #   docker build -t signoff:0.1.0 .
-#   docker run -p 8765:8765 -e SIGNOFF_DATABASE=postgresql://... -e SIGNOFF_AUDIT_KEY=... signoff:0.1.0
-# No secret is baked in: the database URL and the audit key come from the environment
-# (Kubernetes Secrets, see deploy/kustomize and docs/deploy.md).
+#   docker run -p 8765:8765 -e SIGNOFF_DATABASE=postgresql://... -e SIGNOFF_AUDIT_KEY=...
+#     -e SIGNOFF_SIGNING_KEYS="$(signoff keys new)" signoff:0.1.0   (one command, two lines)
+# No secret is baked in: the database URL, the audit key and the signing keys come from the
+# environment or mounted files (Kubernetes Secrets, see deploy/kustomize and docs/deploy.md).
 
 FROM python:3.12-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -120,7 +120,7 @@ def serve(host: str | None, port: int | None, database: str | None, config: str 
 
 
 @main.command()
-@db_option("SQLite file (default ./signoff.db).")
+@db_option(_DB_HELP)
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               envvar="SIGNOFF_CONFIG", help="A TOML settings file.")
 def migrate(database: str | None, config: str | None) -> None:
@@ -459,7 +459,7 @@ def _delivery_line(d: dict[str, Any]) -> str:
 @click.option("--state", type=click.Choice(["pending", "delivered", "failed"]), default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON delivery per line.")
-@db_option("Work on this SQLite file directly.")
+@db_option("Work on this database directly: a SQLite file or a postgresql:// URL.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.pass_context
 def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: bool,
@@ -490,7 +490,7 @@ def deliveries_list(ctx: click.Context, state: str | None, limit: int, as_json: 
 
 @deliveries.command("retry")
 @click.argument("delivery_id")
-@db_option("Work on this SQLite file directly.")
+@db_option("Work on this database directly: a SQLite file or a postgresql:// URL.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None)
 @click.pass_context
 def deliveries_retry(ctx: click.Context, delivery_id: str, database: str | None,

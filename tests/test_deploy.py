@@ -235,7 +235,9 @@ def test_migrate_on_a_database_it_cannot_open_is_a_one_line_error(tmp_path: Path
 _WITH_PASSWORDS = ["postgresql://signoff:s3cret@db.example:5432/signoff",
                    "postgres://signoff:s3cret@db.example/signoff",
                    "postgresql://signoff@db.example/signoff?sslmode=require&password=s3cret",
-                   "postgresql://signoff@db.example/signoff?PASSWORD=s3cret"]
+                   "postgresql://signoff@db.example/signoff?PASSWORD=s3cret",
+                   # libpq decodes a parameter's name: this is password= too
+                   "postgresql://signoff@db.example/signoff?pass%77ord=s3cret&sslmode=require"]
 
 
 @pytest.mark.parametrize("command", [["serve"], ["migrate"], ["token", "list"],
@@ -265,7 +267,24 @@ def test_a_database_url_without_a_password_is_taken_as_given() -> None:
     plain = "postgresql://signoff@db.example:5432/signoff?sslmode=require"
     assert not has_password(plain) and shown(plain) == plain
     assert not has_password("/var/lib/signoff/signoff.db")
-    assert [shown(url).count("***") for url in _WITH_PASSWORDS] == [1, 1, 1, 1]
+    assert [shown(url).count("***") for url in _WITH_PASSWORDS] == [1] * len(_WITH_PASSWORDS)
+    assert shown(_WITH_PASSWORDS[-1]).endswith("?pass%77ord=***&sslmode=require")
+
+
+def test_the_database_url_loses_the_newline_its_variable_carries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("SIGNOFF_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SIGNOFF_DATABASE", "postgresql://signoff@db.example/signoff\n")
+    assert load_settings().database == "postgresql://signoff@db.example/signoff"
+
+
+def test_a_complex_setting_that_is_not_json_is_a_one_line_error(tmp_path: Path) -> None:
+    failed = _migrate(tmp_path / "hub.db", SIGNOFF_RESUMERS="{")
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("error: settings:"), failed.stderr
+    assert '"resumers"' in failed.stderr and "expected JSON" in failed.stderr
+    assert "Traceback" not in failed.stderr and len(failed.stderr.splitlines()) == 1
 
 
 def test_signoff_db_names_the_database_below_arguments_above_the_file(

@@ -170,6 +170,12 @@ def configure(settings: Settings) -> Callable[[], None]:
     root.handlers[:] = [_Handoff(lines, writer.urgent)]
     root.setLevel(logging.INFO)
     root.propagate = False
+    # the database driver's warnings (psycopg_pool: "error connecting ...") in the same
+    # format, one record a line, instead of Python's bare last-resort lines on stderr
+    driver = logging.getLogger("psycopg")
+    driver.handlers[:] = [_Handoff(lines, writer.urgent)]
+    driver.setLevel(logging.WARNING)
+    driver.propagate = False
     quiet = logging.WARNING if settings.log_format == "off" else logging.NOTSET
     requests_log.setLevel(quiet)
     events_log.setLevel(quiet)

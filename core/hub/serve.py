@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from .._rules import Identity
-from ..store import AuditKeyError, shown, token_id
+from ..store import AuditKeyError, has_password, shown, token_id
 from .access import login_link
 from .app import create_app
 from .audit_key import open_hub_store
@@ -70,6 +70,16 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
 
 
+def _database_argument(database: str, database_file: object) -> str:
+    """How a command run later names this hub's database: ``--db`` when the URL may be shown
+    and typed (``--db`` refuses a password, and conflicts with a ``database_file``), else the
+    hub's own settings.
+    """
+    if database_file is not None or has_password(database):
+        return " (run where this hub's database settings are: SIGNOFF_DB or SIGNOFF_DATABASE_FILE)"
+    return f" --db {database}"
+
+
 def main(config: str | None = None, **overrides: Any) -> None:
     """Run the hub until interrupted."""
     _log_to_stderr()
@@ -111,7 +121,8 @@ def main(config: str | None = None, **overrides: Any) -> None:
               f" admin; it works once, within {minutes:g} min):", flush=True)
         print(f"    {login_link(settings, store, token_id(token))}", flush=True)
         print(f"signoff: a fresh link later: signoff token create --user admin --role admin"
-              f" --login-link --db {shown(settings.database)}", file=sys.stderr, flush=True)
+              f" --login-link{_database_argument(settings.database, settings.database_file)}",
+              file=sys.stderr, flush=True)
     print(f"signoff: serving on {settings.base_url} (database {shown(settings.database)})",
           file=sys.stderr, flush=True)
     _raise_open_files()

@@ -39,6 +39,7 @@ from .._errors import (
     InvalidInput,
     KeyReused,
     NotFound,
+    StoreUnavailable,
     TargetTaken,
 )
 from .._evidence import digest_parts, parts_digest
@@ -220,8 +221,26 @@ class Hub:
                 await resumer.aclose()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store call in a worker thread (scans, and everything a plain store does)."""
-        return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+        """A store call in a worker thread (scans, and everything a plain store does).
+
+        A store on a database server bounds how long a request waits for it
+        (``database_timeout``): a server that stops answering without closing its connections (a
+        hung host, a frozen process) answers 503 after that long instead of never. The thread
+        is left to finish on its own, and its outcome is unknown to the caller (the error says
+        so: a retry with the same idempotency key, or of the same answer, is safe).
+        """
+        bound = self.settings.database_timeout if getattr(self.store, "remote", False) else None
+        if bound is None:
+            return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+        try:
+            with anyio.fail_after(bound):
+                return await to_thread.run_sync(lambda: fn(*args, **kwargs),
+                                                abandon_on_cancel=True)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the database did not answer within {bound:g} s; what this request asked may "
+                "or may not be done (retrying it is safe: an event with its idempotency key, "
+                "an answer to the same event)") from None
 
     def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Start a store write: queued for a group commit when the store batches, else a
@@ -882,8 +901,11 @@ class Hub:
         return await self._decide(event, decision, None)
 
     async def check_store(self) -> None:
-        """Ask the store a cheap question: raises if it cannot answer (`/readyz`)."""
-        await self._run(self.store.next_deadline)
+        """Ask the store a cheap question: raises if it cannot answer (`/readyz`), or, on a
+        database server, if it would refuse a write (a failover that landed on a standby).
+        """
+        writable = getattr(self.store, "check_writable", None)
+        await self._run(writable if writable is not None else self.store.next_deadline)
 
     async def ask_decider(self, name: str, event: Event) -> Verdict:
         """The verdict of decider ``name`` on ``event``: loaded once (in a worker thread), at

@@ -38,6 +38,7 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -330,6 +331,11 @@ class Settings(BaseSettings):
     """Seconds ``/readyz`` waits for the store's answer to a trivial query before it says 503
     (keep it under the readiness probe's own ``timeoutSeconds``)."""
 
+    database_timeout: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds a request waits for a PostgreSQL database before it answers 503 with
+    ``Retry-After``: a server that stops answering without closing its connections (a hung
+    host, a frozen process) must not hold a request, nor a replica's shutdown, for ever."""
+
     ready_retry_after: int = Field(default=5, ge=1, le=3600)
     """The ``Retry-After`` seconds ``/readyz`` sends with its 503."""
 
@@ -500,6 +506,14 @@ class Settings(BaseSettings):
                                  "digits, _ . - ; 1-64, starting with a letter or digit)")
         return channels
 
+    @field_validator("database")
+    @classmethod
+    def _database_stripped(cls, value: str) -> str:
+        """The URL without the newline or spaces an environment variable or a secret often
+        carries (a database name never ends in one).
+        """
+        return value.strip()
+
     @model_validator(mode="before")
     @classmethod
     def _database_from_file(cls, data: Any) -> Any:
@@ -566,5 +580,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
     token = _config_file.set(None if config is None else Path(config))
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:  # a complex value in the environment that is not JSON
+        cause = exc.__cause__
+        why = f": {cause}" if cause is not None else ""
+        raise SignoffError(f"settings: {exc}: expected JSON{why}") from None
     finally:
         _config_file.reset(token)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .._errors import StoreError
 from ._audit import AuditKey, AuditKeyError, key_file_for, load_audit_key
@@ -42,18 +42,36 @@ __all__ = ["Assignment", "AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError
 
 
 def shown(url: str) -> str:
-    """A database URL without its password (in its user part or a ``password=`` parameter),
-    for messages and logs.
+    """A database URL without its password (in its user part or a ``password=`` parameter,
+    however its name is percent-encoded: libpq decodes it), for messages and logs.
     """
     url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
+
+    def masked(found: re.Match[str]) -> str:
+        if unquote(found[2]).lower() != "password":
+            return found[0]
+        return f"{found[1]}{found[2]}=***"
+
+    return re.sub(r"([?&])([^=&#]*)=([^&#]*)", masked, url)
 
 
 def has_password(url: str) -> bool:
     """Whether a database URL carries a password (in its user part or a ``password=``
-    parameter).
+    parameter), as :func:`shown` finds it, or as libpq reads the URL when the PostgreSQL
+    driver is installed.
     """
-    return shown(url) != url
+    if shown(url) != url:
+        return True
+    if not is_postgres(url):
+        return False
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # no driver: the store cannot open it either
+        return False
+    try:
+        return bool(conninfo_to_dict(url).get("password"))
+    except Exception:  # noqa: BLE001 (unreadable: the store refuses it, without showing it)
+        return False
 
 
 def is_postgres(url: str) -> bool:

@@ -56,8 +56,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import secrets
 import select
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -89,6 +91,9 @@ _TAKE_AUDIT_LOCK = b"SELECT pg_advisory_xact_lock(%d)" % _AUDIT_LOCK
 _AUDIT_HEAD = b"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _CONNECT_TIMEOUT = 10.0  # seconds to wait for the first connection, at start
 _REQUEST_TIMEOUT = 5.0  # seconds a call waits for a connection before it answers 503
+_KEEPALIVES = {  # a connection to a host that vanished (no FIN, no RST) fails within ~30 s
+    "keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
+    "keepalives_count": "3", "tcp_user_timeout": "30000"}
 
 
 class _Row(dict[str, Any]):
@@ -163,11 +168,15 @@ class _Conn:
 
 @contextmanager
 def _unavailable(name: str) -> Iterator[None]:
-    """The server unreachable, restarting, or a connection lost mid-call: 503, not 500."""
+    """The server unreachable, restarting, or a connection lost mid-call: 503, not 500; so is
+    a server that only reads (a failover that landed on a standby). The answer names no host,
+    user or database: it goes to whoever asked, signed in or not.
+    """
     try:
         yield
-    except (PoolTimeout, psycopg.OperationalError) as exc:
-        raise StoreUnavailable(f"the database {name} cannot be reached just now "
+    except (PoolTimeout, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction
+            ) as exc:
+        raise StoreUnavailable(f"the database cannot be reached just now "
                                f"({type(exc).__name__}); nothing was done") from exc
     except psycopg.DataError as exc:  # a text column refuses a NUL character: 422, not 500
         if "NUL" not in str(exc):
@@ -176,10 +185,67 @@ def _unavailable(name: str) -> Iterator[None]:
                            "them)", "a NUL character") from exc
 
 
+def _parsed(url: str, name: str) -> dict[str, Any]:
+    """The connection parameters libpq reads from ``url``.
+
+    Raises:
+        StoreError: libpq cannot read it; the message never repeats the URL (a malformed one
+            may hold its password where the masking cannot find it).
+    """
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).split(" in URI:")[0].strip().splitlines()[0]
+        raise StoreError(f"database: not a PostgreSQL URL libpq can read ({reason}): "
+                         f"expected postgresql://user@host:port/database, got "
+                         f"{name.split('://')[0]}://...") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """A driver error on one line (libpq's messages span several)."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+_NOT_YET = ("Connection refused", "timeout expired", "could not translate host name",
+            "No such file or directory", "Network is unreachable", "No route to host")
+"""libpq's words for a server not reachable yet (starting, or its name not yet in DNS)."""
+_NOT_YET_STATES = {"57P01", "57P02", "57P03", "53300"}  # shutting down, starting, too many
+
+
+def _first_connection(url: str, name: str, timeout: float, options: dict[str, str]) -> None:
+    """Connect once before the pool does, so a start that cannot work says why, at once: a
+    server that refuses the user, the password or the database fails at the first try; a
+    server not up yet, or not yet reachable, is tried again until ``timeout``.
+
+    Raises:
+        StoreError: with the server's reason, never the password.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            psycopg.connect(psycopg.conninfo.make_conninfo(
+                url, connect_timeout=max(1, math.ceil(left)), **options)).close()
+            return
+        except psycopg.Error as exc:
+            reason = _reason(exc)
+            later = (exc.sqlstate in _NOT_YET_STATES
+                     or (exc.sqlstate is None and any(w in reason for w in _NOT_YET)))
+            if not later or time.monotonic() + 0.5 >= deadline:
+                waited = f" within {timeout:g} s" if later else ""
+                raise StoreError(f"database: cannot connect to {name}{waited}: {reason} (the "
+                                 "password goes in PGPASSWORD, a PGPASSFILE, or with the URL "
+                                 "in SIGNOFF_DATABASE_FILE)") from None
+        time.sleep(0.5)
+
+
 class PostgresStore(SQLStore):
     """A :class:`~signoff.store.Store` in a PostgreSQL database, shareable by many hubs."""
 
     _SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    remote = True
+    """On a database server: the hub bounds each call (``database_timeout``, ``Hub._run``)."""
 
     def __init__(self, url: str, *, audit_key: bytes, pool_size: int = 10,
                  connect_timeout: float = _CONNECT_TIMEOUT) -> None:
@@ -189,20 +255,20 @@ class PostgresStore(SQLStore):
         self._instance = secrets.token_hex(8)  # tells this store's notifications from others'
         self._connect_timeout = connect_timeout
         self._listeners: list[Listener] = []
+        options = {k: v for k, v in _KEEPALIVES.items() if k not in _parsed(url, self.name)}
+        _first_connection(url, self.name, connect_timeout, options)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False,
             timeout=min(connect_timeout, _REQUEST_TIMEOUT),
             check=_check, name="signoff",
-            kwargs={"autocommit": True, "row_factory": _row_factory})
+            kwargs={"autocommit": True, "row_factory": _row_factory, **options})
         self._pool.open()
         try:
             self._pool.wait(timeout=connect_timeout)
         except PoolTimeout as exc:
             self._pool.close()
             raise StoreError(f"database: cannot connect to {self.name} within "
-                             f"{connect_timeout:g} s (is the server up, and the password in "
-                             "PGPASSWORD, a PGPASSFILE, or the URL in SIGNOFF_DATABASE_FILE?)"
-                             ) from exc
+                             f"{connect_timeout:g} s") from exc
 
     # other hubs on the database --------------------------------------------------------
     def _announce(self, conn: Any, event_id: str, decision: Decision | None = None) -> None:
@@ -219,6 +285,15 @@ class PostgresStore(SQLStore):
         listener = Listener(self.url, self._instance, heard, self._connect_timeout)
         self._listeners.append(listener)
         return listener.close
+
+    def check_writable(self) -> None:
+        """Raises :class:`StoreUnavailable` unless the server answers and would take a write:
+        a standby, or a database set ``default_transaction_read_only``, refuses every write.
+        """
+        rows = self._read("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only')"
+                          " = 'on'")
+        if rows[0][0]:
+            raise StoreUnavailable("the database only reads just now (a standby, or read-only)")
 
     def count_hubs(self) -> int:
         """How many hubs listen on this database now (each holds one listening connection);
@@ -339,7 +414,28 @@ class PostgresStore(SQLStore):
         """Apply the migrations the database lacks, each in its own transaction, under an
         advisory lock: of several hubs starting together, one migrates and the others wait,
         then find nothing left to do.
+
+        Raises:
+            StoreError: the schema is newer than this signoff, or the server refused a
+                migration (its reason given in one line, e.g. a user without CREATE on the
+                schema).
         """
+        try:
+            return self._migrate()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreError(f"database: cannot create signoff's tables in {self.name}: "
+                             f"{_reason(exc)} (the user needs CREATE on the schema; since "
+                             "PostgreSQL 15 only the database's owner has it on public: make "
+                             "the user the owner, or GRANT CREATE ON SCHEMA public TO it)"
+                             ) from None
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreError(f"database: lost {self.name} while migrating: {_reason(exc)}"
+                             ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"database: migrating {self.name} failed: {_reason(exc)}"
+                             ) from None
+
+    def _migrate(self) -> int:
         scripts = for_postgresql()
         with self._pool.connection() as raw:
             for number, script in enumerate(scripts, start=1):
@@ -347,9 +443,10 @@ class PostgresStore(SQLStore):
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
                     version = self._schema_version(raw, self.name)
                     if version > len(scripts):
-                        raise RuntimeError(
-                            f"{self.name}: schema version {version} is newer than this "
-                            f"signoff ({len(scripts)}); upgrade signoff")
+                        raise StoreError(
+                            f"database: {self.name} has schema version {version}, newer than "
+                            f"this signoff's ({len(scripts)}); run the signoff that wrote it, "
+                            "or a newer one")
                     if version >= number:
                         continue
                     raw.execute(script.encode())  # no parameters: several statements at once

@@ -156,9 +156,9 @@ class SQLiteStore(GroupCommit, SQLStore):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._refuse_foreign(version)
             if version > len(_MIGRATIONS):
-                raise RuntimeError(
-                    f"{self.path}: schema version {version} is newer than this signoff "
-                    f"({len(_MIGRATIONS)}); upgrade signoff"
+                raise StoreError(
+                    f"database: {self.path} has schema version {version}, newer than this "
+                    f"signoff's ({len(_MIGRATIONS)}); run the signoff that wrote it, or a newer one"
                 )
             if version == len(_MIGRATIONS):
                 return int(version)

@@ -189,3 +189,98 @@ def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
                 decision = waiter.result(timeout=60)
             client.close()
             assert decision.outcome == "approved" and decision.by == "rita"
+
+
+def _server_processes(server: PostgresServer) -> list[int]:
+    """The postmaster and every process it started."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == postmaster:
+            children.append(int(stat.parent.name))
+    return [*children, postmaster]
+
+
+def test_a_database_that_stops_answering_is_503_within_database_timeout(
+        tmp_path: Path) -> None:
+    """A frozen server keeps its connections open and answers nothing (a hung host looks the
+    same): each request gives up after ``database_timeout`` with 503, and once the server
+    answers again, so does the hub."""
+    import os
+    import signal
+
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
+    with PostgresServer(bin_dir).running() as server:  # its own: this test freezes it
+        url = server.create_database()
+        with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
+                                  "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+                                  "SIGNOFF_DATABASE_TIMEOUT": "2",
+                                  "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
+            flow = hub.token("flow", role="workflow")
+            assert _call(hub, "GET", "/events", flow).status_code == 200
+            frozen = _server_processes(server)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                for method, path, body in (("POST", "/events", {"name": "n", "prompt": "?"}),
+                                           ("GET", "/events", None)):
+                    started = time.monotonic()
+                    late = _call(hub, method, path, flow, json=body)
+                    took = time.monotonic() - started
+                    assert late.status_code == 503, late.text
+                    assert late.json()["error"]["code"] == "store_unavailable"
+                    assert "did not answer within 2 s" in late.json()["error"]["message"]
+                    assert int(late.headers["Retry-After"]) >= 1
+                    assert 1.5 < took < 8, took
+                assert httpx.get(f"{hub.url}/readyz", timeout=10).status_code == 503
+            finally:
+                for pid in reversed(frozen):
+                    os.kill(pid, signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while _call(hub, "GET", "/events", flow).status_code != 200:
+                assert time.monotonic() < deadline, "the hub did not answer again"
+                time.sleep(0.2)
+            made = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+            assert made.status_code == 201, made.text
+
+
+def test_a_database_that_only_reads_is_503_and_not_ready(postgres: PostgresServer,
+                                                          pg_hub: HubProcess) -> None:
+    """A failover that lands on a standby (or a database set read-only) refuses every write:
+    the hub says 503 (come back), not 500, and `/readyz` takes the replica out of rotation."""
+    name = pg_hub.database.rsplit("/", 1)[1]
+    flow = pg_hub.token("flow", role="workflow")
+
+    def read_only(on: bool) -> None:
+        postgres.sql(f"ALTER DATABASE {name} SET default_transaction_read_only = "
+                     f"{'on' if on else 'off'}")
+        postgres.sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname"
+                     f" = '{name}' AND pid <> pg_backend_pid()")  # the setting is per session
+
+    read_only(True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # (a first call may meet a connection the termination cut: 503 too)
+            refused = _call(pg_hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "store_unavailable"
+            assert refused.headers["Retry-After"]
+            if "ReadOnlySqlTransaction" in refused.json()["error"]["message"]:
+                break
+            assert time.monotonic() < deadline, refused.text
+        assert httpx.get(f"{pg_hub.url}/readyz", timeout=10).status_code == 503
+        assert _call(pg_hub, "GET", "/events", flow).status_code == 200  # reads still work
+    finally:
+        read_only(False)
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{pg_hub.url}/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    made = _call(pg_hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+    assert made.status_code == 201, made.text

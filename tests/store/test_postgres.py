@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -51,7 +52,7 @@ def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> No
 def test_a_newer_schema_is_refused(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE signoff_schema SET version = version + 1")
-    with pytest.raises(RuntimeError, match="newer than this signoff"):
+    with pytest.raises(StoreError, match="newer than this signoff"):
         open_store(pg_url, audit_key=KEY)
 
 
@@ -113,3 +114,45 @@ def test_an_unreachable_server_is_a_store_error_naming_it_without_the_password()
         PostgresStore(url, audit_key=KEY, connect_timeout=1)
     assert "s3cret" not in str(caught.value) and "signoff:***@" in str(caught.value)
     assert shown(url) == url.replace("s3cret", "***")
+
+
+def test_a_url_libpq_cannot_read_is_refused_without_repeating_it() -> None:
+    for url in ("postgresql://signoff:WrongPassXYZ@[::1/x", "postgresql://signoff:WrongPassXYZ@[]/x"):
+        with pytest.raises(StoreError, match="not a PostgreSQL URL libpq can read") as refused:
+            PostgresStore(url, audit_key=KEY)
+        assert "WrongPassXYZ" not in str(refused.value)
+
+
+def test_a_start_that_cannot_work_says_why_at_once(postgres: PostgresServer) -> None:
+    """A database that does not exist or a wrong password is not worth ten seconds of
+    retries: the error comes at the first try, with the server's reason."""
+    absent = postgres.url("no_such_database")
+    wrong = f"postgresql://postgres:WrongPassXYZ@127.0.0.1:{postgres.port}/postgres"
+    for url, reason in ((absent, 'database "no_such_database" does not exist'),
+                        (wrong, "password authentication failed")):
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="cannot connect to") as refused:
+            PostgresStore(url, audit_key=KEY, connect_timeout=10)
+        assert time.monotonic() - started < 5
+        assert reason in str(refused.value) and "WrongPassXYZ" not in str(refused.value)
+
+
+def test_a_server_not_up_yet_is_waited_for_then_named(postgres: PostgresServer) -> None:
+    from ..postgres import free_port
+
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"within 2 s: .*Connection refused"):
+        PostgresStore(nowhere, audit_key=KEY, connect_timeout=2)
+    assert 1.5 < time.monotonic() - started < 6
+
+
+def test_a_user_without_create_on_the_schema_is_told_what_to_grant(
+        postgres: PostgresServer) -> None:
+    # a database the superuser owns: since PostgreSQL 15, only the owner may create in public
+    name = postgres.create_database().rsplit("/", 1)[1]
+    postgres.sql(f"CREATE ROLE app_{name} LOGIN PASSWORD 'app-pw'")
+    app = f"postgresql://app_{name}:app-pw@127.0.0.1:{postgres.port}/{name}"
+    with pytest.raises(StoreError, match="GRANT CREATE ON SCHEMA public") as refused:
+        open_store(app, audit_key=KEY)
+    assert "\n" not in str(refused.value) and "app-pw" not in str(refused.value)

@@ -38,7 +38,7 @@ def test_schema_version_is_recorded_and_a_newer_one_refused(tmp_path: Path) -> N
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_MIGRATIONS)
     conn.execute(f"PRAGMA user_version = {len(_MIGRATIONS) + 1}")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer than this signoff"):
+    with pytest.raises(StoreError, match="newer than this signoff"):
         open_store(str(path))
 
 

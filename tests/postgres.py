@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -26,6 +27,14 @@ from signoff.testing import free_port
 __all__ = ["PostgresServer", "find_bin"]
 
 USER = "postgres"
+
+
+def wide_text(count: int, seed: int) -> str:
+    """``count`` characters of four UTF-8 bytes each, in no pattern: PostgreSQL cannot compress
+    them into an index entry, so the longest requester (200) and key (500) of them make a
+    ``(requested_by, key)`` entry over the btree's 2,704 bytes."""
+    pick = random.Random(seed)
+    return "".join(chr(pick.randrange(0x20000, 0x2A6E0)) for _ in range(count))
 
 
 def find_bin() -> Path | None:

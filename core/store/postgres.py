@@ -170,19 +170,44 @@ class _Conn:
 def _unavailable(name: str) -> Iterator[None]:
     """The server unreachable, restarting, or a connection lost mid-call: 503, not 500; so is
     a server that only reads (a failover that landed on a standby). The answer names no host,
-    user or database: it goes to whoever asked, signed in or not.
+    user or database: it goes to whoever asked, signed in or not. A value the database refuses
+    (a NUL character, an index entry too large) is the request's fault: 422, which a retry
+    cannot change (see :func:`_refused`).
     """
     try:
         yield
     except (PoolTimeout, psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction
             ) as exc:
+        if _over_a_limit(exc):
+            raise _refused(exc) from exc
         raise StoreUnavailable(f"the database cannot be reached just now "
                                f"({type(exc).__name__}); nothing was done") from exc
-    except psycopg.DataError as exc:  # a text column refuses a NUL character: 422, not 500
-        if "NUL" not in str(exc):
-            raise
-        raise InvalidInput("body", "text without NUL characters (PostgreSQL cannot store "
-                           "them)", "a NUL character") from exc
+    except psycopg.DataError as exc:  # a value a column refuses: 422, not 500
+        raise _refused(exc) from exc
+
+
+_INDEXED_FIELDS = {"events_requester_key": "key", "events_resume_target": "source.params"}
+"""The request field each index over a client-given value holds (named in a refusal)."""
+
+
+def _over_a_limit(exc: psycopg.Error) -> bool:
+    """SQLSTATE class 54, program limit exceeded (an index row too large, too many columns):
+    psycopg makes it an OperationalError, yet the server is up and the same request fails the
+    same way every time, so it is no 503 to retry.
+    """
+    return (exc.sqlstate or "").startswith("54")
+
+
+def _refused(exc: psycopg.Error) -> InvalidInput:
+    """A value PostgreSQL refuses, as the 422 of the request that sent it: the field when an
+    index the error names holds one, else the body; what the server said as what came.
+    """
+    if "NUL" in str(exc):  # psycopg's own check, before the server: a text column
+        return InvalidInput("body", "text without NUL characters (PostgreSQL cannot store "
+                            "them)", "a NUL character")
+    said = exc.diag.message_primary or str(exc).partition("\n")[0]
+    field = next((f for index, f in _INDEXED_FIELDS.items() if f'"{index}"' in said), "body")
+    return InvalidInput(field, "a value within PostgreSQL's limits", said)
 
 
 def _parsed(url: str, name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from signoff.store.contract import StoreContract, make_event
 from signoff.store.postgres import PostgresStore, shown
 
 from ..conftest import PG_AUDIT_KEY
-from ..postgres import PostgresServer
+from ..postgres import PostgresServer, wide_text
 
 KEY = PG_AUDIT_KEY.encode()
 
@@ -156,3 +156,23 @@ def test_a_user_without_create_on_the_schema_is_told_what_to_grant(
     with pytest.raises(StoreError, match="GRANT CREATE ON SCHEMA public") as refused:
         open_store(app, audit_key=KEY)
     assert "\n" not in str(refused.value) and "app-pw" not in str(refused.value)
+
+
+def test_a_value_too_large_to_index_is_refused_naming_the_field_not_unavailable(
+        pg_url: str) -> None:
+    """A requester and key of 4-byte characters at their longest (200 and 500) make a
+    ``(requested_by, key)`` index entry over PostgreSQL's 2,704 bytes: ProgramLimitExceeded,
+    an OperationalError that no retry gets past. It is the request's 422 naming the key, not a
+    503 "cannot be reached" (which a client retries forever), and nothing is written."""
+    from signoff import InvalidInput
+    store = open_store(pg_url, audit_key=KEY)
+    try:
+        wide = make_event(requested_by=wide_text(200, 1), key=wide_text(500, 2))
+        with pytest.raises(InvalidInput) as refused:
+            store.create_event(wide, channel="api")
+        assert refused.value.field == "key"
+        assert "index row size" in str(refused.value.got)
+        assert store.count_events() == 0
+        assert store.create_event(make_event(key="next"), channel="api")[1]
+    finally:
+        store.close()

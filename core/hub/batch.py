@@ -2,10 +2,13 @@
 
 Each item is an :class:`~signoff.EventCreate` validated, rate-limited and keyed on its own,
 then created exactly as ``POST /api/v1/events`` would create it. The valid items are written in one
-store job (:meth:`~signoff.hub.service.Hub.create_many`): one transaction, durable before the
-answer. The answer lists one result per item, in order: ``201`` with the
-event, ``200`` with the event its key already named, or the error status with the error body
-the single call would have answered. One item refused changes nothing for the others.
+store job (:meth:`~signoff.hub.service.Hub.create_many`), durable before the answer: one
+transaction on SQLite, one per item on PostgreSQL. The answer lists one result per item, in
+order: ``201`` with the event, ``200`` with the event its key already named, or the error status
+with the error body the single call would have answered (also when the store itself refuses the
+item, e.g. a value PostgreSQL cannot index). One item refused changes nothing for the others.
+The database unreachable fails the whole request (503) while nothing is written; should it go
+away midway on PostgreSQL, the items written keep their results and the rest answer 503.
 """
 
 from __future__ import annotations

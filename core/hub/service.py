@@ -40,7 +40,6 @@ from .._errors import (
     KeyReused,
     NotFound,
     StoreUnavailable,
-    TargetTaken,
 )
 from .._evidence import digest_parts, parts_digest
 from .._ids import new_id
@@ -312,8 +311,8 @@ class Hub:
     async def create_many(self, who: Identity, bodies: builtins.list[EventCreate | HubError],
                           channel: str | None) -> builtins.list[tuple[Event, bool] | HubError]:
         """Create many events, each checked, rate-limited and keyed on its own, in one store
-        write (one transaction, durable before this returns); one result per body, in order.
-        A body given as an error (it did not validate) stays that error.
+        job (see :meth:`_create_drafts`), durable before this returns; one result per body, in
+        order. A body given as an error (it did not validate) stays that error.
         """
         results: builtins.list[tuple[Event, bool] | HubError | None] = []
         drafts: builtins.list[tuple[int, _Draft]] = []
@@ -334,7 +333,7 @@ class Hub:
             if drafts:
                 stored = await self._write(self._create_drafts, [d for _, d in drafts])
                 for (index, draft), made in zip(drafts, stored, strict=True):
-                    results[index] = made  # an item refused in the store (TargetTaken) too
+                    results[index] = made  # an item the store refused too
                     if isinstance(made, tuple):
                         try:
                             _same_payload(draft.event, made[0])
@@ -359,23 +358,44 @@ class Hub:
         """Create the draft's event and, if balanced, give it to a member: one store job (one
         transaction where the store batches writes).
         """
-        stored, created = self.store.create_event(
+        return self._balanced(draft, *self._insert_draft(draft))
+
+    def _insert_draft(self, draft: _Draft) -> tuple[Event, bool]:
+        return self.store.create_event(
             draft.event, channel=draft.channel, decision=draft.decision, notes=draft.notes,
             resume_target=draft.target)
+
+    def _balanced(self, draft: _Draft, stored: Event, created: bool) -> tuple[Event, bool]:
         if created and draft.balance is not None and stored.status == "pending":
             stored = self.balancer.assign(stored, draft.balance)
         return stored, created
 
     def _create_drafts(self, drafts: builtins.list[_Draft]
                        ) -> builtins.list[tuple[Event, bool] | HubError]:
-        # one store job: a store that batches writes all of them in one transaction; an item
-        # the store refuses before writing it (a resume target taken) is that item's result
+        """One store job, one result per draft. A store that batches writes runs them all in
+        one transaction; PostgreSQL commits each creation on its own. Either way a creation
+        the store refuses (a resume target taken, a value the database cannot hold) wrote
+        nothing and is that draft's result: the others go on. The store unreachable fails
+        the whole job while nothing is written yet; once something is, the written keep their
+        results and the rest get the 503 untried, so no answer calls a written event refused
+        or an unwritten one made.
+        """
         made: builtins.list[tuple[Event, bool] | HubError] = []
         for d in drafts:
+            if made and isinstance(made[-1], StoreUnavailable):
+                made.append(made[-1])
+                continue
             try:
-                made.append(self._store_draft(d))
-            except TargetTaken as refused:
+                stored, created = self._insert_draft(d)
+            except StoreUnavailable as lost:
+                if not any(isinstance(m, tuple) and m[1] for m in made):
+                    raise
+                made.append(lost)
+                continue
+            except HubError as refused:
                 made.append(refused)
+                continue
+            made.append(self._balanced(d, stored, created))  # an error here: it is written
         return made
 
     def _draft(self, who: Identity, body: EventCreate, channel: str | None) -> _Draft:

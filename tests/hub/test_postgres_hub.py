@@ -17,7 +17,7 @@ from signoff import Client
 from signoff.testing import HubProcess
 
 from ..conftest import PG_AUDIT_KEY, PG_SIGNING_KEYS
-from ..postgres import PostgresServer, find_bin
+from ..postgres import PostgresServer, find_bin, wide_text
 
 
 @pytest.fixture
@@ -284,3 +284,26 @@ def test_a_database_that_only_reads_is_503_and_not_ready(postgres: PostgresServe
         time.sleep(0.2)
     made = _call(pg_hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
     assert made.status_code == 201, made.text
+
+
+def test_a_batch_item_the_database_refuses_is_that_items_result_alone(
+        pg_hub: HubProcess) -> None:
+    """One item of a batch that PostgreSQL itself refuses (a key that, with its requester,
+    is too large to index: the request validation lets it through) is that item's 422; the
+    items before and after it are created, and the answer says exactly which were."""
+    flow = pg_hub.token(wide_text(200, 1), role="workflow")
+    items = [{"name": "gate", "prompt": f"Ship {key}?", "key": key}
+             for key in ("g1", "g2", wide_text(500, 2), "g3")]
+    answer = _call(pg_hub, "POST", "/events:batch", flow, json={"events": items})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 422, 201]
+    assert results[2]["error"]["field"] == "key" and "event" not in results[2]
+    made = {r["event"]["key"]: r["event"]["id"] for r in results if r["status"] == 201}
+    # exactly g1, g2 and g3 are stored: each comes back as itself (200), nothing else exists
+    again = _call(pg_hub, "POST", "/events:batch", flow,
+                  json={"events": [items[0], items[1], items[3]]}).json()["results"]
+    assert [(r["status"], r["event"]["id"]) for r in again] == \
+        [(200, made["g1"]), (200, made["g2"]), (200, made["g3"])]
+    listed = _call(pg_hub, "GET", "/events", flow, params={"limit": 50}).json()["events"]
+    assert sorted(e["id"] for e in listed) == sorted(made.values())

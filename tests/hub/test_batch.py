@@ -12,7 +12,21 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff import AsyncClient, Client, Event, EventCreate, Forbidden, InvalidInput, RateLimited
+from signoff import (
+    AsyncClient,
+    Client,
+    Event,
+    EventCreate,
+    Forbidden,
+    Identity,
+    InvalidInput,
+    RateLimited,
+    StoreUnavailable,
+)
+from signoff.hub import load_settings
+from signoff.hub.batch import create_batch
+from signoff.hub.service import Hub
+from signoff.store import open_store
 from signoff.testing import HubProcess
 
 BATCH = "/api/v1/events:batch"
@@ -163,3 +177,45 @@ def test_rate_limited_items_come_back_as_rate_limited(tmp_path: Path) -> None:
                                                   EventCreate(name="x", prompt="2?")])
         assert isinstance(first, Event)
         assert isinstance(second, RateLimited) and second.limit == "create_rate"
+
+
+def test_the_store_unreachable_midway_never_calls_a_written_item_refused(
+        tmp_path: Path) -> None:
+    """The database gone before anything is written: the whole batch is a 503. Gone midway
+    (PostgreSQL commits each item on its own): the written items keep their 201, the rest are
+    503 and are not tried; what the answer says was written is exactly what is stored."""
+    async def go() -> None:
+        store = open_store(str(tmp_path / "hub.db"))
+        hub = Hub(load_settings(database=str(tmp_path / "hub.db")), store)
+        who = Identity(user="flow", role="workflow")
+        create, tried, down = store.create_event, [], set()
+
+        def flaky(event: Event, **fields: Any) -> tuple[Event, bool]:
+            tried.append(event.key)
+            if event.key in down:
+                raise StoreUnavailable("the database cannot be reached just now (test)")
+            return create(event, **fields)
+
+        store.create_event = flaky  # type: ignore[method-assign]
+
+        def items(*keys: str) -> list[dict[str, Any]]:
+            return [{"name": "gate", "prompt": f"Ship {k}?", "key": k} for k in keys]
+
+        try:
+            down.add("a1")
+            with pytest.raises(StoreUnavailable):
+                await create_batch(hub, who, items("a1", "a2"), None)
+            assert tried == ["a1"] and store.count_events() == 0
+            tried.clear()
+            down.add("b3")
+            results = await create_batch(hub, who, items("b1", "b2", "b3", "b4"), None)
+            assert [status for status, _, _ in results] == [201, 201, 503, 503]
+            assert results[2][2] is not None
+            assert results[2][2]["error"]["code"] == "store_unavailable"
+            assert tried == ["b1", "b2", "b3"]  # b4 never tried
+            stored = {e.key for e in store.list_events(limit=10).events}
+            assert stored == {"b1", "b2"}
+        finally:
+            store.close()
+
+    asyncio.run(go())

@@ -17,6 +17,7 @@ always be stored, listed and shown again.
 | a text input's ``pattern``                    | at most :data:`MAX_PATTERN_LENGTH` characters, RE2 syntax (linear-time matching) |
 | a policy condition                            | at most :data:`MAX_CONDITION_LENGTH` characters, nested at most :data:`MAX_CONDITION_DEPTH` deep |
 | policy route rules / escalation tiers / notify URLs | at most :data:`MAX_RULES` / :data:`MAX_TIERS` / :data:`MAX_NOTIFY` |
+| the resume target ``source.params`` name (a resumer's ``target``) | at most :data:`MAX_RESUME_TARGET` bytes (UTF-8) |
 
 The checks are pure functions shared by the client and the hub; a refusal raises
 ``ValueError`` (inside a pydantic validator, so the hub answers 422 naming the field) or
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_OPTIONS",
     "MAX_OPTION_LENGTH",
     "MAX_PATTERN_LENGTH",
+    "MAX_RESUME_TARGET",
     "MAX_RULES",
     "MAX_SCHEMA_DEPTH",
     "MAX_TEXT_LENGTH",
@@ -104,6 +106,10 @@ MAX_CONDITION_DEPTH = 32
 MAX_RULES = 50
 MAX_TIERS = 10
 MAX_NOTIFY = 20
+MAX_RESUME_TARGET = 1_024
+"""The longest resume target a store records, in UTF-8 bytes (see :mod:`signoff.resumers`). An
+index holds it with the requester (up to 200 characters, 800 bytes): PostgreSQL's btree refuses
+an entry over 2,704 bytes, and this leaves room for both on every store alike."""
 
 
 def where(path: list[str | int], empty: str = "value") -> str:

@@ -248,6 +248,9 @@ class Store(ReviewerStore, BalanceStore, Protocol):
 
         Raises:
             TargetTaken: another identity's event names ``resume_target``; nothing was written.
+            InvalidInput: ``resume_target`` is longer than ``MAX_RESUME_TARGET`` bytes, or a
+                value the database cannot hold (naming the field where it can); nothing was
+                written.
         """
 
     def get_event(self, event_id: str) -> Event | None:

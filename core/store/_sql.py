@@ -39,7 +39,7 @@ from .._errors import (
 )
 from .._evidence import Keyring, decision_claims
 from .._ids import new_id
-from .._limits import STORED
+from .._limits import MAX_RESUME_TARGET, STORED
 from .._model import _PRIORITY_RANK, Decision, Delivery, Event, EventPage, Response
 from .._policy import escalation_due
 from ._audit import (
@@ -264,6 +264,7 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         creations with one key make one event, and two identities naming one target at once
         cannot both get it.
         """
+        _check_resume_target(event, resume_target)
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
         created = _ts(event.created_at)
         escalation = escalation_due(event.created_at, event.policy, 0)
@@ -829,6 +830,18 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
             again = conn.execute("SELECT * FROM deliveries WHERE id = ?",
                                  (delivery_id,)).fetchone()
         return _delivery_record(again)
+
+
+def _check_resume_target(event: Event, target: str | None) -> None:
+    """Refuse a resume target longer than the store indexes on every database alike (see
+    :data:`~signoff._limits.MAX_RESUME_TARGET`), before anything is written: a 422 naming the
+    params it came from, where PostgreSQL would refuse the index entry and SQLite take it.
+    """
+    size = 0 if target is None else len(target.encode("utf-8", "surrogatepass"))
+    if size > MAX_RESUME_TARGET:
+        raise InvalidInput("source.params", f"params whose {event.source.orchestrator} resume "
+                           f"target is at most {MAX_RESUME_TARGET:,} bytes",
+                           f"{size:,} bytes")
 
 
 def _after(moment: datetime | None) -> float:

@@ -176,6 +176,19 @@ class StoreContract(ReviewerContract, BalanceContract, RaceContract):
                                            channel="api", resume_target=target)
         assert not created and back.id == mine.id
 
+    def test_a_resume_target_too_long_to_index_is_refused_alone(self, store: Store) -> None:
+        """Over 1,024 bytes (an index entry PostgreSQL might refuse): a 422 naming the params on
+        every store, nothing written, and the store writes on.
+        """
+        with pytest.raises(InvalidInput) as refused:
+            store.create_event(make_event(key="long"), channel="api",
+                               resume_target="mine:" + "r" * 1_100)
+        assert refused.value.field == "source.params"
+        assert refused.value.got == "1,105 bytes"
+        assert store.count_events() == 0
+        assert store.create_event(make_event(key="short"), channel="api",
+                                  resume_target="mine:" + "r" * 1_019)[1]  # 1,024 bytes
+
     def test_racing_identities_cannot_both_take_a_target(self, store: Store) -> None:
         target = "temporal:default/order-7"
         events = [make_event(requested_by=f"flow-{i % 2}") for i in range(8)]

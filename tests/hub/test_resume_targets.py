@@ -23,11 +23,14 @@ import pytest
 
 from signoff import Event, EventCreate, Identity, InvalidInput, Source, TargetTaken
 from signoff.hub import load_settings
+from signoff.hub.batch import create_batch
 from signoff.hub.service import Hub
 from signoff.resumers import target_name, target_of
 from signoff.store import open_store
 from signoff.store.contract import make_event
 from signoff.testing import HubProcess
+
+from ..conftest import PG_AUDIT_KEY
 
 RUN = str(uuid.uuid4())
 # per resumer: the params of flow-a's event, and flow-b's params naming the same run
@@ -200,6 +203,45 @@ def test_third_party_resumers_are_guarded_by_their_own_target(tmp_path: Path) ->
             assert store.count_events(requested_by="flow-b") == 2
         finally:
             store.close()
+
+    asyncio.run(go())
+
+
+def _hub_on(where: str, request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
+    """An in-process hub on a fresh SQLite file or PostgreSQL database."""
+    if where == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return Hub(load_settings(database=url), open_store(url, audit_key=PG_AUDIT_KEY.encode()))
+    path = str(tmp_path / "hub.db")
+    return Hub(load_settings(database=path), open_store(path))
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+def test_a_batch_item_whose_target_is_too_long_to_store_is_refused_alone(
+        where: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A third-party resumer names a run too long to index: the store refuses that item (a
+    422 naming the params) and nothing else, the same on SQLite and PostgreSQL (where the
+    index entry would have failed the whole request with a 503, the items before it stored).
+    """
+    async def go() -> None:
+        hub = _hub_on(where, request, tmp_path)
+        hub.dispatcher.resumers.update(mine=_ThirdPartyResumer())
+        who = Identity(user="flow-a", role="workflow")
+        runs = {"g1": "r-1", "g2": "r-2", "bad": "r" * 3000, "g3": "r-3"}
+        items = [{"name": "gate", "prompt": f"Ship {key}?", "key": key,
+                  "source": {"orchestrator": "mine", "params": {"run": run}}}
+                 for key, run in runs.items()]
+        try:
+            results = await create_batch(hub, who, items, None)
+            assert [status for status, _, _ in results] == [201, 201, 422, 201]
+            error = results[2][2]
+            assert error is not None and error["error"]["field"] == "source.params"
+            assert error["error"]["got"] == "3,005 bytes"
+            made = {event.key: event.id for _, event, _ in results if event is not None}
+            assert set(made) == {"g1", "g2", "g3"}
+            assert {e.key: e.id for e in hub.store.list_events(limit=10).events} == made
+        finally:
+            hub.store.close()
 
     asyncio.run(go())
 

@@ -46,7 +46,7 @@ from urllib.parse import quote
 
 import httpx
 
-from signoff import Decision, Event
+from signoff import Decision, Event, InvalidInput
 from signoff.adapters.argo._common import (
     EVENT_PARAM,
     OUTPUTS,
@@ -66,6 +66,7 @@ _FINAL_500 = ("is not expecting output parameter", "cannot set output parameter"
               "not expecting any raw parameters")
 _NO_NODE = "no suspend nodes matching"
 _ENDED = ("Succeeded", "Failed", "Error")
+_LONGEST = {"namespace": 63, "workflow": 253}  # a Kubernetes namespace, a Workflow's name
 
 
 class ArgoResumer:
@@ -94,19 +95,24 @@ class ArgoResumer:
     def target(self, event: Event) -> str | None:
         """``namespace/workflow`` the decision would be set on; ``None`` when the params name
         none (the delivery fails then, naming the field).
+
+        Raises:
+            InvalidInput: a name longer than Kubernetes allows (no such workflow can exist),
+                naming the param: the hub refuses the event.
         """
         params = event.source.params
-        try:
-            return target_name(_text(params, "namespace", "the workflow's namespace"),
-                               _text(params, "workflow", "the workflow's name"))
-        except DeliveryFailed:
-            return None
+        for name, longest in _LONGEST.items():
+            value = params.get(name)
+            if isinstance(value, str) and len(value) > longest:
+                raise InvalidInput(f"source.params.{name}", f"at most {longest} characters "
+                                   "(a Kubernetes name)", f"{len(value)} characters")
+        return _run(params)
 
     async def deliver(self, event: Event) -> None:
         """Set the node's outputs and phase; resume it if it still runs (one delivery per
         workflow at a time, see the module's docstring).
         """
-        target = self.target(event) or ""
+        target = _run(event.source.params) or ""
         lock = self._locks.get(target)
         if lock is None:
             lock = self._locks[target] = asyncio.Lock()
@@ -221,6 +227,15 @@ def _verify(value: Any) -> bool | str:
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
     return value if isinstance(value, (bool, str)) else bool(value)
+
+
+def _run(params: Mapping[str, Any]) -> str | None:
+    """``namespace/workflow`` from the params, ``None`` when they name none."""
+    try:
+        return target_name(_text(params, "namespace", "the workflow's namespace"),
+                           _text(params, "workflow", "the workflow's name"))
+    except DeliveryFailed:
+        return None
 
 
 def _text(params: Mapping[str, Any], name: str, what: str) -> str:

@@ -712,13 +712,16 @@ class Hub:
         :mod:`signoff.resumers`), with the resumer loaded off the loop on first use.
 
         Raises:
-            InvalidInput: the resumer's ``target`` refused the event's params.
+            InvalidInput: the resumer's ``target`` refused the event's params (naming the
+                param itself when it raised InvalidInput).
         """
         name = event.source.orchestrator
         if name not in self.dispatcher.resumers:
             await self._run(self.dispatcher.resumer_exists, name)
         try:
             found = target_of(self.dispatcher.resumers.get(name), event)
+        except InvalidInput:
+            raise
         except Exception as exc:  # a third-party resumer that cannot read the params
             raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
                                type(exc).__name__) from exc

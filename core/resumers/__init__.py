@@ -17,7 +17,11 @@ A resumer may also have ``target(event) -> str | None``: a canonical string nami
 that reads the hub itself, params that no delivery would accept). The hub records it with the
 event and refuses (409 :class:`~signoff.TargetTaken`) an event naming a target that another
 identity's events already name, so one workflow token cannot aim a decision at another
-workflow's run. Build it with :func:`target_name` so that no two runs share a string.
+workflow's run. Build it with :func:`target_name` so that no two runs share a string. ``target``
+may raise :class:`~signoff.InvalidInput` naming the param that no run could have (a name
+longer than the engine allows): the event is refused with that 422. Any other exception is a
+422 naming ``source.params``, and so is a target over
+:data:`~signoff._limits.MAX_RESUME_TARGET` bytes (the store refuses it).
 """
 
 from __future__ import annotations

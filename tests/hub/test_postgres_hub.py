@@ -307,3 +307,26 @@ def test_a_batch_item_the_database_refuses_is_that_items_result_alone(
         [(200, made["g1"]), (200, made["g2"]), (200, made["g3"])]
     listed = _call(pg_hub, "GET", "/events", flow, params={"limit": 50}).json()["events"]
     assert sorted(e["id"] for e in listed) == sorted(made.values())
+
+
+def test_an_argo_workflow_name_too_long_is_a_422_not_a_503(pg_url: str, tmp_path: Path) -> None:
+    """3,000 random hex characters as the workflow made a resume target PostgreSQL could not
+    index, answered 503 "cannot be reached" (Retry-After: 2) for ever: it is a 422 naming the
+    param, what it may be and what came, and nothing is stored."""
+    import secrets
+
+    env = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+           "SIGNOFF_RESUMERS__ARGO__URL": "http://127.0.0.1:9"}  # configured, never reached
+    with HubProcess(pg_url, env=env, log_dir=tmp_path) as hub:
+        flow = hub.token("flow", role="workflow")
+        params = {"namespace": "argo", "workflow": secrets.token_hex(1500)}
+        refused = _call(hub, "POST", "/events", flow,
+                        json={"name": "gate", "prompt": "Ship it?",
+                              "source": {"orchestrator": "argo", "params": params}})
+        assert refused.status_code == 422, refused.text
+        assert "retry-after" not in refused.headers
+        error = refused.json()["error"]
+        assert error["field"] == "source.params.workflow"
+        assert (error["expected"], error["got"]) == ("at most 253 characters (a Kubernetes name)",
+                                                     "3000 characters")
+        assert _call(hub, "GET", "/events", flow).json()["events"] == []

@@ -207,6 +207,25 @@ def test_third_party_resumers_are_guarded_by_their_own_target(tmp_path: Path) ->
     asyncio.run(go())
 
 
+@pytest.mark.parametrize(("params", "field", "expected", "got"), [
+    ({"namespace": "argo", "workflow": "f" * 3000}, "source.params.workflow",
+     "at most 253 characters (a Kubernetes name)", "3000 characters"),
+    ({"namespace": "n" * 64, "workflow": "build"}, "source.params.namespace",
+     "at most 63 characters (a Kubernetes name)", "64 characters"),
+])
+def test_a_name_longer_than_kubernetes_allows_is_refused_naming_it(
+        hub: HubProcess, tokens: dict[str, str], params: dict[str, Any], field: str,
+        expected: str, got: str) -> None:
+    before = _events_of(hub, tokens["a"])
+    refused = _create(hub, tokens["a"], "argo", params)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["field"], error["expected"], error["got"]) == (field, expected, got)
+    assert _events_of(hub, tokens["a"]) == before
+    longest = {"namespace": "n" * 63, "workflow": "w" * 253}
+    assert _create(hub, tokens["a"], "argo", longest).status_code == 201
+
+
 def _hub_on(where: str, request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
     """An in-process hub on a fresh SQLite file or PostgreSQL database."""
     if where == "postgresql":

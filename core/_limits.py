@@ -4,6 +4,7 @@ always be stored, listed and shown again.
 | what                                          | bound                                  |
 | --------------------------------------------- | -------------------------------------- |
 | any string                                    | valid Unicode (no lone surrogates)     |
+| a text kept beside the event's JSON (idempotency ``key``, a ``comment``, a ``reason``, ``relayed_by``, a delegation's fields, the ``assignee`` filter) | no NUL character (:data:`Text`, :func:`check_text`) |
 | any number                                    | finite (no NaN, no Infinity); integers within 64 bits |
 | a number, integer or true/false field          | that JSON type itself: ``true`` is not 1, ``"0.5"`` not 0.5, ``1`` not ``true`` (:data:`Number`, :data:`Integer`, :data:`Flag`) |
 | JSON values (context, recommendation, source params, answers, form defaults) | nested at most :data:`MAX_JSON_DEPTH` deep, at most :data:`MAX_JSON_NODES` values, keys at most :data:`MAX_KEY_LENGTH` characters |
@@ -30,7 +31,9 @@ import math
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import Strict, ValidationInfo
+from pydantic import AfterValidator, Strict, ValidationInfo
+
+from ._errors import InvalidInput
 
 __all__ = [
     "Flag",
@@ -57,10 +60,13 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "MAX_TIERS",
     "MAX_WAIT",
+    "NUL_FREE",
     "STORED",
     "JsonRefused",
+    "Text",
     "bounded_json",
     "check_json",
+    "check_text",
     "compile_pattern",
     "first_bad_string",
     "from_store",
@@ -87,6 +93,36 @@ Integer = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]
 """A field that takes ``true`` or ``false`` and nothing else (not ``1``, ``"yes"`` or
 ``"true"``)."""
+
+NUL_FREE = "text without NUL characters"
+"""What a :data:`Text` field expects, as a refusal says it."""
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError(NUL_FREE)
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string the hub keeps as text of its own (a column, not inside the event's escaped JSON) or
+matches in a query: no NUL character. PostgreSQL's text cannot hold one and SQLite's can, so
+without this rule the same request would be stored by one store and refused by the other, and
+the refusal would come from the database, after the checks, naming no field. A NUL is never
+typed by a person, so nothing real is lost. Strings inside JSON documents (prompt, context,
+labels, answers) keep theirs: they are stored and shown escaped (``\\u0000``)."""
+
+
+def check_text(field: str, text: str | None) -> None:
+    """:data:`Text`'s rule for a value that came another way than a pydantic model (a form, an
+    internal caller).
+
+    Raises:
+        InvalidInput: ``text`` holds a NUL character; ``field`` names it.
+    """
+    if text is not None and "\x00" in text:
+        raise InvalidInput(field, NUL_FREE, text)
+
 
 MAX_DURATION = 365 * 86_400.0
 """The longest ``timeout`` or escalation ``after``: one year, in seconds."""

@@ -44,6 +44,7 @@ from ._limits import (
     MAX_LABEL_VALUE,
     MAX_LABELS,
     Number,
+    Text,
     bounded_json,
 )
 from ._policy import Impact, Policy
@@ -141,7 +142,7 @@ class EventCreate(_Frozen):
                       json_schema_extra={"pattern": _NAME.pattern, "maxLength": 200})
     prompt: str = Field(min_length=1, max_length=10_000, description="The question, as shown.")
     input: InputSpec = Field(default_factory=ApprovalInput, description="The expected answer.")
-    key: str | None = Field(
+    key: Text | None = Field(
         default=None, max_length=500, description="Idempotency key: the same key, the same event."
     )
     context: JsonObject = Field(
@@ -203,12 +204,12 @@ class ResponseCreate(_Frozen):
 
     value: BoundedJson = Field(
         description=f"The answer, checked against the event's input spec; {_BOUNDS}.")
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: Text | None = Field(default=None, max_length=10_000)
     digest: str | None = Field(
         default=None, pattern=_DIGEST,
         description="The event's digest as the responder was shown it: the answer is refused "
                     "(409 digest_changed) if the event shows something else now.")
-    relayed_by: str | None = Field(
+    relayed_by: Text | None = Field(
         default=None, max_length=128,
         description="Only when an engine relays an answer given in its own UI or CLI "
                     "(X-Signoff-Channel: the engine): the person the engine names. "

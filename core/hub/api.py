@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._limits import MAX_WAIT
+from .._limits import MAX_WAIT, Text
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
 from .._rules import Identity
 from .batch import MAX_BATCH, create_batch
@@ -102,7 +102,7 @@ def _json(model: BaseModel, status: int = 200) -> Response:
 class CancelBody(BaseModel):
     """Why the event is cancelled."""
 
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: Text | None = Field(default=None, max_length=10_000)
 
 
 class AuditLine(BaseModel):
@@ -204,9 +204,9 @@ async def list_events(
     request: Request,
     who: Caller,
     status: Literal["pending", "decided", "cancelled"] | None = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[Text | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[Text | None, Query(max_length=500)] = None,
 ) -> Response:
     """Events the token may see, highest priority then oldest first."""
     page = await hub_of(request).list(who, status=status, assignee=assignee, limit=limit,
@@ -240,7 +240,7 @@ class Refusal(BaseModel):
     """Why a waiting workflow refused a decision."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: Text = Field(min_length=1, max_length=1000)
 
 
 @router.post("/events/{event_id}/refusals", status_code=204, responses=_ERRORS)

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
 
 from .._errors import InvalidInput
+from .._limits import Text
 from ..store import Delegation
 from .access import parse_expires
 from .api import _ERRORS as API_ERRORS
@@ -37,14 +38,14 @@ DelegationId = Annotated[str, Path(max_length=64, pattern=r"^dl_[A-Za-z0-9_-]{1,
 class DelegationCreate(BaseModel):
     """A delegation to make."""
 
-    delegate: str = Field(max_length=140, description="A user name or 'group:NAME'.")
-    until: str = Field(max_length=64, description="When it ends: a span (12h, 10d, 2w) or a "
+    delegate: Text = Field(max_length=140, description="A user name or 'group:NAME'.")
+    until: Text = Field(max_length=64, description="When it ends: a span (12h, 10d, 2w) or a "
                                                   "date or time (2027-01-10, UTC unless given).")
-    starts: str | None = Field(default=None, max_length=64,
+    starts: Text | None = Field(default=None, max_length=64,
                                description="When it starts, same forms (default: now).")
-    delegator: str | None = Field(default=None, max_length=140,
+    delegator: Text | None = Field(default=None, max_length=140,
                                   description="Whose events (admins only; default: yours).")
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 # the response mirrors the store's record field for field, and adds whether it applies now

@@ -44,6 +44,7 @@ from .._errors import (
 from .._evidence import digest_parts, parts_digest
 from .._ids import new_id
 from .._inputs import InputSpec, validate_value
+from .._limits import NUL_FREE, check_text
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
 from .._rules import (
@@ -575,6 +576,10 @@ class Hub:
                 and nothing is
             written; a refused relay (:class:`RelayRefused`) is written to the audit trail only.
         """
+        # every channel's answer comes here (the API's model checked these already; a form,
+        # a link or a batch page did not)
+        check_text("comment", comment)
+        check_text("relayed_by", relayed_by)
         self.limits.answer(who.user)
         spec = self._specs.get(event_id)
         if spec is None:
@@ -693,6 +698,7 @@ class Hub:
     async def cancel(self, who: Identity, event_id: str, comment: str | None,
                      channel: str | None) -> Event:
         """Cancel a pending event."""
+        check_text("comment", comment)
         event = await self._load(event_id)
         if not can_cancel(who, event):
             raise Forbidden(f"{who.user} may not cancel event {event_id}")
@@ -725,6 +731,8 @@ class Hub:
         except Exception as exc:  # a third-party resumer that cannot read the params
             raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
                                type(exc).__name__) from exc
+        if found is not None and "\x00" in found:  # kept in a column: as a Text field would be
+            raise InvalidInput("source.params", f"params naming a run in {NUL_FREE}", found)
         return None if found is None else f"{name}:{found}"
 
     def _route(self, event: Event) -> str | None:

@@ -40,6 +40,7 @@ from .._errors import (
     InvalidInput,
     Unauthenticated,
 )
+from .._limits import Text
 from .._model import Event
 from .._rules import Identity, can_answer, can_cancel, proposal_of
 from .context import label_of, plain_error, readable, render_tree
@@ -323,7 +324,7 @@ async def static(name: str) -> Response:
 @router.get("/")
 async def inbox(request: Request, token: Annotated[str | None, Query(max_length=500)] = None,
                 status: Literal["pending", "decided", "cancelled"] = "pending",
-                cursor: Annotated[str | None, Query(max_length=500)] = None,
+                cursor: Annotated[Text | None, Query(max_length=500)] = None,
                 done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """The inbox: what waits for the signed-in reviewer, most urgent and oldest first."""
     hub = _hub(request)

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .._errors import HubError, InvalidInput
+from .._limits import check_text
 from .._model import Event
 from .context import readable
 from .forms import text_of
@@ -63,6 +64,7 @@ async def batch(request: Request) -> Response:
         raise InvalidInput("choice", "approve or reject", choice or None)
     if len(comment) > 10_000:
         raise InvalidInput("comment", "at most 10000 characters", f"{len(comment)} characters")
+    check_text("comment", comment)  # refused once, not once per ticked event
     events = [await hub.get(session.who, i) for i in ids]  # 403/404 before anything is written
     if not _one_kind(events):
         raise InvalidInput("event", "events of one name or of one source run", 

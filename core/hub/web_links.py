@@ -21,6 +21,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from .._errors import AlreadyAnswered, AlreadyDecided, Forbidden, InvalidInput
+from .._limits import Text
 from .._model import Event
 from .._rules import Identity, can_answer
 from .links import ANSWER_PATH, MAX_CODE, AnswerLink
@@ -129,7 +130,7 @@ async def answer_link_page(code: Code, request: Request) -> Response:
 @router.post(ANSWER_PATH + "{code}")
 async def use_answer_link(code: Code, request: Request,
                           csrf: Annotated[str, Form(max_length=200)] = "",
-                          comment: Annotated[str, Form(max_length=10_000)] = "",
+                          comment: Annotated[Text, Form(max_length=10_000)] = "",
                           confirm: Annotated[str, Form(max_length=10)] = "") -> Response:
     """Record the link's answer once, in its recipient's name, through channel ``link``."""
     hub = _hub(request)

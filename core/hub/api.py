@@ -13,7 +13,7 @@ from .._limits import MAX_WAIT, Text
 from .._model import Decision, Event, EventCreate, EventPage, ResponseCreate
 from .._rules import Identity
 from .batch import MAX_BATCH, create_batch
-from .inputs import StrictJsonRoute
+from .inputs import EventId, StrictJsonRoute
 from .service import Hub, check_channel
 from .workload import looks_like_jwt
 
@@ -215,14 +215,14 @@ async def list_events(
 
 
 @router.get("/events/{event_id}", response_model=Event, responses=_ERRORS)
-async def get_event(event_id: str, request: Request, who: Caller) -> Response:
+async def get_event(event_id: EventId, request: Request, who: Caller) -> Response:
     """One event with its decision, responses and deliveries."""
     return _json(await hub_of(request).get(who, event_id))
 
 
 @router.post("/events/{event_id}/responses", response_model=Event,
              responses={**_ERRORS, **_CONFLICT})
-async def respond(event_id: str, body: ResponseCreate, request: Request, who: Caller,
+async def respond(event_id: EventId, body: ResponseCreate, request: Request, who: Caller,
                   channel: Channel = None) -> Response:
     """Answer an event as the token's identity.
 
@@ -244,7 +244,7 @@ class Refusal(BaseModel):
 
 
 @router.post("/events/{event_id}/refusals", status_code=204, responses=_ERRORS)
-async def refuse_decision(event_id: str, body: Refusal, request: Request,
+async def refuse_decision(event_id: EventId, body: Refusal, request: Request,
                           who: Caller) -> Response:
     """Report that the event's decision did not verify where it was to be acted on (the
     client and the adapters call this); the hub logs it and writes ``decision_refused`` to the
@@ -283,7 +283,7 @@ async def signing_keys(request: Request) -> dict[str, Any]:
 
 @router.get("/events/{event_id}/decision", response_model=Decision,
             responses={**_ERRORS, 204: {"description": "Still pending when the wait ran out"}})
-async def wait_decision(event_id: str, request: Request, who: Caller,
+async def wait_decision(event_id: EventId, request: Request, who: Caller,
                         wait: Annotated[float, Query(ge=0, le=MAX_WAIT, allow_inf_nan=False)] = 0) -> Response:
     """The decision, as soon as it exists; waits up to ``wait`` seconds, then 204."""
     decision = await hub_of(request).wait_decision(who, event_id, wait)
@@ -294,7 +294,7 @@ async def wait_decision(event_id: str, request: Request, who: Caller,
 
 @router.post("/events/{event_id}/cancel", response_model=Event,
              responses={**_ERRORS, **_CONFLICT})
-async def cancel_event(event_id: str, request: Request, who: Caller,
+async def cancel_event(event_id: EventId, request: Request, who: Caller,
                        body: CancelBody | None = None, channel: Channel = None) -> Response:
     """Cancel a pending event (its requester or an admin)."""
     comment = body.comment if body else None
@@ -304,7 +304,7 @@ async def cancel_event(event_id: str, request: Request, who: Caller,
 
 
 @router.post("/events/{event_id}/reveal", response_model=Event, responses=_ERRORS)
-async def reveal_event(event_id: str, request: Request, who: Caller) -> Response:
+async def reveal_event(event_id: EventId, request: Request, who: Caller) -> Response:
     """The event with its sensitive context fields unmasked (``masked`` lists none).
 
     Only for callers the hub's ``reveal_allowed`` names (else 403); each reveal appends a
@@ -314,7 +314,7 @@ async def reveal_event(event_id: str, request: Request, who: Caller) -> Response
 
 
 @router.get("/events/{event_id}/audit", response_model=AuditTrail, responses=_ERRORS)
-async def event_audit(event_id: str, request: Request, who: Caller) -> AuditTrail:
+async def event_audit(event_id: EventId, request: Request, who: Caller) -> AuditTrail:
     """The event's audit trail, oldest first."""
     entries = await hub_of(request).audit(who, event_id)
     return AuditTrail(entries=[

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from ..store import DeliveryRecord
 from .api import _ERRORS as API_ERRORS
 from .api import Caller, Channel, _error, hub_of
-from .inputs import StrictJsonRoute
+from .inputs import DeliveryId, StrictJsonRoute
 from .service import check_channel
 
 __all__ = ["DeliveryOut", "router"]
@@ -71,7 +71,7 @@ async def list_deliveries(
 @router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryOut,
              responses={**_ERRORS,
                         409: _error("The delivery has not failed; nothing changed")})
-async def retry_delivery(delivery_id: str, request: Request, who: Caller,
+async def retry_delivery(delivery_id: DeliveryId, request: Request, who: Caller,
                          channel: Channel = None) -> DeliveryOut:
     """Send a failed delivery again now (admins): it becomes pending, due at once."""
     # an operator's action: recorded as the CLI's when it says so, else the API's

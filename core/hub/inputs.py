@@ -6,6 +6,9 @@ Python's ``json.loads`` accepts ``NaN``, ``Infinity`` and ``1e999`` (infinite), 
 :class:`StrictJsonRoute` reads the body itself, before FastAPI does: invalid UTF-8, a number
 that is not finite or a lone surrogate is an :class:`~signoff.InvalidInput` naming where it
 is, and a body over the hub's limit still ends as 413 (not FastAPI's generic 400).
+
+:data:`EventId` and :data:`DeliveryId` type the ids in paths: one that could not be an id (a
+NUL, a space, another prefix) is a 404 like any unknown id, before a store is asked.
 """
 
 from __future__ import annotations
@@ -13,15 +16,41 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Path, Request, Response
 from fastapi.routing import APIRoute
 
-from .._errors import InvalidInput
+from .._errors import InvalidInput, NotFound
+from .._ids import well_formed
 from .._limits import first_bad_string, where
 
-__all__ = ["StrictJsonRoute", "invalid_body", "invalid_fields", "strict_json"]
+__all__ = ["DeliveryId", "EventId", "StrictJsonRoute", "invalid_body", "invalid_fields",
+           "strict_json"]
+
+
+def _event_id(event_id: Annotated[str, Path(description="An event's id (`ev_...`).")]
+              ) -> str:
+    if not well_formed(event_id, "ev"):
+        raise NotFound(f"no event {event_id!r}")
+    return event_id
+
+
+def _delivery_id(delivery_id: Annotated[str, Path(description="A delivery's id (`dl_...`).")]
+                 ) -> str:
+    if not well_formed(delivery_id, "dl"):
+        raise NotFound(f"no delivery {delivery_id!r}")
+    return delivery_id
+
+
+EventId = Annotated[str, Depends(_event_id)]
+"""An event id from the path. One that could not be an id answers 404 as an unknown one does,
+and the same on every store: asked for it, SQLite finds nothing while PostgreSQL refuses a NUL
+outright. A pattern on the path parameter would answer 422 instead, telling a malformed id
+from a missing one for no gain. The check runs before the token's (an id that cannot exist is
+like a path no route serves)."""
+DeliveryId = Annotated[str, Depends(_delivery_id)]
+"""A delivery id from the path, checked as :data:`EventId` is."""
 
 
 class _NotFinite:

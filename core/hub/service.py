@@ -42,7 +42,7 @@ from .._errors import (
     StoreUnavailable,
 )
 from .._evidence import digest_parts, parts_digest
-from .._ids import new_id
+from .._ids import new_id, well_formed
 from .._inputs import InputSpec, validate_value
 from .._limits import NUL_FREE, check_text
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
@@ -493,6 +493,8 @@ class Hub:
         self.work.start(("notify", event.id, what, level if step is None else step), send)
 
     async def _load(self, event_id: str) -> Event:
+        if not well_formed(event_id, "ev"):  # e.g. a ticked id from a form: never a query
+            raise NotFound(f"no event {event_id!r}")
         event = await self._read_one(self.store.get_event, event_id)
         if event is None:
             raise NotFound(f"no event {event_id}")

@@ -40,12 +40,14 @@ from .._errors import (
     InvalidInput,
     Unauthenticated,
 )
+from .._ids import well_formed
 from .._limits import Text
 from .._model import Event
 from .._rules import Identity, can_answer, can_cancel, proposal_of
 from .context import label_of, plain_error, readable, render_tree
 from .evidence import form_digest
 from .forms import answer_from, form_fields, initial_values, text_of
+from .inputs import EventId
 from .masking import may_reveal
 from .service import Hub
 
@@ -343,7 +345,7 @@ async def inbox(request: Request, token: Annotated[str | None, Query(max_length=
 
 async def _recorded(request: Request, session: _Session, done: str | None) -> Event | None:
     """The event just decided (``?done=ID`` after an answer), for the confirmation line."""
-    if not done:
+    if not done or not well_formed(done, "ev"):
         return None
     try:
         event = await _hub(request).get(session.who, done)
@@ -353,7 +355,7 @@ async def _recorded(request: Request, session: _Session, done: str | None) -> Ev
 
 
 @router.get("/events/{event_id}")
-async def event_page(event_id: str, request: Request, session: Session,
+async def event_page(event_id: EventId, request: Request, session: Session,
                      done: Annotated[str | None, Query(max_length=200)] = None) -> Response:
     """One event: prompt, recommendation and answer first, then context and history."""
     return await _event_page(request, session, event_id,
@@ -417,7 +419,7 @@ async def _next_url(request: Request, session: _Session, decided: str) -> str:
 
 
 @router.post("/events/{event_id}/respond")
-async def respond(event_id: str, request: Request, session: Session) -> Response:
+async def respond(event_id: EventId, request: Request, session: Session) -> Response:
     """Answer an event from its form; a refused answer comes back with the input kept.
 
     An accepted one sends the reviewer on to the next event of their inbox, with a line saying
@@ -449,7 +451,7 @@ async def respond(event_id: str, request: Request, session: Session) -> Response
 
 
 @router.post("/events/{event_id}/cancel")
-async def cancel(event_id: str, request: Request, session: Session) -> Response:
+async def cancel(event_id: EventId, request: Request, session: Session) -> Response:
     """Cancel a pending event (admins, and a workflow its own)."""
     form = await _posted(request, session)
     comment = text_of(form, "comment").strip()[:10_000]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from .inputs import EventId
 from .web import _event_page, _hub, _post_only, _posted, _session
 
 __all__ = ["router"]
@@ -18,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.post("/events/{event_id}/reveal")
-async def reveal(event_id: str, request: Request) -> Response:
+async def reveal(event_id: EventId, request: Request) -> Response:
     """The event page with masked fields shown, for a reviewer ``reveal_allowed`` names."""
     session = await _session(request)
     await _posted(request, session)

@@ -868,10 +868,11 @@ def _decode_cursor(cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         sort_priority, created_at, event_id = json.loads(raw, parse_constant=_no_constant)
+        # printable ASCII: a NUL in the id would be refused by PostgreSQL and not by SQLite
         if not (type(sort_priority) is int and -3 <= sort_priority <= 0  # noqa: E721
                 and type(created_at) in (int, float) and math.isfinite(created_at)
                 and abs(created_at) < 1e12 and isinstance(event_id, str)
-                and len(event_id) <= 100 and event_id.isascii()):
+                and len(event_id) <= 100 and event_id.isascii() and event_id.isprintable()):
             raise ValueError
     except (ValueError, TypeError):
         raise InvalidInput("cursor", "a cursor returned by a previous page", cursor) from None

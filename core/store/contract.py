@@ -245,6 +245,7 @@ class StoreContract(ReviewerContract, BalanceContract, RaceContract):
         "W05hTiwxLCJ4Il0", "WzAsTmFOLCJ4Il0", "WzAsMWUzMDAwLCJ4Il0",  # NaN, 1e3000
         "Wzk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTksMSwieCJd",  # an integer no database holds
         "WzAsMSwiXHVkODAwIl0",  # a lone surrogate in the id
+        "WzAsIDEsICJcdTAwMDAiXQ",  # a NUL in the id: PostgreSQL would refuse it, SQLite not
         "eyJhIjogMX0", "W10", "WzAsMSwieCIsNF0",  # an object, [], four items
     ])
     def test_a_garbled_cursor_is_refused_naming_cursor(self, store: Store, cursor: str) -> None:

@@ -203,8 +203,12 @@ def _refused(exc: psycopg.Error) -> InvalidInput:
     index the error names holds one, else the body; what the server said as what came.
     """
     if "NUL" in str(exc):  # psycopg's own check, before the server: a text column
-        return InvalidInput("body", "text without NUL characters (PostgreSQL cannot store "
-                            "them)", "a NUL character")
+        # The hub refuses NUL where each field comes in (signoff._limits.Text), naming it; this
+        # is the backstop for a caller that did not. The store cannot tell which field held
+        # it, so it names none it would be wrong about: "store", and says the database refused.
+        return InvalidInput("store", "text without NUL characters", "a NUL character",
+                            "the database refused a value: PostgreSQL text cannot hold a NUL "
+                            "character; nothing was stored")
     said = exc.diag.message_primary or str(exc).partition("\n")[0]
     field = next((f for index, f in _INDEXED_FIELDS.items() if f'"{index}"' in said), "body")
     return InvalidInput(field, "a value within PostgreSQL's limits", said)

@@ -17,12 +17,13 @@ PG_SIGNING_KEYS = "private " + "5e" * 32
 
 
 def hub_process(request: pytest.FixtureRequest, where: Path,
-                env: dict[str, str] | None = None) -> HubProcess:
+                env: dict[str, str] | None = None, store: str | None = None) -> HubProcess:
     """A hub (not started) on a fresh store: a SQLite file in ``where``, or, with
     ``SIGNOFF_TEST_DB=postgresql``, a fresh database on the run's PostgreSQL server (the switch
-    that runs the store-agnostic hub tests on PostgreSQL).
+    that runs the store-agnostic hub tests on PostgreSQL). ``store`` (``sqlite`` or
+    ``postgresql``) overrides the switch, for a test that must hold on both stores in one run.
     """
-    if os.environ.get("SIGNOFF_TEST_DB", "sqlite") == "postgresql":
+    if (store or os.environ.get("SIGNOFF_TEST_DB", "sqlite")) == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
         return HubProcess(server.create_database(template="signoff_template"),
                           env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,

@@ -18,6 +18,7 @@ import pytest
 from signoff.testing import HubProcess
 
 from ..conftest import hub_process
+from .test_input_hardening import call, create, everything
 from .test_web import Browser, Page, sign_in
 
 NUL_FREE = "text without NUL characters"
@@ -38,27 +39,6 @@ def who(either: HubProcess) -> dict[str, str]:
     return {"flow": either.token("flow", role="workflow"),
             "rita": either.token("rita", groups=("ops",)),
             "admin": either.admin_token or ""}
-
-
-def call(hub: HubProcess, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{hub.url}/api/v1{path}", headers=hub.headers(token),
-                         timeout=30, **kwargs)
-
-
-def create(hub: HubProcess, token: str, **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "nul")
-    body.setdefault("prompt", "Go?")
-    made = call(hub, token, "POST", "/events", json=body)
-    assert made.status_code == 201, made.text
-    event: dict[str, Any] = made.json()
-    return event
-
-
-def everything(hub: HubProcess) -> list[dict[str, Any]]:
-    page = call(hub, hub.admin_token or "", "GET", "/events", params={"limit": 500})
-    assert page.status_code == 200, page.text
-    events: list[dict[str, Any]] = page.json()["events"]
-    return events
 
 
 def refused(answer: httpx.Response, field: str) -> dict[str, Any]:

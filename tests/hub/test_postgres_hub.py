@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,49 +147,57 @@ def test_a_deadline_is_applied_by_the_sweeper(pg_hub: HubProcess) -> None:
     assert (got.json()["outcome"], got.json()["by"]) == ("rejected", "timeout")
 
 
-def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
-        tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _own_server_hub(tmp_path: Path, **env: str) -> Iterator[tuple[PostgresServer, HubProcess]]:
+    """A hub on a PostgreSQL server of its own (for a test that stops or freezes the server)."""
     bin_dir = find_bin()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
-    with PostgresServer(bin_dir).running() as server:  # its own: this test stops it
+    with PostgresServer(bin_dir).running() as server:
         url = server.create_database()
         with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
                                   "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
-                                  "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
-            flow = hub.token("flow", role="workflow")
-            rita = hub.token("rita", role="reviewer")
-            event = _call(hub, "POST", "/events", flow,
-                          json={"name": "n", "prompt": "Go?"}).json()
+                                  "PGPASSWORD": server.password, **env},
+                        log_dir=tmp_path) as hub:
+            yield server, hub
 
-            # a workflow's client: it waits through the outage (a 503 says "come back", and
-            # it does, after Retry-After) and gets the decision made after it
-            client = Client(hub.url, flow, retry_for=60)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                waiter = pool.submit(client.wait, event["id"], 60)
-                parked_by = time.monotonic() + 10
-                while httpx.get(f"{hub.url}/healthz").json()["waiting"] < 1:
-                    assert time.monotonic() < parked_by and not waiter.done()
-                    time.sleep(0.02)
-                server.stop("immediate")  # as a crash would
-                started = time.monotonic()
-                down = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
-                took = time.monotonic() - started
-                assert down.status_code == 503, down.text
-                assert int(down.headers["Retry-After"]) >= 1
-                assert down.json()["error"]["code"] == "store_unavailable"
-                assert took < 10  # an answer, not a hang
-                server.start()
-                deadline = time.monotonic() + 30
-                while True:  # the hub reconnects by itself
-                    answered = _call(hub, "POST", f"/events/{event['id']}/responses", rita,
-                                     json={"value": True})
-                    if answered.status_code != 503 or time.monotonic() > deadline:
-                        break
-                assert answered.status_code == 200, answered.text
-                decision = waiter.result(timeout=60)
-            client.close()
-            assert decision.outcome == "approved" and decision.by == "rita"
+
+def test_postgresql_down_is_503_with_retry_after_then_the_hub_recovers(
+        tmp_path: Path) -> None:
+    with _own_server_hub(tmp_path) as (server, hub):  # its own server: this test stops it
+        flow = hub.token("flow", role="workflow")
+        rita = hub.token("rita", role="reviewer")
+        event = _call(hub, "POST", "/events", flow,
+                      json={"name": "n", "prompt": "Go?"}).json()
+
+        # a workflow's client: it waits through the outage (a 503 says "come back", and
+        # it does, after Retry-After) and gets the decision made after it
+        client = Client(hub.url, flow, retry_for=60)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiter = pool.submit(client.wait, event["id"], 60)
+            parked_by = time.monotonic() + 10
+            while httpx.get(f"{hub.url}/healthz").json()["waiting"] < 1:
+                assert time.monotonic() < parked_by and not waiter.done()
+                time.sleep(0.02)
+            server.stop("immediate")  # as a crash would
+            started = time.monotonic()
+            down = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+            took = time.monotonic() - started
+            assert down.status_code == 503, down.text
+            assert int(down.headers["Retry-After"]) >= 1
+            assert down.json()["error"]["code"] == "store_unavailable"
+            assert took < 10  # an answer, not a hang
+            server.start()
+            deadline = time.monotonic() + 30
+            while True:  # the hub reconnects by itself
+                answered = _call(hub, "POST", f"/events/{event['id']}/responses", rita,
+                                 json={"value": True})
+                if answered.status_code != 503 or time.monotonic() > deadline:
+                    break
+            assert answered.status_code == 200, answered.text
+            decision = waiter.result(timeout=60)
+        client.close()
+        assert decision.outcome == "approved" and decision.by == "rita"
 
 
 def _server_processes(server: PostgresServer) -> list[int]:
@@ -213,41 +222,33 @@ def test_a_database_that_stops_answering_is_503_within_database_timeout(
     import os
     import signal
 
-    bin_dir = find_bin()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
-    with PostgresServer(bin_dir).running() as server:  # its own: this test freezes it
-        url = server.create_database()
-        with HubProcess(url, env={"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY,
-                                  "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
-                                  "SIGNOFF_DATABASE_TIMEOUT": "2",
-                                  "PGPASSWORD": server.password}, log_dir=tmp_path) as hub:
-            flow = hub.token("flow", role="workflow")
-            assert _call(hub, "GET", "/events", flow).status_code == 200
-            frozen = _server_processes(server)
-            for pid in frozen:
-                os.kill(pid, signal.SIGSTOP)
-            try:
-                for method, path, body in (("POST", "/events", {"name": "n", "prompt": "?"}),
-                                           ("GET", "/events", None)):
-                    started = time.monotonic()
-                    late = _call(hub, method, path, flow, json=body)
-                    took = time.monotonic() - started
-                    assert late.status_code == 503, late.text
-                    assert late.json()["error"]["code"] == "store_unavailable"
-                    assert "did not answer within 2 s" in late.json()["error"]["message"]
-                    assert int(late.headers["Retry-After"]) >= 1
-                    assert 1.5 < took < 8, took
-                assert httpx.get(f"{hub.url}/readyz", timeout=10).status_code == 503
-            finally:
-                for pid in reversed(frozen):
-                    os.kill(pid, signal.SIGCONT)
-            deadline = time.monotonic() + 30
-            while _call(hub, "GET", "/events", flow).status_code != 200:
-                assert time.monotonic() < deadline, "the hub did not answer again"
-                time.sleep(0.2)
-            made = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
-            assert made.status_code == 201, made.text
+    with _own_server_hub(tmp_path, SIGNOFF_DATABASE_TIMEOUT="2") as (server, hub):
+        flow = hub.token("flow", role="workflow")
+        assert _call(hub, "GET", "/events", flow).status_code == 200
+        frozen = _server_processes(server)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for method, path, body in (("POST", "/events", {"name": "n", "prompt": "?"}),
+                                       ("GET", "/events", None)):
+                started = time.monotonic()
+                late = _call(hub, method, path, flow, json=body)
+                took = time.monotonic() - started
+                assert late.status_code == 503, late.text
+                assert late.json()["error"]["code"] == "store_unavailable"
+                assert "did not answer within 2 s" in late.json()["error"]["message"]
+                assert int(late.headers["Retry-After"]) >= 1
+                assert 1.5 < took < 8, took
+            assert httpx.get(f"{hub.url}/readyz", timeout=10).status_code == 503
+        finally:
+            for pid in reversed(frozen):
+                os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while _call(hub, "GET", "/events", flow).status_code != 200:
+            assert time.monotonic() < deadline, "the hub did not answer again"
+            time.sleep(0.2)
+        made = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"})
+        assert made.status_code == 201, made.text
 
 
 def test_a_database_that_only_reads_is_503_and_not_ready(postgres: PostgresServer,

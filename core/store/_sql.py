@@ -106,6 +106,9 @@ def chain_head(last: Row | None) -> tuple[int, str]:
     return (last["seq"], last["hash"]) if last else (0, GENESIS)
 
 
+_MAX_ERROR = 2_000
+"""Characters of a delivery's error kept (an exception may carry a whole remote answer)."""
+
 _AUDIT_INSERT = ("INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash,"
                  " hash, alg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -769,6 +772,8 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         """Record one attempt, with its audit line."""
         if state not in ("pending", "delivered", "failed"):
             raise InvalidInput("state", "pending, delivered or failed", state)
+        if error is not None:  # it may quote a remote answer: kept as any text column can
+            error = error.replace("\x00", "\\x00")[:_MAX_ERROR]
         now = _ts(_now())
         with self._write() as conn:
             row = conn.execute("SELECT event_id, resumer, attempts FROM deliveries WHERE id = ?",

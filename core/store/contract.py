@@ -404,6 +404,20 @@ class StoreContract(ReviewerContract, BalanceContract, RaceContract):
         assert store.next_delivery_at(T0 + timedelta(days=3650)) is None
         assert due.resumer == "webhook"
 
+    def test_a_delivery_error_quoting_a_remote_answer_is_kept_as_every_store_can(
+            self, store: Store) -> None:
+        """An error may quote what a remote server answered: a NUL (which PostgreSQL text
+        cannot hold) is kept escaped, and a long answer is cut, on every store alike.
+        """
+        event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
+        store.create_event(event, channel="api")
+        store.decide(event.id, _approved(), deliver_via="webhook")
+        [due] = store.due_deliveries(T0 + timedelta(days=1))
+        store.delivery_attempted(due.id, state="failed", error="bad\x00reply " + "x" * 5000)
+        [failed] = store.list_deliveries(state="failed")
+        assert failed.last_error is not None
+        assert failed.last_error.startswith("bad\\x00reply x") and len(failed.last_error) == 2_000
+
     def test_failed_deliveries_are_listed_and_retried(self, store: Store) -> None:
         event = make_event(source={"orchestrator": "webhook", "params": {"url": "http://x"}})
         store.create_event(event, channel="api")

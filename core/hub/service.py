@@ -44,7 +44,7 @@ from .._errors import (
 from .._evidence import digest_parts, parts_digest
 from .._ids import new_id, well_formed
 from .._inputs import InputSpec, validate_value
-from .._limits import NUL_FREE, check_text
+from .._limits import check_text
 from .._model import Decision, Event, EventCreate, EventPage, Outcome, Response
 from .._policy import RelayPolicy, relay_refusal, route, settle, tighten
 from .._rules import (
@@ -129,6 +129,8 @@ class Hub:
         self.settings = settings
         self.store = store
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
+        # a store on a database server: how long a request waits for one call (see _run)
+        self._store_bound = settings.database_timeout if getattr(store, "remote", False) else None
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision | None]]] = {}
         self._closing = False  # shutting down: long-polls answer at once
@@ -229,7 +231,7 @@ class Hub:
         is left to finish on its own, and its outcome is unknown to the caller (the error says
         so: a retry with the same idempotency key, or of the same answer, is safe).
         """
-        bound = self.settings.database_timeout if getattr(self.store, "remote", False) else None
+        bound = self._store_bound
         if bound is None:
             return await to_thread.run_sync(lambda: fn(*args, **kwargs))
         try:
@@ -733,8 +735,7 @@ class Hub:
         except Exception as exc:  # a third-party resumer that cannot read the params
             raise InvalidInput("source.params", f"params the {name} resumer can deliver to",
                                type(exc).__name__) from exc
-        if found is not None and "\x00" in found:  # kept in a column: as a Text field would be
-            raise InvalidInput("source.params", f"params naming a run in {NUL_FREE}", found)
+        check_text("source.params", found)  # kept in a column, as a Text field is
         return None if found is None else f"{name}:{found}"
 
     def _route(self, event: Event) -> str | None:

@@ -167,7 +167,7 @@ class _Conn:
 
 
 @contextmanager
-def _unavailable(name: str) -> Iterator[None]:
+def _unavailable() -> Iterator[None]:
     """The server unreachable, restarting, or a connection lost mid-call: 503, not 500; so is
     a server that only reads (a failover that landed on a standby). The answer names no host,
     user or database: it goes to whoever asked, signed in or not. A value the database refuses
@@ -285,6 +285,7 @@ class PostgresStore(SQLStore):
         self._connect_timeout = connect_timeout
         self._listeners: list[Listener] = []
         options = {k: v for k, v in _KEEPALIVES.items() if k not in _parsed(url, self.name)}
+        self._keepalives = options  # the pool's and the listener's connections alike
         _first_connection(url, self.name, connect_timeout, options)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=pool_size, open=False,
@@ -311,7 +312,10 @@ class PostgresStore(SQLStore):
         with None after a lost connection came back (see :mod:`signoff.store._listen`);
         returns what stops it.
         """
-        listener = Listener(self.url, self._instance, heard, self._connect_timeout)
+        # the listening connection idles longest: a server that vanished must not leave it
+        # waiting for notices that never come
+        listener = Listener(psycopg.conninfo.make_conninfo(self.url, **self._keepalives),
+                            self._instance, heard, self._connect_timeout)
         self._listeners.append(listener)
         return listener.close
 
@@ -340,7 +344,7 @@ class PostgresStore(SQLStore):
         shares the lock with the other such writes, sends its statements in pipeline mode and
         chains its audit entries as it commits (see the module docstring).
         """
-        with _unavailable(self.name), self._pool.connection() as raw:
+        with _unavailable(), self._pool.connection() as raw:
             try:
                 if not alongside:
                     raw.execute(_BEGIN_SERIAL)
@@ -399,13 +403,13 @@ class PostgresStore(SQLStore):
             conn.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (_NAMES, name))
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with _unavailable(self.name), self._pool.connection() as raw:
+        with _unavailable(), self._pool.connection() as raw:
             rows: list[Row] = raw.execute(_dialect(sql), list(params)).fetchall()
             return rows
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[Callable[[str], list[Row]]]:
-        with _unavailable(self.name), self._pool.connection() as raw, raw.transaction():
+        with _unavailable(), self._pool.connection() as raw, raw.transaction():
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield lambda sql: raw.execute(_dialect(sql), []).fetchall()
 

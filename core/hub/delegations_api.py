@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, get_type_hints
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
 
@@ -20,7 +20,7 @@ from ..store import Delegation
 from .access import parse_expires
 from .api import _ERRORS as API_ERRORS
 from .api import Caller, _error, hub_of
-from .inputs import StrictJsonRoute
+from .inputs import DelegationId, StrictJsonRoute
 
 __all__ = ["router"]
 
@@ -32,7 +32,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: _error("A workflow token, or a reviewer delegating someone else's events"),
     404: _error("No delegation with that id of the caller's"),
 }
-DelegationId = Annotated[str, Path(max_length=64, pattern=r"^dl_[A-Za-z0-9_-]{1,60}$")]
 
 
 class DelegationCreate(BaseModel):

@@ -7,12 +7,14 @@ Python's ``json.loads`` accepts ``NaN``, ``Infinity`` and ``1e999`` (infinite), 
 that is not finite or a lone surrogate is an :class:`~signoff.InvalidInput` naming where it
 is, and a body over the hub's limit still ends as 413 (not FastAPI's generic 400).
 
-:data:`EventId` and :data:`DeliveryId` type the ids in paths: one that could not be an id (a
-NUL, a space, another prefix) is a 404 like any unknown id, before a store is asked.
+:data:`EventId`, :data:`DeliveryId`, :data:`TokenId` and :data:`DelegationId` type the ids in
+paths: one that could not be an id (a NUL, a space, another prefix) is a 404 like any unknown
+id, before a store is asked.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Coroutine, Sequence
@@ -25,32 +27,45 @@ from .._errors import InvalidInput, NotFound
 from .._ids import well_formed
 from .._limits import first_bad_string, where
 
-__all__ = ["DeliveryId", "EventId", "StrictJsonRoute", "invalid_body", "invalid_fields",
-           "strict_json"]
+__all__ = ["DelegationId", "DeliveryId", "EventId", "StrictJsonRoute", "TokenId", "invalid_body",
+           "invalid_fields", "strict_json"]
 
 
-def _event_id(event_id: Annotated[str, Path(description="An event's id (`ev_...`).")]
-              ) -> str:
-    if not well_formed(event_id, "ev"):
-        raise NotFound(f"no event {event_id!r}")
-    return event_id
+def _path_id(name: str, prefix: str, noun: str) -> Callable[..., str]:
+    """The dependency that reads the path parameter ``name`` as an id of ``prefix``: one that
+    could not be an id raises :class:`NotFound` as an unknown one would.
+
+    One function for every kind of id; its signature names the path parameter, which is what
+    FastAPI reads (and documents) from a dependency.
+    """
+    def path_id(**found: str) -> str:
+        value = found[name]
+        if not well_formed(value, prefix):
+            raise NotFound(f"no {noun} {value!r}")
+        return value
+
+    article = "An" if noun[0] in "aeiou" else "A"
+    described = Path(description=f"{article} {noun}'s id (`{prefix}_...`).")
+    path_id.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                           annotation=Annotated[str, described])], return_annotation=str)
+    path_id.__name__ = path_id.__qualname__ = f"_{name}"
+    return path_id
 
 
-def _delivery_id(delivery_id: Annotated[str, Path(description="A delivery's id (`dl_...`).")]
-                 ) -> str:
-    if not well_formed(delivery_id, "dl"):
-        raise NotFound(f"no delivery {delivery_id!r}")
-    return delivery_id
-
-
-EventId = Annotated[str, Depends(_event_id)]
+EventId = Annotated[str, Depends(_path_id("event_id", "ev", "event"))]
 """An event id from the path. One that could not be an id answers 404 as an unknown one does,
 and the same on every store: asked for it, SQLite finds nothing while PostgreSQL refuses a NUL
 outright. A pattern on the path parameter would answer 422 instead, telling a malformed id
 from a missing one for no gain. The check runs before the token's (an id that cannot exist is
 like a path no route serves)."""
-DeliveryId = Annotated[str, Depends(_delivery_id)]
+DeliveryId = Annotated[str, Depends(_path_id("delivery_id", "dl", "delivery"))]
 """A delivery id from the path, checked as :data:`EventId` is."""
+TokenId = Annotated[str, Depends(_path_id("token_id", "tk", "token"))]
+"""An API token's public id from the path, checked as :data:`EventId` is."""
+DelegationId = Annotated[str, Depends(_path_id("delegation_id", "dl", "delegation"))]
+"""A delegation id from the path, checked as :data:`EventId` is (delegations are ``dl_`` too:
+the prefix says what could be an id, the store which it is)."""
 
 
 class _NotFinite:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,7 @@ from ..store import token_id as public_id
 from .access import MAX_TOKEN_DAYS, parse_expires
 from .api import _ERRORS as API_ERRORS
 from .api import Caller, _error, hub_of
-from .inputs import StrictJsonRoute
+from .inputs import StrictJsonRoute, TokenId
 
 __all__ = ["router"]
 
@@ -44,7 +44,6 @@ async def admin(who: Caller) -> Identity:
 
 
 Admin = Annotated[Identity, Depends(admin)]
-TokenId = Annotated[str, Path(max_length=40, pattern=r"^tk_[0-9a-f]{16}$")]
 
 
 class TokenOut(BaseModel):

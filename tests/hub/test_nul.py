@@ -119,6 +119,13 @@ def test_list_filters_and_cursors_with_a_nul_are_refused(either: HubProcess,
     ("POST", f"/events/{BAD_ID}/refusals", "flow"),
     ("POST", f"/events/{BAD_ID}/reveal", "admin"),
     ("POST", "/deliveries/dl_%00x/retry", "admin"),
+    ("POST", "/tokens/tk_%00x/revoke", "admin"),
+    ("POST", "/tokens/tk_%20x/revoke", "admin"),
+    ("POST", f"/tokens/tk_{'0' * 65}/revoke", "admin"),  # longer than any id
+    ("POST", "/tokens/xx_0123456789abcdef/revoke", "admin"),
+    ("POST", "/delegations/dl_%00x/end", "rita"),
+    ("POST", "/delegations/dl_%C3%A9/end", "rita"),
+    ("POST", "/delegations/ev_0123/end", "rita"),
     ("GET", "/events/xx_0123", "admin"),  # another prefix: could not be an event
     ("GET", "/events/ev_%C3%A9", "admin"),
 ])
@@ -127,6 +134,26 @@ def test_an_id_that_could_not_be_one_is_not_found(either: HubProcess, who: dict[
     body = {"responses": {"value": True}, "refusals": {"reason": "r"}}.get(path.rsplit("/")[-1])
     answer = httpx.request(method, f"{either.url}/api/v1{path}", json=body,
                            headers=either.headers(who[role]), timeout=30)
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/tokens/tk_%00x/revoke", "/tokens/tk_0000000000000000/revoke"])
+def test_a_token_id_is_checked_before_the_callers_rights(either: HubProcess, who: dict[str, str],
+                                                        path: str) -> None:
+    """A reviewer revoking: 404 for an id that could not be one (as for events, the id is
+    checked first), 403 for one that could, known or not (nothing about tokens is told)."""
+    answer = httpx.post(f"{either.url}/api/v1{path}", headers=either.headers(who["rita"]),
+                        timeout=30)
+    assert answer.status_code == (404 if "%00" in path else 403), answer.text
+
+
+@pytest.mark.parametrize("path", ["/tokens/tk_0000000000000000/revoke", "/tokens/tk_nope/revoke",
+                                  f"/delegations/dl_{'0' * 32}/end"])
+def test_an_unknown_token_or_delegation_is_not_found(either: HubProcess, who: dict[str, str],
+                                                     path: str) -> None:
+    answer = httpx.post(f"{either.url}/api/v1{path}", headers=either.headers(who["admin"]),
+                        timeout=30)
     assert answer.status_code == 404, answer.text
     assert answer.json()["error"]["code"] == "not_found"
 

@@ -31,12 +31,12 @@ from ._protocol import (
     TokenInfo,
     token_id,
 )
-from ._protocol_balance import Assignment
+from ._protocol_balance import Assignment, BalancePlan
 from ._protocol_reviewers import Delegation
 from .sqlite import SQLiteStore
 
 __all__ = ["Assignment", "AuditAnchor", "AuditEntry", "AuditKey", "AuditKeyError", "AuditNote", "AuditProblem",
-           "AuditReport", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
+           "AuditReport", "BalancePlan", "Batching", "Delegation", "DeliveryRecord", "DueDelivery", "PendingSummary", "SQLiteStore",
            "SessionInfo", "Store", "StoreError", "TakenTier", "TokenInfo", "check_database", "has_password", "is_postgres",
            "key_file_for", "load_audit_key", "open_store", "shown", "token_id"]
 

@@ -25,7 +25,7 @@ from .._errors import InvalidInput
 from .._evidence import Keyring
 from .._model import Decision, Event, EventPage, Response
 from .._rules import Identity
-from ._protocol_balance import BalanceStore
+from ._protocol_balance import BalancePlan, BalanceStore
 from ._protocol_reviewers import ReviewerStore
 
 __all__ = ["AuditAnchor", "AuditEntry", "AuditNote", "AuditProblem", "AuditReport", "Batching", "DeliveryRecord",
@@ -229,7 +229,8 @@ class Store(ReviewerStore, BalanceStore, Protocol):
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
                      notes: Sequence[str | AuditNote] | None = None,
-                     resume_target: str | None = None) -> tuple[Event, bool]:
+                     resume_target: str | None = None,
+                     balance: BalancePlan | None = None) -> tuple[Event, bool]:
         """Store a new pending event, or return the one with the same key and ``False``.
 
         A key belongs to the identity that created the event: the same key is looked up among
@@ -245,6 +246,11 @@ class Store(ReviewerStore, BalanceStore, Protocol):
         event of another ``requested_by`` already names is refused, atomically with the insert
         so two identities racing for one target cannot both win; the same identity may name
         it again (two pauses in one run). A key already stored is returned as before.
+
+        With ``balance`` (its group is balanced, issue 21) a new pending event is also given to
+        a member as :meth:`assign_member` would give it (``previous`` none, at its creation
+        time), in the same transaction as the insert: an event is never stored without the
+        member it was to be given to, whatever fails between.
 
         Raises:
             TargetTaken: another identity's event names ``resume_target``; nothing was written.

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from .._model import Event
 
-__all__ = ["Assignment", "BalanceStore"]
+__all__ = ["Assignment", "BalancePlan", "BalanceStore"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,21 @@ class Assignment:
     strategy: str
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class BalancePlan:
+    """Whom an event may be given to, worked out by the hub before the store write that
+    chooses: the group, its members in turn order, the strategy, the members who may not be
+    chosen now (the requester, the away, those who answered or were tried) and why (the
+    ``assigned`` audit entry's reason).
+    """
+
+    group: str
+    members: tuple[str, ...]
+    strategy: str
+    exclude: tuple[str, ...]
+    reason: str
 
 
 class BalanceStore(Protocol):

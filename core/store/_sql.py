@@ -62,6 +62,7 @@ from ._protocol import (
     PendingSummary,
     TakenTier,
 )
+from ._protocol_balance import BalancePlan
 from ._sql_balance import BalanceRecords
 from ._sql_reviewers import ReviewerRecords
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
@@ -257,15 +258,18 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     # events -----------------------------------------------------------------------------
     def create_event(self, event: Event, *, channel: str, decision: Decision | None = None,
                      notes: Sequence[str | AuditNote] | None = None,
-                     resume_target: str | None = None) -> tuple[Event, bool]:
+                     resume_target: str | None = None,
+                     balance: BalancePlan | None = None) -> tuple[Event, bool]:
         """Insert a pending event (decided at once when ``decision`` is given, e.g. by a policy);
         with a key that exists, return the stored one unchanged; a ``resume_target`` another
-        identity's event names is refused (see :meth:`signoff.store.Store.create_event`).
+        identity's event names is refused; with ``balance``, give the new event to a member
+        (see :meth:`signoff.store.Store.create_event`).
 
         The check and the insert share the write transaction, which holds the key and the
         target it checks (one writer on SQLite, :meth:`_hold_names` on PostgreSQL): two
         creations with one key make one event, and two identities naming one target at once
-        cannot both get it.
+        cannot both get it. The giving shares it too, so it takes the serialized write (the
+        group's turn is read and claimed in it) instead of sharing the write lock.
         """
         _check_resume_target(event, resume_target)
         body = event.model_dump(mode="json", include=set(_BODY_FIELDS), by_alias=True)
@@ -276,7 +280,9 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
             names.append(f"key {event.requested_by} {event.key}")
         if resume_target is not None:
             names.append(f"target {resume_target}")
-        with self._write(alongside=True) as conn:
+        if decision is not None:
+            balance = None  # only a pending event is given to a member
+        with self._write(alongside=balance is None) as conn:
             self._hold_names(conn, names)
             existing = None
             if event.key is not None:  # a key is looked up among the requester's own events
@@ -316,7 +322,9 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                                          digest=event.digest)
                 else:
                     self._announce(conn, event.id)
-        if existing is None and decision is None:
+                    if balance is not None:
+                        self._give(conn, event.id, balance, None, event.created_at)
+        if existing is None and decision is None and balance is None:
             return event, True
         stored = self.get_event(event.id if existing is None else existing["id"])
         assert stored is not None

@@ -27,7 +27,7 @@ from typing import Any
 from .._errors import NotFound
 from .._limits import MAX_ASSIGNEES
 from .._model import Event
-from ._protocol_balance import Assignment
+from ._protocol_balance import Assignment, BalancePlan
 from ._sql_tokens import _at, _ts
 
 __all__ = ["BalanceRecords"]
@@ -56,56 +56,67 @@ class BalanceRecords:
                       strategy: str, exclude: Sequence[str] = (), previous: str | None = None,
                       reason: str, at: datetime) -> Event | None:
         """Give the event to one member (see :meth:`BalanceStore.assign_member`)."""
-        members = list(members)
-        candidates = [m for m in members if m not in exclude]
+        plan = BalancePlan(group, tuple(members), strategy, tuple(exclude), reason)
         with self._write() as conn:
-            row = conn.execute("SELECT status, body FROM events WHERE id = ?",
-                               (event_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no event {event_id}")
-            body = json.loads(row["body"])
-            if row["status"] != "pending" or body.get("assignee") != previous or not candidates:
+            if not self._give(conn, event_id, plan, previous, at):
                 return None
-            # writes are serialized: what is read here is not taken by another writer
-            turn = conn.execute("SELECT next_turn FROM balance_turns WHERE grp = ?",
-                                (group,)).fetchone()
-            start = (0 if turn is None else int(turn[0])) % len(members)
-            ranked = [m for m in members[start:] + members[:start] if m in candidates]
-            data: dict[str, Any] = {"group": group, "strategy": strategy, "reason": reason}
-            if strategy == "least_pending":
-                queues = self._queues(lambda q, p: conn.execute(q, p).fetchall(), ranked)
-                chosen = min(ranked, key=lambda m: queues[m])  # the first of the least: turns
-                data["pending"] = queues
-            else:
-                chosen = ranked[0]
-            conn.execute("INSERT INTO balance_turns (grp, next_turn) VALUES (?, ?)"
-                         " ON CONFLICT (grp) DO UPDATE SET next_turn = excluded.next_turn",
-                         (group, members.index(chosen) + 1))  # the turn after the chosen
-            assignees = list(body.get("assignees", []))
-            last = conn.execute("SELECT member, added FROM assignments WHERE event_id = ?"
-                                " ORDER BY turn DESC LIMIT 1", (event_id,)).fetchone()
-            if last is not None and last["added"] and last["member"] in assignees:
-                assignees.remove(last["member"])  # balancing put them there: it takes them out
-            added = chosen not in assignees and len(assignees) < MAX_ASSIGNEES
-            if added:
-                assignees.append(chosen)
-            body.update(assignee=chosen, assignees=assignees)
-            conn.execute("UPDATE events SET assignee = ?, body = ?, assigned = ? WHERE id = ?",
-                         (chosen, json.dumps(body), 1 if assignees else 0, event_id))
-            conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
-            conn.executemany("INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
-                             [(who, event_id) for who in assignees])
-            count = conn.execute("SELECT COUNT(*) FROM assignments WHERE event_id = ?",
-                                 (event_id,)).fetchone()[0]
-            conn.execute(
-                "INSERT INTO assignments (event_id, turn, grp, member, strategy, added, reason,"
-                " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event_id, count, group, chosen, strategy, 1 if added else 0, reason, _ts(at)))
-            self._append_audit(conn, "assigned", actor="hub", channel="hub", event_id=event_id,
-                               data={**data, "member": chosen, "previous": previous},
-                               at=_ts(at))
-            self._announce(conn, event_id)
         return self.get_event(event_id)
+
+    def _give(self, conn: Any, event_id: str, plan: BalancePlan, previous: str | None,
+              at: datetime) -> bool:
+        """Give the event to a member in the write transaction ``conn`` (which must hold the
+        serialized write: the turn read here is claimed here); whether it was given.
+        """
+        group, strategy, reason = plan.group, plan.strategy, plan.reason
+        members = list(plan.members)
+        candidates = [m for m in members if m not in plan.exclude]
+        row = conn.execute("SELECT status, body FROM events WHERE id = ?",
+                           (event_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        body = json.loads(row["body"])
+        if row["status"] != "pending" or body.get("assignee") != previous or not candidates:
+            return False
+        # writes are serialized: what is read here is not taken by another writer
+        turn = conn.execute("SELECT next_turn FROM balance_turns WHERE grp = ?",
+                            (group,)).fetchone()
+        start = (0 if turn is None else int(turn[0])) % len(members)
+        ranked = [m for m in members[start:] + members[:start] if m in candidates]
+        data: dict[str, Any] = {"group": group, "strategy": strategy, "reason": reason}
+        if strategy == "least_pending":
+            queues = self._queues(lambda q, p: conn.execute(q, p).fetchall(), ranked)
+            chosen = min(ranked, key=lambda m: queues[m])  # the first of the least: turns
+            data["pending"] = queues
+        else:
+            chosen = ranked[0]
+        conn.execute("INSERT INTO balance_turns (grp, next_turn) VALUES (?, ?)"
+                     " ON CONFLICT (grp) DO UPDATE SET next_turn = excluded.next_turn",
+                     (group, members.index(chosen) + 1))  # the turn after the chosen
+        assignees = list(body.get("assignees", []))
+        last = conn.execute("SELECT member, added FROM assignments WHERE event_id = ?"
+                            " ORDER BY turn DESC LIMIT 1", (event_id,)).fetchone()
+        if last is not None and last["added"] and last["member"] in assignees:
+            assignees.remove(last["member"])  # balancing put them there: it takes them out
+        added = chosen not in assignees and len(assignees) < MAX_ASSIGNEES
+        if added:
+            assignees.append(chosen)
+        body.update(assignee=chosen, assignees=assignees)
+        conn.execute("UPDATE events SET assignee = ?, body = ?, assigned = ? WHERE id = ?",
+                     (chosen, json.dumps(body), 1 if assignees else 0, event_id))
+        conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
+        conn.executemany("INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
+                         [(who, event_id) for who in assignees])
+        count = conn.execute("SELECT COUNT(*) FROM assignments WHERE event_id = ?",
+                             (event_id,)).fetchone()[0]
+        conn.execute(
+            "INSERT INTO assignments (event_id, turn, grp, member, strategy, added, reason,"
+            " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, count, group, chosen, strategy, 1 if added else 0, reason, _ts(at)))
+        self._append_audit(conn, "assigned", actor="hub", channel="hub", event_id=event_id,
+                           data={**data, "member": chosen, "previous": previous},
+                           at=_ts(at))
+        self._announce(conn, event_id)
+        return True
 
     @staticmethod
     def _queues(read: Callable[[str, list[Any]], list[Any]],

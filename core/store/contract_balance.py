@@ -10,6 +10,7 @@ from typing import Any
 
 from .._model import Event
 from ._protocol import Store
+from ._protocol_balance import BalancePlan
 
 __all__ = ["BalanceContract"]
 
@@ -79,3 +80,22 @@ class BalanceContract:
         assert given is not None and given.assignees == ["group:ops", "ann"]
         moved = self._give(store, event, previous="ann", exclude=("ann",))
         assert moved is not None and moved.assignees == ["group:ops", "ann", moved.assignee]
+
+    def test_a_balanced_creation_gives_the_event_in_the_same_write(self, store: Store) -> None:
+        """``create_event`` with a plan stores the event given to a member (the turn claimed,
+        ``assigned`` after ``created``); the same key again gives nothing more.
+        """
+        from .contract import T0, make_event
+
+        plan = BalancePlan("ops", TEAM, "round_robin", ("ann",), "created")
+        event = make_event(at=T0, assignees=["group:ops"], key="k")
+        stored, created = store.create_event(event, channel="api", balance=plan)
+        assert created and (stored.id, stored.assignee) == (event.id, "ben")
+        assert stored.assignees == ["group:ops", "ben"]
+        again, created = store.create_event(make_event(at=T0, assignees=["group:ops"], key="k"),
+                                            channel="api", balance=plan)
+        assert (again.id, again.assignee, created) == (event.id, "ben", False)
+        assert [e.action for e in store.audit(event.id)] == ["created", "assigned"]
+        assert [(a.member, a.reason) for a in store.assignments(event.id)] == [("ben", "created")]
+        after = self._give(store, self._group_event(store))
+        assert after is not None and after.assignee == "cal"  # the turn after ben's

@@ -28,7 +28,10 @@ them the events created from its start). When an
 escalation tier passes and the member has not answered, the event is given to the next member
 not tried yet (all tried: anyone but the current one). Each giving is an ``assigned`` audit
 entry naming the group, the strategy, the member, the one before and why; the choice is made
-in the store's write transaction (:mod:`signoff.store._sql_balance`), never in memory.
+in the store's write transaction (:mod:`signoff.store._sql_balance`), never in memory. At
+creation that is the insert's own transaction: an event is never stored without the member it
+was to be given to (the database lost between the two would leave it ungiven for good, as
+nothing gives an event a first member later).
 
 ``signoff_reviewer_pending{reviewer}`` is each configured member's queue: their pending
 events given to them by balancing (bounded: only configured members are labels).
@@ -38,13 +41,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .._model import Event
+from ..store import BalancePlan
 from .logs import state_change
 
 if TYPE_CHECKING:
@@ -57,15 +60,8 @@ __all__ = ["Balancer", "Plan", "balanced_group"]
 log = logging.getLogger("signoff.hub")
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Whom an event may be given to, worked out before the store write that chooses."""
-
-    group: str
-    members: tuple[str, ...]
-    strategy: str
-    exclude: tuple[str, ...]
-    reason: str
+Plan = BalancePlan
+"""Whom an event may be given to, worked out before the store write that chooses."""
 
 
 def _group(settings: Settings, event: Event) -> str | None:
@@ -124,13 +120,20 @@ class Balancer:
             event.id, group=plan.group, members=plan.members, strategy=plan.strategy,
             exclude=plan.exclude, previous=event.assignee, reason=plan.reason,
             at=self.hub.clock())
-        if given is None:
+        self.logged(event if given is None else given, plan, given is not None)
+        return event if given is None else given
+
+    @staticmethod
+    def logged(event: Event, plan: Plan, given: bool) -> None:
+        """Log a giving: to whom (``event`` as stored after it), or that no member could be
+        chosen.
+        """
+        if not given:
             log.info("event %s of group:%s was not given to a member (%s): every member is "
                      "away, the requester, or answered", event.id, plan.group, plan.reason)
-            return event
-        state_change("assigned", given, member=given.assignee, group=plan.group,
+            return
+        state_change("assigned", event, member=event.assignee, group=plan.group,
                      strategy=plan.strategy, reason=plan.reason)
-        return given
 
     async def reassign(self, event: Event, reason: str) -> Event:
         """Give a pending balanced event to another member than its current one."""

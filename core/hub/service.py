@@ -358,19 +358,14 @@ class Hub:
         return draft
 
     def _store_draft(self, draft: _Draft) -> tuple[Event, bool]:
-        """Create the draft's event and, if balanced, give it to a member: one store job (one
-        transaction where the store batches writes).
+        """Create the draft's event and, if balanced, give it to a member: one store call, one
+        transaction (both written or neither, on every store).
         """
-        return self._balanced(draft, *self._insert_draft(draft))
-
-    def _insert_draft(self, draft: _Draft) -> tuple[Event, bool]:
-        return self.store.create_event(
+        stored, created = self.store.create_event(
             draft.event, channel=draft.channel, decision=draft.decision, notes=draft.notes,
-            resume_target=draft.target)
-
-    def _balanced(self, draft: _Draft, stored: Event, created: bool) -> tuple[Event, bool]:
+            resume_target=draft.target, balance=draft.balance)
         if created and draft.balance is not None and stored.status == "pending":
-            stored = self.balancer.assign(stored, draft.balance)
+            self.balancer.logged(stored, draft.balance, stored.assignee is not None)
         return stored, created
 
     def _create_drafts(self, drafts: builtins.list[_Draft]
@@ -389,16 +384,13 @@ class Hub:
                 made.append(made[-1])
                 continue
             try:
-                stored, created = self._insert_draft(d)
+                made.append(self._store_draft(d))  # given to its member, if balanced, with it
             except StoreUnavailable as lost:
                 if not any(isinstance(m, tuple) and m[1] for m in made):
                     raise
                 made.append(lost)
-                continue
             except HubError as refused:
                 made.append(refused)
-                continue
-            made.append(self._balanced(d, stored, created))  # an error here: it is written
         return made
 
     def _draft(self, who: Identity, body: EventCreate, channel: str | None) -> _Draft:

@@ -31,14 +31,15 @@ __all__ = ["DelegationId", "DeliveryId", "EventId", "StrictJsonRoute", "TokenId"
            "invalid_fields", "strict_json"]
 
 
-def _path_id(name: str, prefix: str, noun: str) -> Callable[..., str]:
+def _path_id(name: str, prefix: str, noun: str) -> Callable[..., Coroutine[Any, Any, str]]:
     """The dependency that reads the path parameter ``name`` as an id of ``prefix``: one that
     could not be an id raises :class:`NotFound` as an unknown one would.
 
     One function for every kind of id; its signature names the path parameter, which is what
     FastAPI reads (and documents) from a dependency.
     """
-    def path_id(**found: str) -> str:
+    async def path_id(**found: str) -> str:  # a coroutine: a plain function dependency
+        # runs in a worker thread, a handoff that costs more than the check
         value = found[name]
         if not well_formed(value, prefix):
             raise NotFound(f"no {noun} {value!r}")

@@ -13,7 +13,9 @@ The event loop never waits on a commit. With a store that batches (SQLite), a wr
 for the store's writer thread and shares a commit with the writes queued alongside it, an
 answer's checks run inside the transaction that writes it, and a read of one event by id runs
 on the loop (tens of microseconds). Lists, counts and everything a plain store does run in
-worker threads.
+worker threads. A store on a database server that can drive its calls on the loop
+(PostgreSQL, :meth:`~signoff.store.postgres.PostgresStore.drive`) runs them there instead: its
+waits for the server are awaited, and no thread hands the GIL back and forth.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 import builtins
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -131,6 +133,10 @@ class Hub:
         self._batching = store if isinstance(store, Batching) else None  # checked once: slow
         # a store on a database server: how long a request waits for one call (see _run)
         self._store_bound = settings.database_timeout if getattr(store, "remote", False) else None
+        # a store on a database server may run store code on the loop instead of in a thread
+        self._drive: Callable[..., Awaitable[Any]] | None = (
+            getattr(store, "drive", None) if self._store_bound is not None else None)
+        self._driving: set[asyncio.Future[Any]] = set()  # held: a call left behind runs on
         self.clock = clock
         self._waiters: dict[str, set[asyncio.Future[Decision | None]]] = {}
         self._closing = False  # shutting down: long-polls answer at once
@@ -221,21 +227,30 @@ class Hub:
         for resumer in self.dispatcher.resumers.values():
             if resumer is not None:
                 await resumer.aclose()
+        release = getattr(self.store, "release_loop", None)
+        if self._drive is not None and release is not None:
+            if self._driving:  # calls left behind: a moment to finish, then their pool closes
+                await asyncio.wait(set(self._driving), timeout=_DRIVEN_GRACE)
+            await release()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A store call in a worker thread (scans, and everything a plain store does).
+        """A store call in a worker thread (scans, and everything a plain store does); on a
+        store that drives its calls, store code (:meth:`_store_code`) runs on the loop.
 
         A store on a database server bounds how long a request waits for it
         (``database_timeout``): a server that stops answering without closing its connections (a
-        hung host, a frozen process) answers 503 after that long instead of never. The thread
-        is left to finish on its own, and its outcome is unknown to the caller (the error says
-        so: a retry with the same idempotency key, or of the same answer, is safe).
+        hung host, a frozen process) answers 503 after that long instead of never. The call
+        (thread or task) is left to finish on its own, and its outcome is unknown to the caller
+        (the error says so: a retry with the same idempotency key, or of the same answer, is
+        safe).
         """
         bound = self._store_bound
         if bound is None:
             return await to_thread.run_sync(lambda: fn(*args, **kwargs))
         try:
             with anyio.fail_after(bound):
+                if self._drive is not None and self._store_code(fn):
+                    return await asyncio.shield(self._driven(fn, *args, **kwargs))
                 return await to_thread.run_sync(lambda: fn(*args, **kwargs),
                                                 abandon_on_cancel=True)
         except TimeoutError:
@@ -243,6 +258,26 @@ class Hub:
                 f"the database did not answer within {bound:g} s; what this request asked may "
                 "or may not be done (retrying it is safe: an event with its idempotency key, "
                 "an answer to the same event)") from None
+
+    def _store_code(self, fn: Callable[..., Any]) -> bool:
+        """Whether ``fn`` only computes and calls the store (a store method, or a hub job of
+        :data:`_STORE_JOBS`): what :meth:`~signoff.store.postgres.PostgresStore.drive` may run
+        on the loop. Anything else (loading a plugin, joining a thread) waits in a thread.
+        """
+        return (getattr(fn, "__self__", None) is self.store
+                or getattr(fn, "__func__", None) in _STORE_JOBS)
+
+    def _driven(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Store code on the loop (see :meth:`_run`), as a task of its own: like a worker
+        thread, a call its caller stopped waiting for (``database_timeout``, a client gone)
+        runs on to its end, and gives its connection back.
+        """
+        assert self._drive is not None
+        call: asyncio.Future[T] = asyncio.ensure_future(self._drive(fn, *args, **kwargs))
+        self._driving.add(call)
+        call.add_done_callback(_left_behind)
+        call.add_done_callback(self._driving.discard)
+        return call
 
     def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Start a store write: queued for a group commit when the store batches, else a
@@ -1020,3 +1055,16 @@ def check_channel(channel: str | None, default: str | None) -> str | None:
     this caller may claim it on this event is the hub's to decide (:meth:`Hub._channel`).
     """
     return check_claim(channel) or default
+
+
+_STORE_JOBS = frozenset({Hub._store_draft, Hub._create_drafts, Hub._respond_now, Balancer.assign})
+"""Hub functions that only compute and call the store (see :meth:`Hub._store_code`)."""
+_DRIVEN_GRACE = 2.0  # seconds a stopping hub waits for store calls left behind on the loop
+
+
+def _left_behind(call: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a store call on the loop that nobody may await any more (its
+    caller timed out or left), so asyncio does not report it as never retrieved.
+    """
+    if not call.cancelled():
+        call.exception()

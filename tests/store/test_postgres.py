@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
 
 from signoff.store import AuditKeyError, Store, StoreError, open_store
+from signoff.store._drive import driven
 from signoff.store._schema import for_postgresql
 from signoff.store.contract import StoreContract, make_event
 from signoff.store.postgres import PostgresStore, shown
@@ -26,6 +30,55 @@ class TestPostgresContract(StoreContract):
     def store(self, pg_url: str) -> Iterator[Store]:
         store = open_store(pg_url, audit_key=KEY)
         yield store
+        store.close()
+
+
+class _OnTheLoop:
+    """A store whose every method runs as the hub runs it on a database server: through
+    :meth:`PostgresStore.drive`, on an event loop (a thread of its own here), its connections
+    from that loop's pool. Racing callers (threads) interleave on the one loop.
+    """
+
+    def __init__(self, store: PostgresStore, loop: asyncio.AbstractEventLoop) -> None:
+        object.__setattr__(self, "_store", store)
+        object.__setattr__(self, "_loop", loop)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._store, name)
+        if not callable(found) or name in {"close", "drive", "release_loop", "migrate"}:
+            # (the hub migrates once, before it serves: never on the loop)
+            return found
+
+        def on_the_loop(*args: Any, **kwargs: Any) -> Any:
+            call = self._store.drive(found, *args, **kwargs)
+            return asyncio.run_coroutine_threadsafe(call, self._loop).result(timeout=60)
+        return on_the_loop
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._store, name, value)
+
+
+class TestPostgresContractOnTheLoop(StoreContract):
+    """The contract again, every call driven on an event loop as the hub makes them."""
+
+    @pytest.fixture
+    def store(self, pg_url: str) -> Iterator[Any]:
+        store = open_store(pg_url, audit_key=KEY)
+        assert isinstance(store, PostgresStore)
+        loop = asyncio.new_event_loop()
+        runner = threading.Thread(target=loop.run_forever, daemon=True)
+        runner.start()
+        threads = store._pool.connection
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            assert not driven(), "a call on the loop waited for a thread's connection"
+            return threads(*args, **kwargs)
+        store._pool.connection = blocking  # type: ignore[method-assign]
+        yield _OnTheLoop(store, loop)
+        asyncio.run_coroutine_threadsafe(store.release_loop(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(timeout=10)
+        loop.close()
         store.close()
 
 

@@ -15,6 +15,7 @@ store needs.
 
 from __future__ import annotations
 
+import contextvars
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
@@ -54,9 +55,13 @@ async def drive(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` in a greenlet, awaiting each awaitable it waits for.
 
     An exception from an awaitable is raised inside ``fn`` where it waited, so its handlers
-    run (a rollback, a connection given back) before it reaches the caller.
+    run (a rollback, a connection given back) before it reaches the caller. ``fn`` sees the
+    caller's context variables (a copy, as in a worker thread).
     """
     worker = _Driven(lambda: fn(*args, **kwargs), parent=greenlet.getcurrent())
+    # a new greenlet starts in an empty context: give it a copy of the caller's, as a worker
+    # thread gets one (anyio), so what the code logs carries the request's id
+    worker.gr_context = contextvars.copy_context()
     asked = worker.switch()
     while not worker.dead:
         try:

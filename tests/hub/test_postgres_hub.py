@@ -117,6 +117,38 @@ def test_create_answer_wake_and_restart(pg_hub: HubProcess) -> None:
     assert [line["action"] for line in trail] == ["created", "responded", "approved"]
 
 
+def test_a_line_logged_by_store_code_on_the_loop_carries_the_request_id(
+        pg_url: str, tmp_path: Path) -> None:
+    """Store code runs on the event loop (in a greenlet, not a worker thread): what it logs (the
+    giving of a balanced event to a member) still names the request that caused it."""
+    import json
+
+    env = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+           "SIGNOFF_LOG_FORMAT": "json",
+           "SIGNOFF_GROUP_MEMBERS": json.dumps({"ops": ["ann", "bob"]})}
+    with HubProcess(pg_url, env=env, log_dir=tmp_path) as hub:
+        flow = hub.token("flow", role="workflow")
+        made = httpx.post(f"{hub.url}/api/v1/events",
+                          headers={**hub.headers(flow), "X-Request-Id": "trace-42"},
+                          json={"name": "n", "prompt": "?", "assignees": ["group:ops"],
+                                "policy": {"balance": "round_robin"}}, timeout=30)
+        assert made.status_code == 201, made.text
+        event_id = made.json()["id"]
+
+        def events_lines() -> list[dict[str, Any]]:
+            return [line for line in (json.loads(text) for text in
+                                      hub.log_path.read_text().splitlines()
+                                      if text.startswith("{"))
+                    if line.get("logger") == "signoff.events" and line["event_id"] == event_id]
+
+        deadline = time.monotonic() + 10
+        while {line["msg"] for line in events_lines()} != {"created", "assigned"}:
+            assert time.monotonic() < deadline, events_lines()
+            time.sleep(0.05)
+    assert {line["msg"]: line["request_id"] for line in events_lines()} == {
+        "created": "trace-42", "assigned": "trace-42"}
+
+
 def test_racing_answers_make_exactly_one_decision(pg_hub: HubProcess) -> None:
     flow = pg_hub.token("flow", role="workflow")
     admin = pg_hub.admin_token or ""

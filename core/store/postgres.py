@@ -100,6 +100,7 @@ _TAKE_AUDIT_LOCK = b"SELECT pg_advisory_xact_lock(%d)" % _AUDIT_LOCK
 _AUDIT_HEAD = b"SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
 _CONNECT_TIMEOUT = 10.0  # seconds to wait for the first connection, at start
 _REQUEST_TIMEOUT = 5.0  # seconds a call waits for a connection before it answers 503
+_RELEASE_TIMEOUT = 0.5  # seconds a closing loop pool waits for its own tasks (release_loop)
 _KEEPALIVES = {  # a connection to a host that vanished (no FIN, no RST) fails within ~30 s
     "keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5",
     "keepalives_count": "3", "tcp_user_timeout": "30000"}
@@ -383,11 +384,16 @@ class PostgresStore(SQLStore):
             await pool.open()
         return await drive(fn, *args, **kwargs)
 
-    async def release_loop(self) -> None:
-        """Close the running event loop's pool (:meth:`drive` opens another if called again)."""
+    async def release_loop(self, timeout: float = _RELEASE_TIMEOUT) -> None:
+        """Close the running event loop's pool (:meth:`drive` opens another if called again).
+
+        Its idle connections close at once; ``timeout`` is how long to wait first for the
+        pool's own tasks (psycopg_pool's default, 5 s, is spent in full when one of them is
+        connecting to a server that stopped answering: a stop that long for nothing).
+        """
         pool = self._loop_pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
-            await pool.close()
+            await pool.close(timeout=timeout)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -232,3 +232,46 @@ def test_a_value_too_large_to_index_is_refused_naming_the_field_not_unavailable(
         assert store.create_event(make_event(key="next"), channel="api")[1]
     finally:
         store.close()
+
+
+
+def test_a_loop_pool_closes_at_once_on_a_server_that_stopped_answering() -> None:
+    """A hub that stops releases its loop's pool last. When the server froze while calls
+    waited for connections, a task of the pool is stuck connecting to it: the release must not
+    wait psycopg_pool's 5 s for that task (they came on top of the hub's own grace)."""
+    import os
+    import signal
+
+    from ..hub.test_postgres_hub import _server_processes
+    from ..postgres import find_bin
+
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql-15)")
+    with PostgresServer(bin_dir).running() as server:  # its own: this test freezes it
+        store = open_store(server.create_database(), audit_key=KEY)
+        assert isinstance(store, PostgresStore)
+
+        async def main() -> float:
+            assert await store.drive(store.count_events) == 0  # the loop's pool, 1 connection
+            frozen = _server_processes(server)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            calls = [asyncio.ensure_future(store.drive(store.count_events))
+                     for _ in range(4)]  # one takes the connection, the pool grows
+            try:
+                await asyncio.sleep(0.5)
+                started = time.monotonic()
+                await store.release_loop()
+                took = time.monotonic() - started
+            finally:
+                for pid in reversed(frozen):
+                    os.kill(pid, signal.SIGCONT)
+            await asyncio.gather(*calls, return_exceptions=True)  # thawed: they end
+            return took
+
+        try:
+            took = asyncio.run(main())
+        finally:
+            store.close()
+    assert took < 2, took

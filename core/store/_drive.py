@@ -66,12 +66,30 @@ async def drive(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     while not worker.dead:
         try:
             answer = await asked
+        except GeneratorExit:
+            _unwind(worker)
+            raise
         except BaseException:  # noqa: BLE001 - handed to fn, which decides
             asked = worker.throw(*sys.exc_info())
         else:
             asked = worker.switch(answer)
     result: T = asked
     return result
+
+
+def _unwind(worker: _Driven) -> None:
+    """:func:`drive` is being closed, not cancelled (its task destroyed with its loop): no wait
+    will be served any more. The code gets the GeneratorExit where it waits, and so does every
+    wait its handlers ask for (a rollback) until it has unwound; a coroutine that awaited
+    again instead would fail the close and leave the greenlet suspended for ever.
+    """
+    exc_info = sys.exc_info()
+    asked = worker.throw(*exc_info)
+    while not worker.dead:
+        close = getattr(asked, "close", None)
+        if close is not None:  # a coroutine never to be awaited: no "never awaited" warning
+            close()
+        asked = worker.throw(*exc_info)
 
 
 @contextmanager

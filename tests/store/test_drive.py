@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from typing import Any
 
 from signoff.store._drive import drive, wait_for
 
@@ -29,3 +30,38 @@ def test_driven_code_sees_the_callers_context_variables() -> None:
     seen, afterwards = asyncio.run(main())
     assert seen == ("trace-42", "trace-42")
     assert afterwards == "trace-42"
+
+
+class _Pending:
+    """An awaitable that never completes (a server that does not answer)."""
+
+    def __await__(self) -> Any:
+        yield self
+
+
+def test_a_driver_closed_mid_call_lets_the_code_unwind() -> None:
+    """A coroutine is closed, not cancelled, when its task is destroyed with its loop. The code
+    driven then gets GeneratorExit where it waited, and its handlers (a rollback) may ask for
+    another wait: nothing will serve it, so that wait fails at once too, the code unwinds to
+    its end, and the close succeeds instead of failing with "coroutine ignored GeneratorExit"
+    and leaving the greenlet suspended for ever."""
+    seen: list[str] = []
+
+    def fn() -> None:
+        try:
+            wait_for(_Pending())
+        except BaseException as exc:
+            seen.append(f"waiting: {type(exc).__name__}")
+            try:
+                wait_for(_Pending())  # a rollback
+            except BaseException as again:
+                seen.append(f"rolling back: {type(again).__name__}")
+                raise
+            raise
+        finally:
+            seen.append("unwound")
+
+    call = drive(fn)
+    call.send(None)  # runs to the first wait
+    call.close()
+    assert seen == ["waiting: GeneratorExit", "rolling back: GeneratorExit", "unwound"]

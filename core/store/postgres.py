@@ -387,9 +387,10 @@ class PostgresStore(SQLStore):
     async def release_loop(self, timeout: float = _RELEASE_TIMEOUT) -> None:
         """Close the running event loop's pool (:meth:`drive` opens another if called again).
 
-        Its idle connections close at once; ``timeout`` is how long to wait first for the
-        pool's own tasks (psycopg_pool's default, 5 s, is spent in full when one of them is
-        connecting to a server that stopped answering: a stop that long for nothing).
+        ``timeout`` is how long to wait for the pool's own tasks before its idle connections
+        close (psycopg_pool's default, 5 s, is spent in full when one of them is connecting to
+        a server that stopped answering: a stop that long for nothing). A connection in use
+        closes when its call gives it back.
         """
         pool = self._loop_pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:

@@ -244,15 +244,19 @@ class Hub:
         (the error says so: a retry with the same idempotency key, or of the same answer, is
         safe).
         """
-        bound = self._store_bound
-        if bound is None:
+        if self._store_bound is None:
             return await to_thread.run_sync(lambda: fn(*args, **kwargs))
+        if self._drive is not None and self._store_code(fn):
+            return await self._within_bound(asyncio.shield(self._driven(fn, *args, **kwargs)))
+        return await self._within_bound(to_thread.run_sync(lambda: fn(*args, **kwargs),
+                                                           abandon_on_cancel=True))
+
+    async def _within_bound(self, call: Awaitable[T]) -> T:
+        """``call`` awaited for at most ``database_timeout``; then a 503 (see :meth:`_run`)."""
+        bound = self._store_bound
         try:
             with anyio.fail_after(bound):
-                if self._drive is not None and self._store_code(fn):
-                    return await asyncio.shield(self._driven(fn, *args, **kwargs))
-                return await to_thread.run_sync(lambda: fn(*args, **kwargs),
-                                                abandon_on_cancel=True)
+                return await call
         except TimeoutError:
             raise StoreUnavailable(
                 f"the database did not answer within {bound:g} s; what this request asked may "
@@ -281,12 +285,26 @@ class Hub:
 
     def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Start a store write: queued for a group commit when the store batches, else a
-        worker thread. The returned future resolves once the write is durable.
+        worker thread (or a task on the loop, see :meth:`_run`). The returned future resolves
+        once the write is durable.
+        """
+        return self._started(None, fn, *args, **kwargs)
+
+    def _started(self, then: Callable[[asyncio.Future[T]], None] | None, fn: Callable[..., T],
+                 *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """:meth:`_submit`, calling ``then`` with the write's own outcome: for a call on the
+        loop, even one whose request stopped waiting for it (``database_timeout``) and was
+        answered 503, since the write may commit afterwards.
         """
         if self._batching is not None:
-            write = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+            write = outcome = asyncio.wrap_future(self._batching.submit(fn, *args, **kwargs))
+        elif self._drive is not None and self._store_code(fn):
+            outcome = self._driven(fn, *args, **kwargs)
+            write = asyncio.ensure_future(self._within_bound(asyncio.shield(outcome)))
         else:
-            write = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+            write = outcome = asyncio.ensure_future(self._run(fn, *args, **kwargs))
+        if then is not None:
+            outcome.add_done_callback(then)
         if self.metrics is not None:
             write.add_done_callback(self._count_failure)
         return write
@@ -312,18 +330,16 @@ class Hub:
     async def _write_deciding(self, fn: Callable[..., Event], *args: Any,
                               **kwargs: Any) -> Event:
         """A write that may decide an event. Once queued it runs to the end, and a decision it
-        writes wakes the waiters and the dispatcher even if the caller is cancelled meanwhile.
+        writes wakes the waiters and the dispatcher even if the caller is cancelled meanwhile,
+        or was answered 503 because the database was slower than ``database_timeout``.
         """
-        write = self._submit(fn, *args, **kwargs)
-
         def announce(done: asyncio.Future[Event]) -> None:
             if done.cancelled() or done.exception() is not None:
                 return
             if done.result().decision is not None:
                 self._decided(done.result())
 
-        write.add_done_callback(announce)
-        return await asyncio.shield(write)
+        return await asyncio.shield(self._started(announce, fn, *args, **kwargs))
 
     # identity ----------------------------------------------------------------------------
     async def authenticate(self, token: str | None) -> Identity:

@@ -149,6 +149,36 @@ def test_a_line_logged_by_store_code_on_the_loop_carries_the_request_id(
         "created": "trace-42", "assigned": "trace-42"}
 
 
+def test_a_decision_committed_after_its_503_still_wakes_the_waiters(pg_url: str,
+                                                                    tmp_path: Path) -> None:
+    """An answer the database holds longer than ``database_timeout`` is answered 503, but the
+    call runs on: when it commits the decision, the long-poll on it is woken at once (not at
+    the end of its wait), as it is for any decision."""
+    import psycopg
+
+    env = {"SIGNOFF_AUDIT_KEY": PG_AUDIT_KEY, "SIGNOFF_SIGNING_KEYS": PG_SIGNING_KEYS,
+           "SIGNOFF_DATABASE_TIMEOUT": "1"}
+    with HubProcess(pg_url, env=env, log_dir=tmp_path) as hub, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            psycopg.connect(pg_url, autocommit=True) as locker:
+        flow, rita = hub.token("flow", role="workflow"), hub.token("rita")
+        event_id = _call(hub, "POST", "/events", flow, json={"name": "n", "prompt": "?"}
+                         ).json()["id"]
+        waiting = pool.submit(_call, hub, "GET", f"/events/{event_id}/decision", flow,
+                              params={"wait": 25})
+        time.sleep(0.5)  # the long-poll is parked
+        locker.execute("SELECT pg_advisory_lock(%s)", (0x5166_0FF3,))  # the audit lock
+        answered = _call(hub, "POST", f"/events/{event_id}/responses", rita,
+                         json={"value": True})
+        assert answered.status_code == 503, answered.text  # held past database_timeout
+        released = time.monotonic()
+        locker.execute("SELECT pg_advisory_unlock_all()")  # the answer commits now
+        woken = waiting.result(timeout=30)
+        assert woken.status_code == 200, woken.text
+        assert woken.json()["outcome"] == "approved"
+        assert time.monotonic() - released < 5  # woken by the decision, not by its wait's end
+
+
 def test_racing_answers_make_exactly_one_decision(pg_hub: HubProcess) -> None:
     flow = pg_hub.token("flow", role="workflow")
     admin = pg_hub.admin_token or ""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from ...example_header import HeaderRun, header_commands
 from ..scenarios import find_event
@@ -66,6 +67,23 @@ def test_example_runs_end_to_end(idle: Stack) -> None:
     assert out.splitlines()[-1] == "DOC-7: approved, published to website"
 
 
+def wait_until_waiting(stack: Stack, workflow_id: str, timeout: float = 30.0) -> None:
+    """Until the workflow's history holds the completion of the activity that created its
+    event: from then on it waits for the signal. The event is in the hub a moment earlier (the
+    activity posts it, then reports to Temporal); a worker killed in between leaves the
+    activity to its start-to-close timeout (2 minutes) before Temporal runs it again.
+    """
+    async def completed() -> bool:
+        history = await stack.client.get_workflow_handle(workflow_id).fetch_history()
+        return any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                   for e in history.events)
+
+    deadline = time.monotonic() + timeout
+    while not stack.loop.run(completed()):
+        assert time.monotonic() < deadline, f"{workflow_id}: its create activity never completed"
+        time.sleep(0.1)
+
+
 def test_worker_killed_while_waiting(idle: Stack) -> None:
     """SIGKILL the only worker while the workflow waits; decide while no worker runs; a new
     worker replays the history and the workflow goes on to its next step."""
@@ -75,6 +93,7 @@ def test_worker_killed_while_waiting(idle: Stack) -> None:
         started = example(idle, "start", "--doc", "DOC-9", "--id", workflow_id)
         assert started.wait(60) == 0, started.stderr.read() if started.stderr else ""
         event = find_event(idle.hub, f"temporal:default:{workflow_id}:", timeout=60)
+        wait_until_waiting(idle, workflow_id)
     finally:
         first_worker.send_signal(signal.SIGKILL)
         first_worker.wait(10)

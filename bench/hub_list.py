@@ -181,7 +181,7 @@ def _clone(store: Any, status: str, copies: int, postgres: bool) -> int:
                 for c in cols:
                     if c == id_col:
                         picked.append(new_id.format(col=f"t.{c}"))
-                    elif table == "events" and c == "created_at":
+                    elif c == "created_at":  # an event's, and its assignments' copy
                         picked.append("t.created_at - n.i * 7.5")
                     else:
                         picked.append(f't."{c}"')

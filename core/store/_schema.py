@@ -40,6 +40,11 @@ _SQLITE = {
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    "assignees_follow_status": """
+    CREATE TRIGGER event_assignees_status AFTER UPDATE OF status ON events
+        WHEN OLD.status IS NOT NEW.status
+        BEGIN UPDATE event_assignees SET status = NEW.status WHERE event_id = NEW.id; END;
+    """,
 }
 _POSTGRESQL = {
     "real": "DOUBLE PRECISION",  # PostgreSQL's REAL is 32 bits: timestamps would lose digits
@@ -53,6 +58,16 @@ _POSTGRESQL = {
         FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
     CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
         FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+    """,
+    "assignees_follow_status": """
+    CREATE FUNCTION signoff_assignees_status() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN
+            UPDATE event_assignees SET status = NEW.status WHERE event_id = NEW.id;
+            RETURN NULL;
+        END $$;
+    CREATE TRIGGER event_assignees_status AFTER UPDATE OF status ON events
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+        EXECUTE FUNCTION signoff_assignees_status();
     """,
 }
 
@@ -328,6 +343,23 @@ MIGRATIONS: list[Migration] = [
         grp TEXT PRIMARY KEY,
         next_turn INTEGER NOT NULL            -- where the next turn starts in the members
     );
+    """),
+    # 15: any page of a reviewer's inbox is a merge of ordered index ranges, one for the events
+    # open to anyone and one per principal, each read only as far as the page needs: an
+    # assignment carries its event's status and sort key (copied when it is written; the
+    # status kept in step by a trigger), so no page reads the assignments of decided events
+    Migration(both="""
+    ALTER TABLE event_assignees ADD COLUMN status TEXT;
+    ALTER TABLE event_assignees ADD COLUMN sort_priority INTEGER;
+    ALTER TABLE event_assignees ADD COLUMN created_at {real};
+    UPDATE event_assignees SET (status, sort_priority, created_at) =
+        (SELECT status, sort_priority, created_at FROM events
+         WHERE events.id = event_assignees.event_id);
+    CREATE INDEX event_assignees_order
+        ON event_assignees (principal, status, sort_priority, created_at, event_id);
+    CREATE INDEX events_anyone_order ON events (status, sort_priority, created_at, id)
+        WHERE assigned = 0;
+    {assignees_follow_status}
     """),
 ]
 

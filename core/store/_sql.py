@@ -9,9 +9,9 @@ subclass supplies only what its database does its own way (the SQLAlchemy ``defa
   when the block ends; writes are serialized (the audit chain numbers its entries in order);
 - ``_read(sql, params)``: rows from a read outside any write;
 - ``_read_snapshot()``: several reads that see one snapshot;
-- ``migrate()``, ``close()``, and a few spellings: ``_indexed_by`` (an index hint, or
-  nothing), ``_JOIN_IN_ORDER`` (a join the planner must not reorder) and ``_INSERTION`` (the
-  column that orders rows with the same ``created_at`` as they were inserted).
+- ``migrate()``, ``close()``, and two spellings: ``_indexed_by`` (an index hint, or
+  nothing) and ``_INSERTION`` (the column that orders rows with the same ``created_at`` as
+  they were inserted).
 
 Statements use ``?`` placeholders; a backend whose driver wants another style translates them.
 Rows must answer ``row["column"]``, ``row[0]`` and ``dict(row)``. Timestamps are stored as
@@ -63,7 +63,7 @@ from ._protocol import (
     TakenTier,
 )
 from ._protocol_balance import BalancePlan
-from ._sql_balance import BalanceRecords
+from ._sql_balance import BalanceRecords, put_assignees
 from ._sql_reviewers import ReviewerRecords
 from ._sql_tokens import TokenRecords, _at, _dt, _now, _ts
 
@@ -108,6 +108,8 @@ def chain_head(last: Row | None) -> tuple[int, str]:
 
 
 _MAX_ERROR = 2_000
+_MAX_RANGES = 100
+"""At most this many ordered ranges merged for one page (SQLite allows 500 in a compound)."""
 """Characters of a delivery's error kept (an exception may carry a whole remote answer)."""
 
 _AUDIT_INSERT = ("INSERT INTO audit (seq, at, event_id, actor, action, channel, data, prev_hash,"
@@ -124,7 +126,6 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
     _audit_key: bytes
     signer: Keyring | None = None
     """The hub's signing keyring: each decision written is signed with its newest key."""
-    _JOIN_IN_ORDER = "JOIN"
     _INSERTION = "id"
 
     def _read_snapshot(self) -> AbstractContextManager[Callable[[str], list[Row]]]:
@@ -305,10 +306,8 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                      1 if event.assignees else 0, json.dumps(body),
                      _ts(escalation) if escalation else None, resume_target, event.digest),
                 )
-                conn.executemany(
-                    "INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
-                    [(who, event.id) for who in event.assignees],
-                )
+                if event.assignees:
+                    put_assignees(conn, event.id, event.assignees, new=True)
                 self._append_audit(conn, "created", actor=event.requested_by, channel=channel,
                                    event_id=event.id, data={"name": event.name, "key": event.key},
                                    at=created)
@@ -412,15 +411,20 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                     assignee: str | None = None, requested_by: str | None = None,
                     limit: int = 50, cursor: str | None = None) -> EventPage:
         """One page, urgent first then oldest first; the cursor is opaque to callers."""
-        where, params = self._filters(status, visible_to, assignee, requested_by)
-        if cursor is not None:
-            where.append("(sort_priority, created_at, id) > (?, ?, ?)")
-            params.extend(_decode_cursor(cursor))
-        sql = "SELECT * FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY sort_priority, created_at, id LIMIT ?"
-        rows = self._read(sql, [*params, limit + 1])
+        after = None if cursor is None else _decode_cursor(cursor)
+        merged = self._merged_page(status, visible_to, assignee, requested_by, after, limit + 1)
+        if merged is not None:
+            rows = merged
+        else:
+            where, params = self._filters(status, visible_to, assignee, requested_by)
+            if after is not None:
+                where.append("(sort_priority, created_at, id) > (?, ?, ?)")
+                params.extend(after)
+            sql = "SELECT * FROM events"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY sort_priority, created_at, id LIMIT ?"
+            rows = self._read(sql, [*params, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = None
@@ -428,6 +432,53 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
             last = rows[-1]
             next_cursor = _encode_cursor(last["sort_priority"], last["created_at"], last["id"])
         return EventPage(events=self._events_from_rows(rows, detail=True), next_cursor=next_cursor)
+
+    def _merged_page(self, status: str | None, visible_to: set[str] | None,
+                     assignee: str | None, requested_by: str | None, after: list[Any] | None,
+                     size: int) -> list[Row] | None:
+        """The page's rows when it is what a reviewer (``visible_to``) or an assignee filter
+        asks for: the first ``size`` of a merge of ordered index ranges, each read at most
+        ``size`` rows deep: the events open to anyone, and each principal's assignments
+        (which carry their event's status and sort key), for each status asked for. Whatever
+        the page and however few of the events a reviewer sees, it reads a few hundred index
+        entries, never every assignment or every pending event. ``None``: another filter, or
+        too many ranges; the caller filters the events in order instead.
+        """
+        if requested_by is not None:
+            return None
+        if assignee is not None:
+            if visible_to is not None and assignee not in visible_to:
+                return None  # assigned to them and visible to the caller: a filter per row
+            principals, anyone = [assignee], False
+        elif visible_to is not None:
+            principals, anyone = sorted(visible_to), True
+        else:
+            return None  # everything, in order: the events' own order index
+        statuses = [status] if status is not None else ["pending", "decided", "cancelled"]
+        if len(statuses) * (len(principals) + anyone) > _MAX_RANGES:
+            return None
+        ranges: list[str] = []
+        params: list[Any] = []
+        later = "" if after is None else " AND (sort_priority, created_at, {id}) > (?, ?, ?)"
+        for one in statuses:
+            if anyone:
+                ranges.append(
+                    "SELECT sort_priority, created_at, id FROM events WHERE assigned = 0"
+                    f" AND status = ?{later.format(id='id')}"
+                    " ORDER BY sort_priority, created_at, id LIMIT ?")
+                params += [one, *(after or ()), size]
+            for who in principals:
+                ranges.append(
+                    "SELECT sort_priority, created_at, event_id AS id FROM event_assignees"
+                    f" WHERE principal = ? AND status = ?{later.format(id='event_id')}"
+                    " ORDER BY sort_priority, created_at, event_id LIMIT ?")
+                params += [who, one, *(after or ()), size]
+        # UNION: an event assigned to two of the principals is one row
+        merged = " UNION ".join(f"SELECT * FROM ({one}) AS r{i}" for i, one in enumerate(ranges))
+        return self._read(
+            "SELECT * FROM events WHERE id IN (SELECT id FROM (" + merged + ") AS keys"
+            " ORDER BY sort_priority, created_at, id LIMIT ?)"
+            " ORDER BY sort_priority, created_at, id", [*params, size])
 
     def count_events(self, *, status: str | None = None, visible_to: set[str] | None = None,
                      requested_by: str | None = None, limit: int | None = None) -> int:
@@ -443,16 +494,14 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
             # open to anyone, plus assigned to one of these principals: two index lookups
             # instead of a subquery per event (the two sets are disjoint)
             marks = ",".join("?" * len(visible_to))
-            status_sql = "" if status is None else " AND e.status = ?"
+            status_sql = "" if status is None else " AND status = ?"
             status_args = [] if status is None else [status]
-            anyone = count("SELECT 1 FROM events e WHERE e.assigned = 0" + status_sql,
-                           status_args)
+            anyone = count("SELECT 1 FROM events WHERE assigned = 0" + status_sql, status_args)
             if limit is not None and anyone >= limit:
                 return limit
-            assigned = count(
-                f"SELECT DISTINCT a.event_id FROM event_assignees a {self._JOIN_IN_ORDER} events e"
-                f" ON e.id = a.event_id WHERE a.principal IN ({marks}){status_sql}",
-                [*sorted(visible_to), *status_args])
+            assigned = count(  # an assignment carries its event's status
+                f"SELECT DISTINCT event_id FROM event_assignees WHERE principal IN ({marks})"
+                + status_sql, [*sorted(visible_to), *status_args])
             total = anyone + assigned
             return total if limit is None else min(total, limit)
         where, params = self._filters(status, visible_to, None, requested_by)
@@ -654,9 +703,7 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
                  json.dumps(body), event_id, level)).rowcount
             if updated != 1:
                 raise AlreadyDecided(f"event {event_id} is no longer at tier {level}")
-            conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
-            conn.executemany("INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
-                             [(who, event_id) for who in assignees])
+            put_assignees(conn, event_id, assignees)
             self._append_audit(conn, "escalated", actor="policy", channel="sweeper",
                                event_id=event_id,
                                data={"tier": level, "assignees": assignees, **data}, at=now)

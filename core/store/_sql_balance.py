@@ -30,7 +30,21 @@ from .._model import Event
 from ._protocol_balance import Assignment, BalancePlan
 from ._sql_tokens import _at, _ts
 
-__all__ = ["BalanceRecords"]
+__all__ = ["BalanceRecords", "put_assignees"]
+
+
+def put_assignees(conn: Any, event_id: str, principals: Sequence[str], *,
+                  new: bool = False) -> None:
+    """Make ``principals`` the event's assignees (``new``: it has none yet), each row with
+    the event's status and sort key copied from its row (written before this, in the same
+    transaction), for the inbox's ordered reads; a trigger keeps the status in step.
+    """
+    if not new:
+        conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
+    conn.executemany(
+        "INSERT INTO event_assignees (principal, event_id, status, sort_priority, created_at)"
+        " SELECT ?, id, status, sort_priority, created_at FROM events WHERE id = ?",
+        [(who, event_id) for who in principals])
 
 
 class BalanceRecords:
@@ -103,9 +117,7 @@ class BalanceRecords:
         body.update(assignee=chosen, assignees=assignees)
         conn.execute("UPDATE events SET assignee = ?, body = ?, assigned = ? WHERE id = ?",
                      (chosen, json.dumps(body), 1 if assignees else 0, event_id))
-        conn.execute("DELETE FROM event_assignees WHERE event_id = ?", (event_id,))
-        conn.executemany("INSERT INTO event_assignees (principal, event_id) VALUES (?, ?)",
-                         [(who, event_id) for who in assignees])
+        put_assignees(conn, event_id, assignees)
         count = conn.execute("SELECT COUNT(*) FROM assignments WHERE event_id = ?",
                              (event_id,)).fetchone()[0]
         conn.execute(

@@ -37,6 +37,7 @@ from .._policy import Policy, Tier
 from .._rules import Identity
 from ._protocol import AuditAnchor, Batching, DueDelivery, Store, TakenTier, token_id
 from .contract_balance import BalanceContract
+from .contract_inbox import InboxContract
 from .contract_races import RaceContract
 from .contract_reviewers import ReviewerContract
 
@@ -92,7 +93,7 @@ def _approved(by: str = "rita", at: datetime = T0) -> Decision:
     return Decision(value=True, outcome=Outcome.approved, by=by, channel="api", at=at)
 
 
-class StoreContract(ReviewerContract, BalanceContract, RaceContract):
+class StoreContract(ReviewerContract, BalanceContract, RaceContract, InboxContract):
     """Behaviour every store must have. Subclass it and provide a ``store`` fixture."""
 
     @pytest.fixture

@@ -46,7 +46,6 @@ class SQLiteStore(GroupCommit, SQLStore):
     """
 
     inline_reads = True
-    _JOIN_IN_ORDER = "CROSS JOIN"  # SQLite's way to keep the join order written
     _INSERTION = "rowid"
 
     def __init__(self, path: str | Path, audit_key: bytes | None = None) -> None:

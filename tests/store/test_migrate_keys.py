@@ -77,6 +77,16 @@ def test_migration_4_keeps_every_row_and_scopes_keys(tmp_path: Path) -> None:
         assert [(d.id, d.state) for d in old.deliveries] == [("dl_old", "delivered")]
         assert [e.id for e in store.list_events(status="pending").events] == ["ev_old2"]
         assert store.next_escalation() is not None  # the partial index came back
+        # migration 15 copied each assignment's status and sort key: the inbox's pages read them
+        for status, want in (("pending", ["ev_old2"]), ("decided", ["ev_old1"]),
+                             (None, ["ev_old1", "ev_old2"])):
+            for seen in ({"rita", "group:ops"}, {"group:ops"}):
+                assert [e.id for e in store.list_events(status=status, visible_to=seen).events
+                        ] == want
+                assert store.count_events(status=status, visible_to=seen) == len(want)
+            assert [e.id for e in store.list_events(status=status, assignee="group:ops").events
+                    ] == want
+            assert store.list_events(status=status, visible_to={"rita"}).events == []
 
         # the key is now the requester's: another identity gets its own event...
         theirs, created = store.create_event(

@@ -42,7 +42,7 @@ _SQLITE = {
     """,
     "assignees_follow_status": """
     CREATE TRIGGER event_assignees_status AFTER UPDATE OF status ON events
-        WHEN OLD.status IS NOT NEW.status
+        WHEN OLD.status IS NOT NEW.status AND NEW.assigned <> 0
         BEGIN UPDATE event_assignees SET status = NEW.status WHERE event_id = NEW.id; END;
     """,
 }
@@ -66,7 +66,7 @@ _POSTGRESQL = {
             RETURN NULL;
         END $$;
     CREATE TRIGGER event_assignees_status AFTER UPDATE OF status ON events
-        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+        FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status AND NEW.assigned <> 0)
         EXECUTE FUNCTION signoff_assignees_status();
     """,
 }
@@ -347,7 +347,8 @@ MIGRATIONS: list[Migration] = [
     # 15: any page of a reviewer's inbox is a merge of ordered index ranges, one for the events
     # open to anyone and one per principal, each read only as far as the page needs: an
     # assignment carries its event's status and sort key (copied when it is written; the
-    # status kept in step by a trigger), so no page reads the assignments of decided events
+    # status kept in step by a trigger, which an event open to anyone, with no assignments,
+    # skips), so no page reads the assignments of decided events
     Migration(both="""
     ALTER TABLE event_assignees ADD COLUMN status TEXT;
     ALTER TABLE event_assignees ADD COLUMN sort_priority INTEGER;

@@ -460,17 +460,20 @@ class SQLStore(TokenRecords, ReviewerRecords, BalanceRecords):
         ranges: list[str] = []
         params: list[Any] = []
         later = "" if after is None else " AND (sort_priority, created_at, {id}) > (?, ?, ?)"
+        anyone_index = self._indexed_by("events_anyone_order")
+        own_index = self._indexed_by("event_assignees_order")
         for one in statuses:
             if anyone:
                 ranges.append(
-                    "SELECT sort_priority, created_at, id FROM events WHERE assigned = 0"
-                    f" AND status = ?{later.format(id='id')}"
+                    f"SELECT sort_priority, created_at, id FROM events {anyone_index}"
+                    f" WHERE assigned = 0 AND status = ?{later.format(id='id')}"
                     " ORDER BY sort_priority, created_at, id LIMIT ?")
                 params += [one, *(after or ()), size]
             for who in principals:
                 ranges.append(
                     "SELECT sort_priority, created_at, event_id AS id FROM event_assignees"
-                    f" WHERE principal = ? AND status = ?{later.format(id='event_id')}"
+                    f" {own_index} WHERE principal = ? AND status = ?"
+                    f"{later.format(id='event_id')}"
                     " ORDER BY sort_priority, created_at, event_id LIMIT ?")
                 params += [who, one, *(after or ()), size]
         # UNION: an event assigned to two of the principals is one row
